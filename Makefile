@@ -1,0 +1,39 @@
+# Two entry points for a fresh clone: `make demo` and `make test`. Both create the virtualenv
+# (.venv) and install the package with its dev extras on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test test-unit test-integration lint benchmarks clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed; run with PYTHON=python3.X")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Command 1: the example site on http://127.0.0.1:8000 against the built-in emulator.
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+## Command 2: the whole test suite (unit on SQLite, then integration on PostgreSQL + Redis).
+test: $(STAMP)
+	bash scripts/test.sh
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
+
+test-integration: $(STAMP)
+	bash scripts/test.sh integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

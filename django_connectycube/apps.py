@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class ConnectyCubeConfig(AppConfig):
+    """Registers checks and signal receivers only once Django is ready, never at import time."""
+
+    name = "django_connectycube"
+    verbose_name = "ConnectyCube"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

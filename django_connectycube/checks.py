@@ -1,0 +1,134 @@
+"""System checks with stable ids, so a misconfiguration shows up in ``manage.py check``.
+
+Ids are part of the public interface (users silence them with ``SILENCED_SYSTEM_CHECKS``); never
+renumber one.
+
+- ``connectycube.E001``: a required credential is missing.
+- ``connectycube.E002``: a setting has a value of the wrong type.
+- ``connectycube.W001``: the API URL is not https while ``DEBUG`` is off (loopback hosts, such
+  as the built-in emulator, are exempt).
+- ``connectycube.W002``: no Celery app is configured, so sync tasks have nowhere to run.
+- ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import DEFAULTS, REQUIRED, ConfigurationError, app_settings
+
+CHECK_TAG = "connectycube"
+
+
+def _hint(name: str) -> str:
+    return f'Add "{name}" to the CONNECTYCUBE dict in your settings.'
+
+
+@register(Tags.compatibility, CHECK_TAG)
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Report missing credentials, wrong types and unknown keys in ``CONNECTYCUBE``."""
+    try:
+        app_settings.reload()
+        unknown = app_settings.unknown_keys()
+    except ConfigurationError as exc:
+        return [Error(str(exc), id="connectycube.E002", hint="Use a dict.")]
+
+    messages: list[CheckMessage] = []
+    for name in sorted(REQUIRED):
+        if app_settings.get(name) in (None, ""):
+            messages.append(
+                Error(
+                    f'CONNECTYCUBE["{name}"] is not set.',
+                    hint=_hint(name) + " Find it in the ConnectyCube dashboard (Overview).",
+                    id="connectycube.E001",
+                )
+            )
+
+    app_id = app_settings.get("APPLICATION_ID")
+    if app_id not in (None, "") and not str(app_id).isdigit():
+        messages.append(
+            Error(
+                f'CONNECTYCUBE["APPLICATION_ID"] must be a positive integer, got {app_id!r}.',
+                id="connectycube.E002",
+            )
+        )
+    api_url = app_settings.get("API_URL")
+    parts = urlsplit(api_url) if isinstance(api_url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        messages.append(
+            Error(
+                f'CONNECTYCUBE["API_URL"] must be an http(s) URL, got {api_url!r}.',
+                hint=f'The production value is "{DEFAULTS["API_URL"]}".',
+                id="connectycube.E002",
+            )
+        )
+    elif parts.scheme != "https" and not settings.DEBUG and not _is_loopback(parts.hostname):
+        messages.append(
+            Warning(
+                f'CONNECTYCUBE["API_URL"] ({api_url}) is not https while DEBUG is off: '
+                "tokens and passwords would cross the network in clear text.",
+                hint=f'Use "{DEFAULTS["API_URL"]}" or another https URL.',
+                id="connectycube.W001",
+            )
+        )
+
+    for name in unknown:
+        messages.append(
+            Warning(
+                f'CONNECTYCUBE["{name}"] is not a setting of django-connectycube and is ignored.',
+                hint="Check the spelling against the settings table in the README.",
+                id="connectycube.W003",
+            )
+        )
+    return messages
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@register(Tags.compatibility, CHECK_TAG)
+def check_celery(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn when only Celery's implicit fallback app exists: tasks would never reach a worker."""
+    if configured_celery_app() is None:
+        return [
+            Warning(
+                "No Celery app is configured, so user changes cannot be pushed to ConnectyCube "
+                "in the background.",
+                hint=(
+                    "Create a Celery app in your project (proj/celery.py) and import it in "
+                    "proj/__init__.py, as in Celery's 'First steps with Django' guide."
+                ),
+                id="connectycube.W002",
+            )
+        ]
+    return []
+
+
+def configured_celery_app() -> Any | None:
+    """The Celery app the project created, or ``None`` if there is only the implicit default."""
+    from celery import _state
+
+    current = _state._tls.current_app
+    if current is not None:
+        return current
+    for app in _state._get_active_apps():
+        if app is not _state.default_app:
+            return app
+    return None

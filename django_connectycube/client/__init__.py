@@ -1,0 +1,1 @@
+"""The ConnectyCube HTTP client: the only code that speaks to ConnectyCube."""

@@ -1,0 +1,126 @@
+"""One lazy accessor over ``settings.CONNECTYCUBE``.
+
+Settings are read on attribute access, never at import, and the cache is dropped whenever Django
+reports a changed setting, so ``override_settings(CONNECTYCUBE=...)`` works in tests. A missing
+required value raises an error naming the exact key to add instead of a ``KeyError`` from deep
+inside the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+__all__ = [
+    "DEFAULTS",
+    "REQUIRED",
+    "ConfigurationError",
+    "ConnectyCubeSettings",
+    "app_settings",
+]
+
+SETTINGS_NAME = "CONNECTYCUBE"
+
+#: Every supported key with its default. The README's settings table mirrors this dict.
+DEFAULTS: dict[str, Any] = {
+    # Credentials of the ConnectyCube application (dashboard → Overview).
+    "API_URL": "https://api.connectycube.com",
+    "APPLICATION_ID": None,
+    "AUTH_KEY": None,
+    "AUTH_SECRET": None,
+    # HTTP behaviour of the client.
+    "TIMEOUT": (5.0, 30.0),  # (connect, read) seconds, or one number for both
+    "RETRIES": 3,  # retries after the first attempt, for requests that are safe to repeat
+    "MAX_RETRY_WAIT": 30.0,  # longest Retry-After the client sleeps through; longer raises
+    "APP_SESSION_CACHE": "default",  # Django cache alias that shares the application token
+}
+
+#: Keys that have no usable default: the app cannot talk to ConnectyCube without them.
+REQUIRED = frozenset({"APPLICATION_ID", "AUTH_KEY", "AUTH_SECRET"})
+
+#: Keys whose string values are dotted paths, imported on access.
+IMPORT_STRINGS: frozenset[str] = frozenset()
+
+
+class ConfigurationError(ImproperlyConfigured):
+    """A ``CONNECTYCUBE`` setting is missing or unusable; the message names the key to fix."""
+
+
+def _setting_path(name: str) -> str:
+    return f'{SETTINGS_NAME}["{name}"]'
+
+
+class ConnectyCubeSettings:
+    """Attribute access to ``settings.CONNECTYCUBE`` layered over :data:`DEFAULTS`."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self._defaults = defaults if defaults is not None else DEFAULTS
+        self._cache: dict[str, Any] = {}
+        self._user_settings: dict[str, Any] | None = None
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        """The project's ``CONNECTYCUBE`` dict, validated to be a mapping."""
+        if self._user_settings is None:
+            from django.conf import settings
+
+            value = getattr(settings, SETTINGS_NAME, {})
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ConfigurationError(
+                    f"settings.{SETTINGS_NAME} must be a dict, got {type(value).__name__}."
+                )
+            self._user_settings = value
+        return self._user_settings
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self._defaults:
+            raise AttributeError(f"Unknown ConnectyCube setting: {name!r}")
+        if name in self._cache:
+            return self._cache[name]
+        value = self.user_settings.get(name, self._defaults[name])
+        if name in REQUIRED and value in (None, ""):
+            raise ConfigurationError(
+                f"{_setting_path(name)} is not set. Add it to your Django settings, e.g. "
+                f'CONNECTYCUBE = {{"{name}": ...}} (find it in the ConnectyCube dashboard '
+                "under your application's Overview)."
+            )
+        if name in IMPORT_STRINGS and isinstance(value, str):
+            try:
+                value = import_string(value)
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"{_setting_path(name)} = {value!r} could not be imported: {exc}"
+                ) from exc
+        self._cache[name] = value
+        return value
+
+    def get(self, name: str) -> Any:
+        """The configured value without the required-key check (for system checks)."""
+        if name not in self._defaults:
+            raise AttributeError(f"Unknown ConnectyCube setting: {name!r}")
+        return self.user_settings.get(name, self._defaults[name])
+
+    def unknown_keys(self) -> list[str]:
+        """Keys in the project's dict that the app does not know (usually typos)."""
+        return sorted(set(self.user_settings) - set(self._defaults))
+
+    def reload(self) -> None:
+        """Forget everything read so far; the next access reads Django settings again."""
+        self._cache.clear()
+        self._user_settings = None
+
+
+app_settings = ConnectyCubeSettings()
+
+
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        app_settings.reload()
+
+
+setting_changed.connect(_reload_on_change, dispatch_uid="django_connectycube.conf.reload")

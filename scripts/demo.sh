@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The example site against the built-in ConnectyCube emulator, both on localhost.
+# DEMO_PORT (8000) and EMULATOR_PORT (8765) move them; CONNECTYCUBE_API_URL set to anything else
+# points the site at that server instead and starts no emulator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+DEMO_PORT="${DEMO_PORT:-8000}"
+EMULATOR_PORT="${EMULATOR_PORT:-8765}"
+export CONNECTYCUBE_APPLICATION_ID="${CONNECTYCUBE_APPLICATION_ID:-1}"
+export CONNECTYCUBE_AUTH_KEY="${CONNECTYCUBE_AUTH_KEY:-emulator-auth-key}"
+export CONNECTYCUBE_AUTH_SECRET="${CONNECTYCUBE_AUTH_SECRET:-emulator-auth-secret}"
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${CONNECTYCUBE_API_URL:-}" ]; then
+  export CONNECTYCUBE_API_URL="http://127.0.0.1:${EMULATOR_PORT}"
+  "$PY" -m django_connectycube.emulator --host 127.0.0.1 --port "$EMULATOR_PORT" \
+    --app-id "$CONNECTYCUBE_APPLICATION_ID" --auth-key "$CONNECTYCUBE_AUTH_KEY" \
+    --auth-secret "$CONNECTYCUBE_AUTH_SECRET" &
+  pids+=($!)
+  "$PY" - "$CONNECTYCUBE_API_URL" <<'PYEOF'
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/_emulator/state", timeout=1)
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit("the emulator did not start")
+PYEOF
+fi
+
+"$PY" manage.py migrate --noinput -v0
+if ! "$PY" manage.py shell -c "from django.contrib.auth import get_user_model as g; import sys; sys.exit(0 if g().objects.filter(username='admin').exists() else 1)"; then
+  DJANGO_SUPERUSER_PASSWORD=admin "$PY" manage.py createsuperuser --noinput \
+    --username admin --email admin@example.com
+fi
+cat <<MSG
+
+  Example site:  http://127.0.0.1:${DEMO_PORT}/      (admin: http://127.0.0.1:${DEMO_PORT}/admin/, user admin / password admin)
+  ConnectyCube:  ${CONNECTYCUBE_API_URL}   (state: ${CONNECTYCUBE_API_URL}/_emulator/state)
+  Stop with Ctrl-C.
+
+MSG
+"$PY" manage.py runserver "127.0.0.1:${DEMO_PORT}" &
+pids+=($!)
+wait "${pids[@]}"

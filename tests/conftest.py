@@ -1,0 +1,60 @@
+"""Shared fixtures: the emulator plugin, and gates for tests that need real services.
+
+A test that needs PostgreSQL or Redis skips with a reason naming the service when it is not
+reachable, so a newcomer without them still gets a green run; under ``CI`` it fails instead, so a
+missing service can never turn CI green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+
+
+def running_under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> None:
+    """Skip outside CI, fail under CI."""
+    if running_under_ci():
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def tcp_reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def postgres_db(db: None) -> None:
+    """The test database, which must be PostgreSQL (``DATABASE_URL=postgres://...``)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        unavailable(
+            "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres "
+            f"(the test database is {connection.vendor})"
+        )
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis URL (``CELERY_BROKER_URL`` or the local default)."""
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith(("redis://", "rediss://")):
+        url = "redis://127.0.0.1:6379/0"
+    if not tcp_reachable(url, 6379):
+        unavailable(f"needs Redis at {url} (unreachable)")
+    return url

@@ -1,0 +1,99 @@
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_connectycube.checks import check_celery, check_settings
+
+GOOD = {"APPLICATION_ID": 1, "AUTH_KEY": "k", "AUTH_SECRET": "s"}
+
+
+def ids(messages):
+    return sorted(m.id for m in messages)
+
+
+def test_complete_configuration_passes():
+    with override_settings(CONNECTYCUBE=GOOD):
+        assert check_settings() == []
+
+
+def test_missing_credentials_is_e001_one_per_key():
+    with override_settings(CONNECTYCUBE={"AUTH_KEY": "k"}):
+        messages = check_settings()
+    assert ids(messages) == ["connectycube.E001", "connectycube.E001"]
+    text = " ".join(m.msg for m in messages)
+    assert 'CONNECTYCUBE["APPLICATION_ID"]' in text
+    assert 'CONNECTYCUBE["AUTH_SECRET"]' in text
+    assert all(m.level == checks.ERROR for m in messages)
+
+
+def test_e001_fails_manage_py_check():
+    with override_settings(CONNECTYCUBE={}):
+        with pytest.raises(SystemCheckError, match=r"connectycube\.E001"):
+            call_command("check")
+
+
+def test_http_api_url_without_debug_is_w001():
+    with override_settings(
+        DEBUG=False, CONNECTYCUBE={**GOOD, "API_URL": "http://cube.example.com"}
+    ):
+        assert ids(check_settings()) == ["connectycube.W001"]
+
+
+def test_http_api_url_with_debug_is_fine():
+    with override_settings(DEBUG=True, CONNECTYCUBE={**GOOD, "API_URL": "http://cube.example.com"}):
+        assert check_settings() == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_http_to_loopback_emulator_is_not_w001(host):
+    with override_settings(DEBUG=False, CONNECTYCUBE={**GOOD, "API_URL": f"http://{host}:8765"}):
+        assert check_settings() == []
+
+
+@pytest.mark.parametrize("url", ["api.connectycube.com", "ftp://x", "", None])
+def test_unusable_api_url_is_e002(url):
+    with override_settings(CONNECTYCUBE={**GOOD, "API_URL": url}):
+        assert ids(check_settings()) == ["connectycube.E002"]
+
+
+def test_non_numeric_application_id_is_e002():
+    with override_settings(CONNECTYCUBE={**GOOD, "APPLICATION_ID": "my-app"}):
+        messages = check_settings()
+    assert ids(messages) == ["connectycube.E002"]
+    assert "APPLICATION_ID" in messages[0].msg
+
+
+def test_non_dict_setting_is_e002_not_a_traceback():
+    with override_settings(CONNECTYCUBE="oops"):
+        assert ids(check_settings()) == ["connectycube.E002"]
+
+
+def test_unknown_key_is_w003():
+    with override_settings(CONNECTYCUBE={**GOOD, "AUTH_SECRETT": "x"}):
+        messages = check_settings()
+    assert ids(messages) == ["connectycube.W003"]
+    assert "AUTH_SECRETT" in messages[0].msg
+
+
+def test_no_celery_app_is_w002(monkeypatch):
+    monkeypatch.setattr("django_connectycube.checks.configured_celery_app", lambda: None)
+    assert ids(check_celery()) == ["connectycube.W002"]
+
+
+def test_configured_celery_app_passes_w002():
+    from celery import Celery
+
+    app = Celery("tests-check", set_as_current=True)
+    try:
+        assert check_celery() == []
+    finally:
+        app.close()
+
+
+def test_checks_are_registered_with_the_connectycube_tag():
+    registered = checks.registry.registry.get_checks()
+    assert check_settings in registered
+    assert check_celery in registered
+    assert "connectycube" in checks.registry.registry.tags_available()
