@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 import pytest
 
 
-
 def running_under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
