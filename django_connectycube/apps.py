@@ -10,3 +10,6 @@ class ConnectyCubeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .signals import connect_receivers
+
+        connect_receivers()

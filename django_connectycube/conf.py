@@ -36,13 +36,28 @@ DEFAULTS: dict[str, Any] = {
     "RETRIES": 3,  # retries after the first attempt, for requests that are safe to repeat
     "MAX_RETRY_WAIT": 30.0,  # longest Retry-After the client sleeps through; longer raises
     "APP_SESSION_CACHE": "default",  # Django cache alias that shares the application token
+    # Mirroring users.
+    "SYNC_ENABLED": True,  # False: signals record nothing and enqueue nothing
+    "USER_FIELDS": "django_connectycube.mapping.default_user_fields",
+    "AVATAR_FIELD": None,  # a File/ImageField name on the user model, or a callable(user)
+    "PASSWORD_SECRETS": None,  # {version: secret}; None means {1: SECRET_KEY}
+    "TASK_MAX_ATTEMPTS": 8,  # failed attempts before a row is marked failed (dead letter)
+    "TASK_BACKOFF_BASE": 2.0,  # seconds; the n-th retry waits up to base * 2**n (full jitter)
+    "TASK_BACKOFF_MAX": 300.0,  # seconds; keep below the broker's visibility timeout
+    "SWEEP_AFTER": 300,  # seconds an enqueued push may take before the sweep re-enqueues it
+    "LEASE_SECONDS": 120,  # how long one worker owns a user while pushing it
+    "TASK_QUEUE": None,  # Celery queue for the sync tasks (None: the default queue)
+    # Per-user sessions.
+    "TOKEN_KEYS": None,  # Fernet keys, newest first; None derives them from SECRET_KEY(+fallbacks)
+    "SESSION_RENEW_MARGIN": 300,  # seconds before expiry at which a stored token is replaced
+    "SYNC_ON_LOGIN_TIMEOUT": 10.0,  # seconds a login may spend pushing a not-yet-synced user
 }
 
 #: Keys that have no usable default: the app cannot talk to ConnectyCube without them.
 REQUIRED = frozenset({"APPLICATION_ID", "AUTH_KEY", "AUTH_SECRET"})
 
 #: Keys whose string values are dotted paths, imported on access.
-IMPORT_STRINGS: frozenset[str] = frozenset()
+IMPORT_STRINGS: frozenset[str] = frozenset({"USER_FIELDS"})
 
 
 class ConfigurationError(ImproperlyConfigured):

@@ -23,6 +23,9 @@ INSTALLED_APPS = [
     "tests.testapp",
 ]
 
+AUTH_USER_MODEL = "testapp.User"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -59,6 +62,8 @@ CONNECTYCUBE = {
     "AUTH_KEY": "test-auth-key",
     "AUTH_SECRET": "test-auth-secret",
 }
+
+MEDIA_ROOT = env("MEDIA_ROOT", default="/tmp/django-connectycube-test-media")
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = False

@@ -1,0 +1,119 @@
+"""The link between a local user and their ConnectyCube user, and its sync state.
+
+A ``CubeUser`` row is the durable outbox of the mirroring: the save that changes a user bumps
+``dirty_version`` in the same transaction, and a push records ``synced_version`` only for the
+version it actually sent. ``dirty_version > synced_version`` therefore means "still owed to
+ConnectyCube", whatever happened to the broker or the worker in between. The row outlives the
+local user (``SET_NULL``) as a tombstone until the remote user is deleted.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .fields import EncryptedTextField
+
+
+class CubeUserQuerySet(models.QuerySet["CubeUser"]):
+    def owed(self) -> CubeUserQuerySet:
+        """Rows with work still to push: a create/update or a remote delete."""
+        return self.filter(state__in=(CubeUser.State.PENDING, CubeUser.State.DELETING))
+
+
+class CubeUser(models.Model):
+    """One local user's ConnectyCube identity and where its mirroring stands."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")  # local changes not yet on ConnectyCube
+        SYNCED = "synced", _("synced")  # ConnectyCube has the latest version
+        FAILED = "failed", _("failed")  # gave up; see last_error, re-sync from the admin
+        DELETING = "deleting", _("deleting")  # local user gone, remote delete owed
+        DELETED = "deleted", _("deleted")  # remote user deleted; the row is a tombstone
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="connectycube",
+    )
+    cube_id = models.PositiveBigIntegerField(
+        _("ConnectyCube id"), unique=True, null=True, blank=True
+    )
+    external_id = models.CharField(_("external id"), max_length=255, unique=True)
+    login = models.CharField(_("ConnectyCube login"), max_length=70, blank=True)
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.PENDING
+    )
+    dirty_version = models.PositiveIntegerField(_("local version"), default=0)
+    synced_version = models.PositiveIntegerField(_("synced version"), default=0)
+    pushed_digest = models.CharField(
+        _("digest of the last pushed fields"), max_length=64, blank=True, editable=False
+    )
+    password_version = models.PositiveSmallIntegerField(_("password version"), default=0)
+    avatar_uid = models.CharField(_("avatar blob uid"), max_length=64, blank=True)
+    avatar_digest = models.CharField(_("avatar content hash"), max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
+    lease_until = models.DateTimeField(_("worker lease until"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = CubeUserQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ConnectyCube user")
+        verbose_name_plural = _("ConnectyCube users")
+        indexes = [
+            # The sweep: owed rows whose last enqueue is old enough to be presumed lost.
+            models.Index(fields=["state", "enqueued_at"], name="cubeuser_sweep_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.login or self.external_id} → {self.cube_id or '?'} ({self.state})"
+
+    @property
+    def is_dirty(self) -> bool:
+        return self.dirty_version > self.synced_version
+
+
+class CubeSession(models.Model):
+    """A user's ConnectyCube session token, encrypted at rest, reused until it expires.
+
+    One row per user doubles as the lock that makes two simultaneous logins share one remote
+    session. ``expires_at`` comes from the server's ``CB-Token-ExpirationDate`` and slides with use.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="connectycube_session",
+    )
+    cube_user_id = models.PositiveBigIntegerField(_("ConnectyCube user id"), null=True, blank=True)
+    token = EncryptedTextField(_("token"), blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True, db_index=True)
+    renewing_until = models.DateTimeField(
+        _("renewal claimed until"), null=True, blank=True, editable=False
+    )
+
+    class Meta:
+        verbose_name = _("ConnectyCube session")
+        verbose_name_plural = _("ConnectyCube sessions")
+
+    def __str__(self) -> str:
+        return (
+            f"session of user {self.user_id} (expires {self.expires_at:%Y-%m-%d %H:%M})"
+            if (self.expires_at)
+            else f"session of user {self.user_id}"
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"<CubeSession user={self.user_id} expires_at={self.expires_at}>"

@@ -1,0 +1,170 @@
+"""The durable record of what is still owed to ConnectyCube, and the hand-off to Celery.
+
+Signals write here inside the saving transaction; Celery is only told after commit. If the
+broker is down the row simply stays owed and :func:`sweep` hands it over later, so the database,
+not the broker, is the source of truth for pending work.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .conf import app_settings
+from .models import CubeUser
+
+logger = logging.getLogger("django_connectycube")
+
+__all__ = [
+    "enqueue_delete",
+    "enqueue_push",
+    "link_missing_users",
+    "mark_deleted",
+    "mark_dirty",
+    "sweep",
+]
+
+
+def _db(using: str | None) -> str:
+    return using or router.db_for_write(CubeUser)
+
+
+def mark_dirty(user: Any, *, using: str | None = None, created: bool = False) -> None:
+    """Record, in the caller's transaction, that this user's latest state must be pushed."""
+    db = _db(using)
+    now = timezone.now()
+    owed = {
+        "dirty_version": F("dirty_version") + 1,
+        "state": CubeUser.State.PENDING,
+        "attempts": 0,
+        "enqueued_at": now,
+        "updated_at": now,
+    }
+    if not created and CubeUser.objects.using(db).filter(user_id=user.pk).update(**owed):
+        return
+    try:
+        with transaction.atomic(using=db):
+            CubeUser.objects.using(db).create(
+                user=user, external_id=str(user.pk), dirty_version=1, enqueued_at=now
+            )
+    except IntegrityError:
+        # Another process linked the user first, or a tombstone still carries this external id
+        # (a reused pk): take that row over rather than create a second identity.
+        CubeUser.objects.using(db).filter(Q(user_id=user.pk) | Q(external_id=str(user.pk))).update(
+            user=user, **owed
+        )
+
+
+def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
+    """Turn the user's link into a tombstone owing a remote delete; returns its id, if any."""
+    db = _db(using)
+    now = timezone.now()
+    links = (
+        CubeUser.objects.using(db)
+        .filter(external_id=str(user_pk))
+        .exclude(state=CubeUser.State.DELETED)
+    )
+    updated = links.update(
+        state=CubeUser.State.DELETING,
+        dirty_version=F("dirty_version") + 1,
+        attempts=0,
+        enqueued_at=now,
+        updated_at=now,
+    )
+    if not updated:
+        return None
+    return links.values_list("pk", flat=True).first()
+
+
+def _send(task_name: str, arg: Any, *, link_filter: Q, using: str | None) -> bool:
+    from . import tasks
+
+    task = getattr(tasks, task_name)
+    try:
+        options = {"queue": app_settings.TASK_QUEUE} if app_settings.TASK_QUEUE else {}
+        task.apply_async((arg,), **options)
+    except Exception as exc:  # the broker is down or misconfigured: the sweep will retry
+        logger.warning(
+            "Could not enqueue %s(%s): %s. The change is kept and the sweep will push it.",
+            task_name,
+            arg,
+            exc,
+        )
+        CubeUser.objects.using(_db(using)).filter(link_filter).update(enqueued_at=None)
+        return False
+    return True
+
+
+def enqueue_push(user_pk: Any, *, using: str | None = None) -> bool:
+    """Hand a push to Celery; on failure leave the row owed (and visible to the sweep at once)."""
+    return _send("push_user", _task_arg(user_pk), link_filter=Q(user_id=user_pk), using=using)
+
+
+def enqueue_delete(link_id: int, *, using: str | None = None) -> bool:
+    """Hand a remote delete to Celery; on failure the tombstone stays owed."""
+    return _send("delete_remote_user", link_id, link_filter=Q(pk=link_id), using=using)
+
+
+def _task_arg(pk: Any) -> Any:
+    return pk if isinstance(pk, int | str) else str(pk)
+
+
+def link_missing_users(*, using: str | None = None, batch_size: int = 500) -> int:
+    """Create owed links for users that have none (saved before the app was installed, or in
+    autocommit mode by a process that died between the two writes)."""
+    db = _db(using)
+    User = get_user_model()
+    missing = (
+        User._default_manager.using(db)
+        .filter(connectycube__isnull=True)
+        .values_list("pk", flat=True)
+        .order_by("pk")
+    )
+    created = 0
+    batch: list[CubeUser] = []
+    for pk in missing.iterator(chunk_size=batch_size):
+        batch.append(CubeUser(user_id=pk, external_id=str(pk), dirty_version=1, enqueued_at=None))
+        if len(batch) >= batch_size:
+            created += len(CubeUser.objects.using(db).bulk_create(batch, ignore_conflicts=True))
+            batch = []
+    if batch:
+        created += len(CubeUser.objects.using(db).bulk_create(batch, ignore_conflicts=True))
+    return created
+
+
+def sweep(*, using: str | None = None, limit: int = 1000) -> int:
+    """Re-enqueue owed rows that are not in flight; returns how many were handed to Celery."""
+    db = _db(using)
+    link_missing_users(using=db)
+    now = timezone.now()
+    stale = now - timedelta(seconds=app_settings.SWEEP_AFTER)
+    candidates = list(
+        CubeUser.objects.using(db)
+        .owed()
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+        .order_by("enqueued_at", "pk")
+        .values_list("pk", "user_id", "state")[:limit]
+    )
+    sent = 0
+    for pk, user_id, state in candidates:
+        # Claim the row first, so two sweeps (beat and the command) don't both enqueue it.
+        claimed = (
+            CubeUser.objects.using(db)
+            .filter(pk=pk)
+            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+            .update(enqueued_at=now)
+        )
+        if not claimed:
+            continue
+        if state == CubeUser.State.DELETING or user_id is None:
+            ok = enqueue_delete(pk, using=db)
+        else:
+            ok = enqueue_push(user_id, using=db)
+        sent += ok
+    return sent

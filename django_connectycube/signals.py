@@ -1,0 +1,62 @@
+"""Receivers that record user changes in the saving transaction and enqueue them after commit,
+plus the signals this app sends for integrators.
+
+No receiver here talks to ConnectyCube: a request that saves a user does one small extra write and
+nothing else; Celery does the rest once the transaction is committed (a rollback sends nothing).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import Signal
+
+from . import mapping, outbox
+from .conf import app_settings
+
+__all__ = ["connect_receivers", "user_deleted_remote", "user_sync_failed", "user_synced"]
+
+#: Sent after a push reached ConnectyCube. Arguments: ``link`` (CubeUser), ``created`` (bool).
+user_synced = Signal()
+#: Sent when a push gave up (the row is now ``failed``). Arguments: ``link``, ``error``.
+user_sync_failed = Signal()
+#: Sent after the remote user was deleted (or found already gone). Arguments: ``link``.
+user_deleted_remote = Signal()
+
+
+def user_saved(
+    sender: type,
+    instance: Any,
+    created: bool,
+    raw: bool = False,
+    using: str | None = None,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Mark the user owed and enqueue its push after commit (fixture loads are skipped)."""
+    if raw or not app_settings.SYNC_ENABLED:
+        return
+    if not created and not mapping.needs_push(sender, update_fields):
+        return
+    outbox.mark_dirty(instance, using=using, created=created)
+    transaction.on_commit(partial(outbox.enqueue_push, instance.pk, using=using), using=using)
+
+
+def user_deleted(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
+    """Turn the link into a tombstone and enqueue the remote delete after commit."""
+    if not app_settings.SYNC_ENABLED:
+        return
+    link_id = outbox.mark_deleted(instance.pk, using=using)
+    if link_id is not None:
+        transaction.on_commit(partial(outbox.enqueue_delete, link_id, using=using), using=using)
+
+
+def connect_receivers() -> None:
+    """Connect to the project's user model, whatever ``AUTH_USER_MODEL`` names."""
+    model = settings.AUTH_USER_MODEL
+    post_save.connect(user_saved, sender=model, dispatch_uid="django_connectycube.user_saved")
+    post_delete.connect(user_deleted, sender=model, dispatch_uid="django_connectycube.user_deleted")
