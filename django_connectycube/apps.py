@@ -13,3 +13,10 @@ class ConnectyCubeConfig(AppConfig):
         from .signals import connect_receivers
 
         connect_receivers()
+
+        from django.apps import apps
+
+        if apps.is_installed("django.contrib.admin"):
+            from .admin import add_inline_to_user_admin
+
+            add_inline_to_user_admin()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+
+from .client.errors import ConfigurationError as _ClientConfigurationError
 
 __all__ = [
     "DEFAULTS",
@@ -60,8 +61,9 @@ REQUIRED = frozenset({"APPLICATION_ID", "AUTH_KEY", "AUTH_SECRET"})
 IMPORT_STRINGS: frozenset[str] = frozenset({"USER_FIELDS"})
 
 
-class ConfigurationError(ImproperlyConfigured):
-    """A ``CONNECTYCUBE`` setting is missing or unusable; the message names the key to fix."""
+# One error class for every configuration problem, defined with the client so that the client
+# stays liftable on its own; the message always names the key to fix.
+ConfigurationError = _ClientConfigurationError
 
 
 def _setting_path(name: str) -> str:

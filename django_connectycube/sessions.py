@@ -61,7 +61,15 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
         if link.cube_id is None:
             raise NotFound(f"User {link.external_id} has no ConnectyCube identity yet.")
         link.login = client.get_user(link.cube_id).login or ""
-    return client.create_user_session(login=link.login, password=password)
+    session = client.create_user_session(login=link.login, password=password)
+    if link.cube_id is not None and session.user_id != link.cube_id:
+        stray = session.user
+        if stray is not None and not stray.external_id:
+            # The user was deleted on ConnectyCube and the login auto-created an empty one in
+            # its place: remove it again, and let the caller recreate the real one.
+            client.as_user(session).delete_self()
+        raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
+    return session
 
 
 def get_user_session(
@@ -137,6 +145,9 @@ def call_as_user(
     try:
         return func(client.as_user(row.token, user_id=row.cube_user_id))
     except AuthenticationError:
+        if link.cube_id is not None:
+            # Logging in to a user that no longer exists would auto-create a stray one.
+            client.get_user(link.cube_id)  # NotFound propagates
         row = get_user_session(link, client=client, force=True)
         return func(client.as_user(row.token, user_id=row.cube_user_id))
 

@@ -34,12 +34,13 @@ from .client import (
     AuthenticationError,
     ConnectyCubeClient,
     NotFound,
+    PermissionDenied,
     User,
     UserClient,
     ValidationError,
 )
 from .conf import app_settings
-from .models import CubeUser
+from .models import CubeSession, CubeUser
 from .remote import get_client
 from .sessions import call_as_user
 from .signals import user_deleted_remote, user_sync_failed, user_synced
@@ -134,8 +135,11 @@ def push_user(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> str:
             try:
                 remote = _update(link, fields, client)
                 outcome = UPDATED
-            except NotFound:
+            except (NotFound, PermissionDenied, AuthenticationError):
+                if _remote_exists(client, link.cube_id):
+                    raise
                 # Deleted on ConnectyCube behind our back: create it again.
+                CubeSession.objects.filter(user_id=link.user_id).delete()
                 link.cube_id = None
                 remote, outcome = _create_or_adopt(link, fields, client)
                 link.cube_id = remote.id
@@ -148,6 +152,14 @@ def push_user(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> str:
         if outcome != UNCHANGED or avatar_changed:
             user_synced.send(CubeUser, link=link, created=outcome == CREATED)
         return outcome if outcome != UNCHANGED or not avatar_changed else UPDATED
+
+
+def _remote_exists(client: ConnectyCubeClient, cube_id: int) -> bool:
+    try:
+        client.get_user(cube_id)
+    except NotFound:
+        return False
+    return True
 
 
 def _differs(remote: User, fields: dict[str, Any]) -> bool:

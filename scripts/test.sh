@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the suite in two parts:
+# Runs the suite in three parts:
 #   1. unit tests on the embedded default (SQLite in memory, no broker);
-#   2. integration tests on real PostgreSQL and Redis (TEST_DATABASE_URL / TEST_BROKER_URL,
-#      defaulting to the local servers). Without them, part 2 is skipped with a message, unless
-#      CI is set, in which case it runs and fails.
+#   2. the mirroring tests again with a UUID-pk user model;
+#   3. the whole suite on real PostgreSQL and Redis, integration tests included (a real Celery
+#      worker process): TEST_DATABASE_URL / TEST_BROKER_URL, defaulting to the local servers.
+#      Without them, part 3 is skipped with a message, unless CI is set: then it runs and fails.
 # `scripts/test.sh unit` or `scripts/test.sh integration` runs one part; extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,14 +17,18 @@ ci() { case "${CI:-}" in ""|0|false|no) return 1 ;; *) return 0 ;; esac; }
 if [ "$part" = all ] || [ "$part" = unit ]; then
   echo "== unit tests (SQLite, in-memory broker)"
   env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest -m "not integration" "$@"
+  echo "== mirroring tests with a UUID-pk user model"
+  env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest -m "not integration" \
+    --ds=tests.settings_uuid -p no:cacheprovider \
+    tests/test_sync.py tests/test_signals.py tests/test_sync_command.py "$@"
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then
   export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
   export CELERY_BROKER_URL="${TEST_BROKER_URL:-redis://127.0.0.1:6379/0}"
   if ci || "$PY" scripts/services.py reachable "$DATABASE_URL" "$CELERY_BROKER_URL"; then
-    echo "== integration tests (PostgreSQL: ${DATABASE_URL%%@*}@…, broker: $CELERY_BROKER_URL)"
-    "$PY" -m pytest -m integration "$@"
+    echo "== all tests on PostgreSQL and Redis, with a real Celery worker ($CELERY_BROKER_URL)"
+    "$PY" -m pytest "$@"
   else
     echo "== integration tests skipped: PostgreSQL or Redis is not reachable" \
          "(set TEST_DATABASE_URL / TEST_BROKER_URL, or CI=true to make this a failure)"

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytest_plugins = ["django_connectycube.testing"]
+
 
 def running_under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -48,7 +50,7 @@ def postgres_db(db: None) -> None:
         )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     """A reachable Redis URL (``CELERY_BROKER_URL`` or the local default)."""
     url = os.environ.get("CELERY_BROKER_URL", "")

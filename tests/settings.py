@@ -57,16 +57,27 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests
 
 CONNECTYCUBE = {
-    "API_URL": "https://api.connectycube.com",
-    "APPLICATION_ID": 1,
-    "AUTH_KEY": "test-auth-key",
-    "AUTH_SECRET": "test-auth-secret",
+    "API_URL": env("CONNECTYCUBE_API_URL", default="https://api.connectycube.com"),
+    "APPLICATION_ID": env.int("CONNECTYCUBE_APPLICATION_ID", default=1),
+    "AUTH_KEY": env("CONNECTYCUBE_AUTH_KEY", default="test-auth-key"),
+    "AUTH_SECRET": env("CONNECTYCUBE_AUTH_SECRET", default="test-auth-secret"),
+    "AVATAR_FIELD": "avatar",
+    "TASK_QUEUE": env("CONNECTYCUBE_TASK_QUEUE", default=None),
+    "LEASE_SECONDS": env.int("CONNECTYCUBE_LEASE_SECONDS", default=120),
+    "TASK_BACKOFF_BASE": env.float("CONNECTYCUBE_TASK_BACKOFF_BASE", default=2.0),
+    "TASK_BACKOFF_MAX": env.float("CONNECTYCUBE_TASK_BACKOFF_MAX", default=300.0),
+    "RETRIES": env.int("CONNECTYCUBE_RETRIES", default=3),
 }
 
 MEDIA_ROOT = env("MEDIA_ROOT", default="/tmp/django-connectycube-test-media")
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = False
+# Short enough that a message a killed worker held is redelivered within a test.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 LOGGING = {
     "version": 1,

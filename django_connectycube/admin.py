@@ -1,0 +1,132 @@
+"""Admin: where an operator sees what is mirrored, what failed and why, and re-syncs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import outbox
+from .models import CubeSession, CubeUser
+
+REMOTE_FIELDS = (
+    "cube_id",
+    "external_id",
+    "login",
+    "dirty_version",
+    "synced_version",
+    "password_version",
+    "avatar_uid",
+    "avatar_digest",
+    "attempts",
+    "last_error",
+    "enqueued_at",
+    "lease_until",
+    "last_synced_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def resync(links: QuerySet[CubeUser]) -> int:
+    """Make rows owed again (failed ones included) and enqueue them after commit."""
+    now = timezone.now()
+    count = 0
+    for link in links.only("pk", "user_id", "state"):
+        if link.state == CubeUser.State.DELETED:
+            continue
+        deleting = link.user_id is None
+        state = CubeUser.State.DELETING if deleting else CubeUser.State.PENDING
+        CubeUser.objects.filter(pk=link.pk).update(state=state, attempts=0, enqueued_at=now)
+        if deleting:
+            transaction.on_commit(lambda pk=link.pk: outbox.enqueue_delete(pk))
+        else:
+            transaction.on_commit(lambda pk=link.user_id: outbox.enqueue_push(pk))
+        count += 1
+    return count
+
+
+@admin.register(CubeUser)
+class CubeUserAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "user",
+        "cube_id",
+        "state",
+        "dirty_version",
+        "synced_version",
+        "attempts",
+        "short_error",
+        "last_synced_at",
+    )
+    list_filter = ("state",)
+    search_fields = ("login", "external_id", "=cube_id")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "state", *REMOTE_FIELDS)
+    actions = ("resync_selected",)
+    ordering = ("-updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # rows are created by saving users
+
+    @admin.display(description=_("last error"))
+    def short_error(self, obj: CubeUser) -> str:
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+    @admin.action(description=_("Re-sync selected users to ConnectyCube"))
+    def resync_selected(self, request: HttpRequest, queryset: QuerySet[CubeUser]) -> None:
+        count = resync(queryset)
+        self.message_user(
+            request,
+            ngettext("%d user queued for sync.", "%d users queued for sync.", count) % count,
+            messages.SUCCESS,
+        )
+
+
+@admin.register(CubeSession)
+class CubeSessionAdmin(admin.ModelAdmin):
+    """Sessions are shown without their tokens; deleting a row forces a new login."""
+
+    list_display = ("user", "cube_user_id", "created_at", "last_used_at", "expires_at")
+    fields = ("user", "cube_user_id", "created_at", "last_used_at", "expires_at")
+    readonly_fields = fields
+    search_fields = ("=cube_user_id",)
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CubeUserInline(admin.StackedInline):
+    """A read-only summary of the user's ConnectyCube link, on the user's own admin page."""
+
+    model = CubeUser
+    fk_name = "user"
+    can_delete = False
+    extra = 0
+    max_num = 0
+    fields = ("cube_id", "login", "state", "synced_version", "last_synced_at", "last_error")
+    readonly_fields = fields
+    verbose_name_plural = _("ConnectyCube")
+
+
+def add_inline_to_user_admin() -> None:
+    """Attach the inline to whatever admin the project registered for its user model.
+
+    Called from ``AppConfig.ready()``, after the admin has imported every app's admin module.
+    """
+    user_model = get_user_model()
+    model_admin = admin.site._registry.get(user_model)
+    if model_admin is None or CubeUserInline in model_admin.inlines:
+        return
+    model_admin.inlines = [*model_admin.inlines, CubeUserInline]

@@ -1,0 +1,249 @@
+"""Push users to ConnectyCube now (backfill, retry, single users) or check for drift."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import islice
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections, connection, connections
+from django.db.models import F
+from django.utils import timezone
+
+from ... import mapping, outbox, sync
+from ...client import ConnectyCubeError
+from ...models import CubeUser
+from ...remote import get_client
+from ...tasks import TRANSIENT
+
+CHUNK = 500
+
+
+class Command(BaseCommand):
+    help = (
+        "Push local users to ConnectyCube in this process (no worker needed): all of them, "
+        "the ones still owed, or the given ones. --verify compares instead, writing nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--all", action="store_true", help="every local user (backfill)")
+        which.add_argument(
+            "--dirty", action="store_true", help="users with changes not yet pushed (default)"
+        )
+        which.add_argument(
+            "--user", nargs="+", metavar="PK", default=[], help="these users (local pks)"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="say what would be pushed")
+        parser.add_argument(
+            "--verify", action="store_true", help="report drift between local and remote"
+        )
+        parser.add_argument(
+            "--concurrency", type=int, default=4, help="parallel pushes (default 4)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        concurrency = options["concurrency"]
+        if concurrency < 1 or concurrency > 64:
+            raise CommandError("--concurrency must be between 1 and 64.")
+        if connection.vendor == "sqlite" and connection.is_in_memory_db():
+            concurrency = 1  # shared-cache SQLite locks whole tables: threads would collide
+        self.stdout_is_tty = bool(getattr(self.stdout, "isatty", lambda: False)())
+        if options["verify"]:
+            self.verify(options)
+            return
+        if options["all"]:
+            scope = "all"
+        elif options["user"]:
+            scope = "user"
+        else:
+            scope = "dirty"
+        pks, total = self.select(scope, options["user"], dry_run=options["dry_run"])
+        if options["dry_run"]:
+            shown = list(islice(pks, 20))
+            self.stdout.write(f"Would push {total} user(s) ({scope}).")
+            for pk in shown:
+                self.stdout.write(f"  user {pk}")
+            if total > len(shown):
+                self.stdout.write(f"  … and {total - len(shown)} more")
+            return
+        self.push(pks, total, concurrency)
+
+    # ---- selection ------------------------------------------------------------------------
+
+    def select(
+        self, scope: str, user_pks: list[str], *, dry_run: bool
+    ) -> tuple[Iterator[Any], int]:
+        User = get_user_model()
+        users = User._default_manager.all()
+        if scope == "user":
+            try:
+                user_pks = [User._meta.pk.to_python(pk) for pk in user_pks]
+            except ValidationError as exc:
+                raise CommandError(f"--user: {' '.join(exc.messages)}") from exc
+            found = list(users.filter(pk__in=user_pks).values_list("pk", flat=True))
+            missing = set(map(str, user_pks)) - set(map(str, found))
+            if missing:
+                raise CommandError(f"No local user with pk {', '.join(sorted(missing))}.")
+            if not dry_run:
+                self.make_owed(CubeUser.objects.filter(user_id__in=found), found)
+            return iter(found), len(found)
+        if scope == "all":
+            if not dry_run:
+                outbox.link_missing_users()
+                self.make_owed(CubeUser.objects.filter(user__isnull=False), None)
+            qs = users.order_by("pk").values_list("pk", flat=True)
+            return qs.iterator(chunk_size=CHUNK), qs.count()
+        if not dry_run:
+            outbox.link_missing_users()
+        owed = (
+            CubeUser.objects.filter(state=CubeUser.State.PENDING, user__isnull=False)
+            .order_by("pk")
+            .values_list("user_id", flat=True)
+        )
+        return owed.iterator(chunk_size=CHUNK), owed.count()
+
+    def make_owed(self, links: Any, user_pks: list[Any] | None) -> None:
+        if user_pks is not None:
+            linked = set(links.values_list("user_id", flat=True))
+            for user in get_user_model()._default_manager.filter(pk__in=user_pks):
+                if user.pk not in linked:
+                    outbox.mark_dirty(user, created=True)
+        links.exclude(state=CubeUser.State.DELETED).update(
+            state=CubeUser.State.PENDING,
+            dirty_version=F("dirty_version") + 1,
+            attempts=0,
+            enqueued_at=timezone.now(),  # keep the sweep away while we push them here
+        )
+
+    # ---- pushing --------------------------------------------------------------------------
+
+    def push(self, pks: Iterator[Any], total: int, concurrency: int) -> None:
+        client = get_client()
+        counts: Counter[str] = Counter()
+        started = time.monotonic()
+        done = 0
+
+        def work(pk: Any) -> str:
+            close_old_connections()
+            try:
+                return sync.push_user(pk, client=client)
+            except sync.Busy:
+                return "busy"
+            except TRANSIENT as exc:
+                sync.record_failure(_link(pk), exc, permanent=False)
+                return "failed"
+            except (ConnectyCubeError, sync.SyncConflict) as exc:
+                sync.record_failure(_link(pk), exc, permanent=True)
+                return "failed"
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cube-sync") as pool:
+            pending: set[Future[str]] = set()
+            for pk in pks:
+                if len(pending) >= concurrency * 4:  # bounded: memory stays flat
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    done += self.collect(finished, counts)
+                    self.progress(done, total)
+                pending.add(pool.submit(work, pk))
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done += self.collect(finished, counts)
+                self.progress(done, total)
+            pool.submit(connections.close_all).result()
+        if self.stdout_is_tty and total:
+            self.stdout.write("")
+        elapsed = time.monotonic() - started
+        summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing to do"
+        self.stdout.write(f"Pushed {done} user(s) in {elapsed:.1f}s: {summary}.")
+        if counts["failed"]:
+            raise CommandError(
+                f"{counts['failed']} user(s) failed; their errors are in the admin "
+                "(ConnectyCube users, filtered by state)."
+            )
+
+    @staticmethod
+    def collect(finished: Iterable[Future[str]], counts: Counter[str]) -> int:
+        n = 0
+        for future in finished:
+            counts[future.result()] += 1
+            n += 1
+        return n
+
+    def progress(self, done: int, total: int) -> None:
+        if not self.stdout_is_tty or not total:
+            return
+        width = 30
+        filled = int(width * done / total)
+        self.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending="")
+        self.stdout.flush()
+
+    # ---- verifying ------------------------------------------------------------------------
+
+    def verify(self, options: dict[str, Any]) -> None:
+        client = get_client()
+        links = CubeUser.objects.exclude(state=CubeUser.State.DELETED).select_related("user")
+        if options["user"]:
+            links = links.filter(user_id__in=options["user"])
+        checked = drift = 0
+        batch: list[CubeUser] = []
+        for link in links.order_by("pk").iterator(chunk_size=100):
+            batch.append(link)
+            if len(batch) == 100:
+                checked, drift = self.verify_batch(client, batch, checked, drift)
+                batch = []
+        if batch:
+            checked, drift = self.verify_batch(client, batch, checked, drift)
+        unlinked = get_user_model()._default_manager.filter(connectycube__isnull=True).count()
+        if unlinked:
+            drift += unlinked
+            self.stdout.write(f"{unlinked} local user(s) have no ConnectyCube link yet.")
+        self.stdout.write(f"Verified {checked} user(s): {drift} with drift.")
+        if drift:
+            raise CommandError(f"{drift} user(s) differ from ConnectyCube (see above).")
+
+    def verify_batch(
+        self, client: Any, batch: list[CubeUser], checked: int, drift: int
+    ) -> tuple[int, int]:
+        ids = [link.cube_id for link in batch if link.cube_id]
+        remote = {}
+        if ids:
+            page = client.get_users_by_ids(ids, per_page=100)
+            remote = {user.id: user for user in page.items}
+        for link in batch:
+            checked += 1
+            problems = self.compare(link, remote.get(link.cube_id) if link.cube_id else None)
+            if problems:
+                drift += 1
+                self.stdout.write(f"user {link.external_id} ({link.login}): {'; '.join(problems)}")
+        return checked, drift
+
+    @staticmethod
+    def compare(link: CubeUser, remote: Any) -> list[str]:
+        if link.user_id is None:
+            return (
+                [] if remote is None else [f"deleted locally, still on ConnectyCube as {remote.id}"]
+            )
+        if link.cube_id is None or remote is None:
+            return ["missing on ConnectyCube"]
+        problems = []
+        if remote.external_id != link.external_id:
+            problems.append(f"external_id is {remote.external_id!r}")
+        for key, value in mapping.get_user_fields(link.user).items():
+            attr = "user_tags" if key == "tag_list" else key
+            if (getattr(remote, attr, None) or "") != (value or ""):
+                problems.append(f"{key}: local {value!r}, remote {getattr(remote, attr, None)!r}")
+        if link.state != CubeUser.State.SYNCED:
+            problems.append(f"state is {link.state}")
+        return problems
+
+
+def _link(pk: Any) -> Any:
+    from django.db.models import Q
+
+    return Q(user_id=pk)

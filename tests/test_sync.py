@@ -1,0 +1,274 @@
+"""The sync engine against the emulator over real HTTP (no Celery: the functions directly)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db import close_old_connections
+
+from django_connectycube import mapping, sync
+from django_connectycube.models import CubeSession, CubeUser
+from tests.worker import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+User = get_user_model()
+PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    """Signals still record links; nothing is handed to a broker in these tests."""
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+
+
+@pytest.fixture
+def cube(connectycube_emulator):
+    return connectycube_emulator
+
+
+def remote_by_external_id(cube, external_id):
+    return [u for u in cube.users if u.get("external_id") == str(external_id)]
+
+
+def make_user(username="alice", **fields):
+    return User.objects.create(username=username, email=f"{username}@example.com", **fields)
+
+
+def test_first_push_creates_the_remote_user(cube):
+    user = make_user(first_name="Alice", last_name="Liddell", phone="+441234", tags="a,b")
+    assert sync.push_user(user.pk) == sync.CREATED
+    [remote] = remote_by_external_id(cube, user.pk)
+    assert remote["login"] == "alice"
+    assert remote["email"] == "alice@example.com"
+    assert remote["full_name"] == "Alice Liddell"
+    assert remote["phone"] == "+441234"
+    assert remote["user_tags"] == "a,b"
+    link = CubeUser.objects.get(user=user)
+    assert link.cube_id == remote["id"]
+    assert (link.state, link.synced_version, link.attempts) == ("synced", 1, 0)
+    assert link.password_version == mapping.current_password_version()
+
+
+def test_the_derived_password_logs_in(cube):
+    user = make_user()
+    sync.push_user(user.pk)
+    link = CubeUser.objects.get(user=user)
+    from django_connectycube.remote import get_client
+
+    session = get_client().create_user_session(
+        login=link.login, password=mapping.derive_password(user.pk)
+    )
+    assert session.user_id == link.cube_id
+
+
+def test_update_pushes_only_when_mapped_fields_changed(cube):
+    user = make_user()
+    sync.push_user(user.pk)
+    cube.reset_counters()
+    user.first_name = "Changed"
+    user.save()
+    assert sync.push_user(user.pk) == sync.UPDATED
+    assert remote_by_external_id(cube, user.pk)[0]["full_name"] == "Changed"
+    assert cube.request_count("PUT /users/{id}") == 1
+    # A save with nothing mapped changed: the row is owed, the push costs no remote call.
+    user.save()
+    cube.reset_counters()
+    assert sync.push_user(user.pk) == sync.UNCHANGED
+    assert cube.request_count() == 0
+    assert CubeUser.objects.get(user=user).state == "synced"
+
+
+def test_warm_update_costs_one_remote_call(cube):
+    user = make_user()
+    sync.push_user(user.pk)
+    user.first_name = "One"
+    user.save()
+    sync.push_user(user.pk)  # logs in once and keeps the session
+    cube.reset_counters()
+    for i in range(5):
+        user.first_name = f"Name {i}"
+        user.save()
+        sync.push_user(user.pk)
+    assert cube.request_count() == 5
+    assert CubeSession.objects.filter(user=user).count() == 1
+
+
+def test_ten_saves_one_push_of_the_latest_state(cube):
+    user = make_user()
+    for i in range(10):
+        user.first_name = f"v{i}"
+        user.save()
+    assert sync.push_user(user.pk) == sync.CREATED
+    assert remote_by_external_id(cube, user.pk)[0]["full_name"] == "v9"
+    link = CubeUser.objects.get(user=user)
+    assert link.synced_version == link.dirty_version == 11
+    assert sync.push_user(user.pk) == sync.SKIPPED  # the second queued task finds nothing owed
+
+
+def test_a_save_during_the_push_keeps_the_row_owed(cube, monkeypatch):
+    user = make_user()
+    real = mapping.get_user_fields
+
+    def save_meanwhile(u):
+        fields = real(u)
+        User.objects.filter(pk=u.pk).update(first_name="later")
+        from django_connectycube.outbox import mark_dirty
+
+        mark_dirty(User.objects.get(pk=u.pk))
+        return fields
+
+    monkeypatch.setattr(mapping, "get_user_fields", save_meanwhile)
+    sync.push_user(user.pk)
+    link = CubeUser.objects.get(user=user)
+    assert link.state == "pending"
+    assert link.synced_version == 1 < link.dirty_version
+
+
+def test_retry_after_lost_create_adopts_instead_of_duplicating(cube):
+    user = make_user()
+    # An earlier attempt created the user but died before recording it.
+    cube.create_user(
+        login="alice", password=mapping.derive_password(user.pk), external_id=str(user.pk)
+    )
+    assert sync.push_user(user.pk) == sync.ADOPTED
+    assert len(remote_by_external_id(cube, user.pk)) == 1
+    assert CubeUser.objects.get(user=user).state == "synced"
+
+
+def test_timed_out_create_is_not_resent_and_the_retry_adopts(cube):
+    from django_connectycube.client import TransportError
+    from django_connectycube.remote import get_client
+
+    user = make_user()
+    client = get_client()
+    client.transport.timeout = (2.0, 0.5)
+    cube.set_fault("POST /users", latency=1.5, count=1)  # processed, but answered too late
+    with pytest.raises(TransportError):
+        sync.push_user(user.pk, client=client)
+    assert cube.request_count("POST /users") == 1
+    wait_until(lambda: remote_by_external_id(cube, user.pk), timeout=5)
+    assert sync.push_user(user.pk, client=client) == sync.ADOPTED
+    assert len(remote_by_external_id(cube, user.pk)) == 1
+
+
+@pytest.mark.integration
+def test_concurrent_pushes_create_one_remote_user(cube, postgres_db):
+    user = make_user()
+    results = []
+
+    def push():
+        close_old_connections()
+        try:
+            results.append(sync.push_user(user.pk))
+        except sync.Busy:
+            results.append("busy")
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=push) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(remote_by_external_id(cube, user.pk)) == 1
+    assert results.count(sync.CREATED) == 1
+
+
+def test_login_taken_by_someone_else_is_a_conflict(cube):
+    cube.create_user(login="bob", password="12345678", external_id="someone-else")
+    user = make_user("bob")
+    with pytest.raises(sync.SyncConflict, match="login 'bob'"):
+        sync.push_user(user.pk)
+    assert len(remote_by_external_id(cube, user.pk)) == 0
+
+
+def test_remote_validation_error_is_raised_with_field_errors(cube):
+    from django_connectycube.client import ValidationError
+
+    user = make_user("tagger", tags="a,b,c,d,e,f")  # six tags: ConnectyCube allows five
+    with pytest.raises(ValidationError) as info:
+        sync.push_user(user.pk)
+    attempts, gave_up = sync.record_failure(sync.Q(user_id=user.pk), info.value, permanent=True)
+    link = CubeUser.objects.get(user=user)
+    assert (link.state, attempts, gave_up) == ("failed", 1, True)
+    assert "ConnectyCube rejected" in link.last_error
+    assert "tag" in link.last_error
+
+
+def test_remote_user_deleted_behind_our_back_is_recreated(cube):
+    user = make_user()
+    sync.push_user(user.pk)
+    old_id = CubeUser.objects.get(user=user).cube_id
+    cube.store.delete_user(cube.store.users[old_id])  # someone deleted it on ConnectyCube
+    user.first_name = "Back"
+    user.save()
+    assert sync.push_user(user.pk) == sync.CREATED
+    [remote] = remote_by_external_id(cube, user.pk)
+    assert remote["id"] != old_id
+
+
+def test_delete_removes_the_remote_user(cube):
+    user = make_user()
+    sync.push_user(user.pk)
+    link_id = CubeUser.objects.get(user=user).pk
+    user.delete()
+    assert sync.delete_remote_user(link_id) == sync.DELETED
+    assert remote_by_external_id(cube, CubeUser.objects.get(pk=link_id).external_id) == []
+    assert CubeUser.objects.get(pk=link_id).state == "deleted"
+
+
+def test_delete_of_never_created_user_is_done_without_creating_it(cube):
+    user = make_user()
+    link_id = CubeUser.objects.get(user=user).pk
+    external_id = str(user.pk)
+    user.delete()
+    assert sync.delete_remote_user(link_id) == sync.GONE
+    assert cube.users == []  # the login with a password did not auto-create the user
+    assert CubeUser.objects.get(pk=link_id).state == "deleted"
+    assert CubeUser.objects.get(pk=link_id).external_id == external_id
+
+
+def test_delete_twice_counts_as_done(cube):
+    user = make_user()
+    sync.push_user(user.pk)
+    link_id = CubeUser.objects.get(user=user).pk
+    user.delete()
+    sync.delete_remote_user(link_id)
+    CubeUser.objects.filter(pk=link_id).update(state="deleting")  # redelivered task
+    assert sync.delete_remote_user(link_id) == sync.GONE
+
+
+def test_avatar_upload_and_link(cube):
+    user = make_user()
+    user.avatar.save("me.png", ContentFile(PNG), save=True)
+    sync.push_user(user.pk)
+    link = CubeUser.objects.get(user=user)
+    assert link.avatar_uid
+    [remote] = remote_by_external_id(cube, user.pk)
+    assert remote["avatar"] == link.avatar_uid
+    assert json.loads(remote["custom_data"])["avatar_uid"] == link.avatar_uid
+    assert cube.get_blob_data(link.avatar_uid) == PNG
+    # Same content again: no new upload.
+    cube.reset_counters()
+    user.first_name = "Pic"
+    user.save()
+    sync.push_user(user.pk)
+    assert cube.request_count("POST /blobs") == 0
+    # New content: a new upload.
+    user.avatar.save("me2.png", ContentFile(PNG + b"!"), save=True)
+    sync.push_user(user.pk)
+    assert CubeUser.objects.get(user=user).avatar_uid != link.avatar_uid
+    assert cube.request_count("POST /blobs") == 1
+
+
+def test_lease_makes_a_second_worker_wait(cube):
+    user = make_user()
+    link = CubeUser.objects.get(user=user)
+    with sync.leased(link.pk):
+        with pytest.raises(sync.Busy):
+            sync.push_user(user.pk)
+    assert sync.push_user(user.pk) == sync.CREATED

@@ -1,0 +1,162 @@
+"""End to end with a real Celery worker process on Redis, PostgreSQL and the emulator.
+
+No eager mode here: tasks travel through Redis to a separate prefork worker that shares the
+PostgreSQL test database, so delivery, redelivery and worker death are the real thing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from kombu.exceptions import OperationalError
+
+from django_connectycube import outbox
+from django_connectycube.models import CubeUser
+from tests.conftest import unavailable
+from tests.worker import Worker, database_url_of, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+User = get_user_model()
+PNG = b"\x89PNG\r\n\x1a\n" + b"avatar" * 40
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup, django_db_blocker, redis_url, connectycube_emulator_server):
+    with django_db_blocker.unblock():
+        if connection.vendor != "postgresql":
+            unavailable(
+                "needs PostgreSQL shared with a worker process: run with "
+                "DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres"
+            )
+        database_url = database_url_of(connection.settings_dict)
+    server = connectycube_emulator_server
+    w = Worker(
+        broker_url=redis_url,
+        database_url=database_url,
+        connectycube={
+            "API_URL": server.url,
+            "APPLICATION_ID": server.emulator.application_id,
+            "AUTH_KEY": server.emulator.auth_key,
+            "AUTH_SECRET": server.emulator.auth_secret,
+        },
+    ).start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture
+def cube(connectycube_emulator, worker, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_QUEUE": worker.queue}
+    assert settings.CELERY_BROKER_URL.startswith("redis"), "the test process must publish to Redis"
+    return connectycube_emulator
+
+
+def remote(cube, user_pk):
+    return [u for u in cube.users if u.get("external_id") == str(user_pk)]
+
+
+def synced(user_pk, **expected):
+    link = CubeUser.objects.filter(external_id=str(user_pk)).first()
+    if link is None or link.state != "synced":
+        return None
+    return link
+
+
+def test_create_update_avatar_delete_end_to_end(cube, worker):
+    user = User.objects.create(username="erin", email="erin@example.com", first_name="Erin")
+    wait_until(lambda: synced(user.pk))
+    assert remote(cube, user.pk)[0]["full_name"] == "Erin"
+
+    user.first_name = "Erin B."
+    user.save()
+    wait_until(lambda: remote(cube, user.pk)[0]["full_name"] == "Erin B.")
+
+    user.avatar.save("erin.png", ContentFile(PNG), save=True)
+    link = wait_until(lambda: CubeUser.objects.filter(user=user).exclude(avatar_uid="").first())
+    wait_until(lambda: remote(cube, user.pk)[0]["avatar"] == link.avatar_uid)
+    assert json.loads(remote(cube, user.pk)[0]["custom_data"])["avatar_uid"] == link.avatar_uid
+    assert cube.get_blob_data(link.avatar_uid) == PNG
+
+    pk = user.pk
+    user.delete()
+    wait_until(lambda: CubeUser.objects.get(external_id=str(pk)).state == "deleted")
+    assert remote(cube, pk) == []
+
+
+def test_rollback_sends_nothing(cube, worker):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        User.objects.create(username="rolled")
+        raise RuntimeError("rollback")
+    committed = User.objects.create(username="after")
+    wait_until(lambda: synced(committed.pk))
+    assert [u["login"] for u in cube.users] == ["after"]
+
+
+def test_broker_down_at_commit_is_synced_by_the_sweep(cube, worker, monkeypatch, caplog):
+    from tests.celery import app
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(app.amqp, "send_task_message", broker_down)
+        user = User.objects.create(username="offline")  # the save itself succeeds
+    assert "sweep will push it" in caplog.text
+    link = CubeUser.objects.get(user=user)
+    assert link.state == "pending" and link.enqueued_at is None
+    assert cube.users == []
+    assert outbox.sweep() == 1  # broker back: what beat runs every minute
+    wait_until(lambda: synced(user.pk))
+    assert len(remote(cube, user.pk)) == 1
+
+
+def test_task_delivered_twice_makes_one_remote_user(cube, worker):
+    from django_connectycube import tasks
+
+    user = User.objects.create(username="twice")
+    for _ in range(3):  # redelivered copies of the same message
+        tasks.push_user.apply_async((user.pk,), queue=worker.queue)
+    wait_until(lambda: synced(user.pk))
+    wait_until(lambda: not CubeUser.objects.filter(user=user, lease_until__isnull=False).exists())
+    assert len(remote(cube, user.pk)) == 1
+    assert cube.request_count("POST /users") == 1
+
+
+def test_worker_killed_mid_task_finishes_after_redelivery(cube, worker):
+    cube.set_fault("POST /users", latency=3.0, count=1)
+    user = User.objects.create(username="survivor")
+    wait_until(lambda: cube.request_count("POST /users") >= 1, timeout=15)
+    assert worker.kill_children() >= 1  # SIGKILL while the create is in flight
+    link = wait_until(lambda: synced(user.pk), timeout=60)
+    assert len(remote(cube, user.pk)) == 1
+    assert link.cube_id == remote(cube, user.pk)[0]["id"]
+
+
+def test_5xx_and_429_bursts_converge(cube, worker):
+    cube.set_fault("*", error_rate=0.4, statuses=[500, 503], seed=7)
+    cube.set_fault("*", rate_limit_rate=0.2, retry_after=1, seed=8)
+    users = [User.objects.create(username=f"burst{i}") for i in range(8)]
+    for user in users[:4]:
+        user.first_name = "Updated"
+        user.save()
+    wait_until(lambda: all(synced(u.pk) for u in users), timeout=90, interval=0.5)
+    cube.clear_faults()
+    for user in users:
+        assert len(remote(cube, user.pk)) == 1
+    assert {remote(cube, u.pk)[0]["full_name"] for u in users[:4]} == {"Updated"}
+
+
+def test_validation_error_marks_failed_with_the_message(cube, worker):
+    user = User.objects.create(username="sixtags", tags="a,b,c,d,e,f")
+    link = wait_until(
+        lambda: CubeUser.objects.filter(user=user, state="failed").first(), timeout=30
+    )
+    assert "ConnectyCube rejected" in link.last_error
+    assert link.attempts == 1  # permanent: no retries
+    assert remote(cube, user.pk) == []
