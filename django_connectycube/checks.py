@@ -122,13 +122,17 @@ def check_celery(
 
 
 def configured_celery_app() -> Any | None:
-    """The Celery app the project created, or ``None`` if there is only the implicit default."""
+    """The Celery app the project created, or ``None`` if there is only Celery's fallback.
+
+    Celery creates a fallback app named ``"default"`` on first use when the project made none;
+    the current app is thread-local, so every app ever created is looked at, not only it.
+    """
     from celery import _state
 
     current = _state._tls.current_app
-    if current is not None:
+    if current is not None and current.main != "default":
         return current
     for app in _state._get_active_apps():
-        if app is not _state.default_app:
+        if app.main and app.main != "default":
             return app
     return None

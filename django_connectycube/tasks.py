@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,8 @@ def _run(task: Task, func: Callable[[Any], str], arg: Any, link_filter: Q) -> st
     try:
         return func(arg)
     except sync.Busy as exc:
+        if task.request.is_eager:
+            time.sleep(0.25)  # eager retries run at once, ignoring the countdown
         raise task.retry(countdown=random.uniform(*BUSY_COUNTDOWN), exc=exc) from exc  # noqa: S311
     except TRANSIENT as exc:
         attempts, gave_up = sync.record_failure(link_filter, exc, permanent=False)

@@ -29,7 +29,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_connectycube",
+    "example_project.accounts",
 ]
+
+AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -87,12 +90,17 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
+# Hands owed users back to the workers if a broker or worker outage lost their task.
+CELERY_BEAT_SCHEDULE = {
+    "connectycube-sweep": {"task": "django_connectycube.sweep_dirty", "schedule": 60.0},
+}
 
 CONNECTYCUBE = {
     "API_URL": env("CONNECTYCUBE_API_URL", default="http://127.0.0.1:8765"),
     "APPLICATION_ID": env.int("CONNECTYCUBE_APPLICATION_ID", default=1),
     "AUTH_KEY": env("CONNECTYCUBE_AUTH_KEY", default="emulator-auth-key"),
     "AUTH_SECRET": env("CONNECTYCUBE_AUTH_SECRET", default="emulator-auth-secret"),
+    "AVATAR_FIELD": "avatar",
 }
 
 LOGGING = {

@@ -97,3 +97,20 @@ def test_checks_are_registered_with_the_connectycube_tag():
     assert check_settings in registered
     assert check_celery in registered
     assert "connectycube" in checks.registry.registry.tags_available()
+
+
+def test_only_celerys_fallback_app_counts_as_none(monkeypatch):
+    import weakref
+
+    from celery import Celery, _state
+
+    from django_connectycube.checks import configured_celery_app
+
+    fallback = Celery("default", set_as_current=False)
+    monkeypatch.setattr(_state, "_apps", weakref.WeakSet([fallback]))
+    monkeypatch.setattr(_state._tls, "current_app", None)
+    assert configured_celery_app() is None
+    assert ids(check_celery()) == ["connectycube.W002"]
+    project = Celery("proj", set_as_current=False)
+    _state._apps.add(project)
+    assert configured_celery_app() is project
