@@ -71,8 +71,12 @@ def main() -> None:
         )
         users = [
             client.create_user(
-                login=f"bench{i}", password=PASSWORD, email=f"bench{i}@example.com",
-                full_name=f"Bench User {i}", external_id=str(1000 + i), tag_list=["bench"],
+                login=f"bench{i}",
+                password=PASSWORD,
+                email=f"bench{i}@example.com",
+                full_name=f"Bench User {i}",
+                external_id=str(1000 + i),
+                tag_list=["bench"],
             )
             for i in range(n)
         ]
@@ -89,30 +93,45 @@ def main() -> None:
 
         measure("get_user (warm)", lambda i: client.get_user(users[i].id), "1.00")
         measure("get_user_by_login", lambda i: client.get_user_by_login(f"bench{i}"), "1.00")
-        measure("get_user_by_email", lambda i: client.get_user_by_email(f"bench{i}@example.com"),
-                "1.00")
-        measure("get_user_by_external_id",
-                lambda i: client.get_user_by_external_id(str(1000 + i)), "1.00")
+        measure(
+            "get_user_by_email", lambda i: client.get_user_by_email(f"bench{i}@example.com"), "1.00"
+        )
+        measure(
+            "get_user_by_external_id",
+            lambda i: client.get_user_by_external_id(str(1000 + i)),
+            "1.00",
+        )
         measure("get_users_by_ids (1 page)", lambda i: client.get_users_by_ids(ids), "1.00")
         measure("get_users_by_tags (1 page)", lambda i: client.get_users_by_tags("bench"), "1.00")
-        measure("search_users v2 (1 page)", lambda i: client.search_users(login="bench1"),
-                "1.00")
+        measure("search_users v2 (1 page)", lambda i: client.search_users(login="bench1"), "1.00")
         measure("update_user (warm)", lambda i: as_me.update_user(full_name=f"Bench {i}"), "1.00")
         counter = iter(range(10**6))
-        measure("create_user (signup)",
-                lambda i: client.create_user(login=f"signup{next(counter)}", password=PASSWORD),
-                "1.00")
-        measure("upload_file (3 steps)",
-                lambda i: as_me.upload_file(io.BytesIO(avatar), "a.png", "image/png"), "3.00")
-        measure("set_avatar (no custom_data given)",
-                lambda i: as_me.set_avatar(avatar, "a.png", "image/png"), "5.00")
-        measure("set_avatar (custom_data given)",
-                lambda i: as_me.set_avatar(avatar, "a.png", "image/png", custom_data={}), "4.00")
+        measure(
+            "create_user (signup)",
+            lambda i: client.create_user(login=f"signup{next(counter)}", password=PASSWORD),
+            "1.00",
+        )
+        measure(
+            "upload_file (3 steps)",
+            lambda i: as_me.upload_file(io.BytesIO(avatar), "a.png", "image/png"),
+            "3.00",
+        )
+        measure(
+            "set_avatar (no custom_data given)",
+            lambda i: as_me.set_avatar(avatar, "a.png", "image/png"),
+            "5.00",
+        )
+        measure(
+            "set_avatar (custom_data given)",
+            lambda i: as_me.set_avatar(avatar, "a.png", "image/png", custom_data={}),
+            "4.00",
+        )
         cold = [0]
 
         def cold_lookup(i: int) -> None:
-            fresh = ConnectyCubeClient(url, APP_ID, AUTH_KEY, AUTH_SECRET,
-                                       app_session_store=MemoryAppSessionStore())
+            fresh = ConnectyCubeClient(
+                url, APP_ID, AUTH_KEY, AUTH_SECRET, app_session_store=MemoryAppSessionStore()
+            )
             fresh.get_user(users[i].id)
             fresh.close()
             cold[0] += 1

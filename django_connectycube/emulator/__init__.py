@@ -1,0 +1,93 @@
+"""A local ConnectyCube: the REST wire protocol of sessions, users and blobs, plus a control API.
+
+Tests, the demo and benchmarks talk to it instead of ``api.connectycube.com``, over real HTTP, so
+the client code under test is exactly the production code. It imports nothing from Django (only
+the signing function of our client), so it also runs on its own::
+
+    python -m django_connectycube.emulator --port 8765 --app-id 1 --auth-key KEY --auth-secret S
+
+or in-process::
+
+    with EmulatorServer(auth_key="k", auth_secret="s") as server:
+        requests.post(f"{server.url}/session", json={...})
+        server.emulator.advance_clock(7200)
+
+Wire behaviour follows ``shared/connectycube-api.md``; the choices it leaves open are listed in
+:mod:`django_connectycube.emulator.app`'s handlers and in the README.
+
+Control API (not part of ConnectyCube; never counted, never faulted)
+-------------------------------------------------------------------
+All bodies are JSON; errors are ``{"errors": ...}`` with 4xx statuses.
+
+``GET  /_emulator/health``   → ``{"ok": true, "now": iso}``
+``POST /_emulator/reset``    → ``{"ok": true}``; forgets users, sessions, blobs, outbox, nonces,
+                                faults, counters, the clock offset and run-time configuration.
+``GET  /_emulator/state``    → ``{"users": [...], "sessions": [...], "blobs": [...],
+                                "outbox": [...], "now": iso}``. Users are wire objects plus
+                                ``has_password`` and ``source`` (signup/auto/guest/cidp/
+                                firebase_phone/firebase_email/seed); sessions add ``expires_at``;
+                                blobs add ``owner_id``, ``uploaded``, ``uploaded_size``; outbox
+                                items are ``{"to", "user_id", "subject", "body", "sent_at"}``.
+``GET  /_emulator/clock``    → ``{"now": iso, "offset": seconds}``
+``POST /_emulator/clock``    ``{"advance": seconds}`` → same shape as GET.
+``GET  /_emulator/config``   → ``{"config": {"application_id", "auth_key", "auth_secret",
+                                "require_signature", "cidp_url", "cidp_response_mapping",
+                                "deny_auto_create", "firebase_key"}}``
+``POST /_emulator/config``   any subset of those keys → the new ``{"config": ...}``.
+``GET  /_emulator/faults``   → ``{"faults": [rule, ...]}``
+``POST /_emulator/faults``   a rule → 201 ``{"fault": rule}``. Keys (all optional):
+                                ``route`` (pattern, default ``"*"``), ``error_rate`` (0-1),
+                                ``statuses`` (default ``[500, 503]``), ``rate_limit_rate`` (0-1,
+                                answers 429 with ``Retry-After``), ``retry_after`` (seconds,
+                                default 1), ``latency`` (seconds added to every matching
+                                request), ``drop_rate`` (0-1, the socket is closed with no
+                                response), ``timeout_rate`` (0-1, the request is held
+                                ``timeout_seconds``, default 30, then dropped), ``count`` (the
+                                rule applies to the next N matching requests, then is removed),
+                                ``sequence`` (a list such as ``[503, 429, "drop", "timeout",
+                                200]``: the next matching requests get these outcomes in order,
+                                ``200``/``"ok"`` meaning "serve normally"; then the rule is
+                                removed), ``seed`` (integer, makes the random rates
+                                repeatable). The first matching rule decides.
+``DELETE /_emulator/faults`` → ``{"faults": []}``; ``DELETE /_emulator/faults/{id}`` removes one.
+``GET  /_emulator/requests`` → ``{"total": n, "routes": {"POST /users": n,
+                                "GET /users/{id}": n, ...}}`` keyed by route templates
+                                (unknown paths by their concrete ``METHOD /path``).
+``DELETE /_emulator/requests`` resets the counters → ``{"total": 0, "routes": {}}``.
+
+Route patterns (faults and :meth:`Emulator.request_count`) match the route template
+(``GET /users/{id}``) or the concrete request (``GET /users/42``) by equality, glob
+(``GET /users/*``) or full regex (``(GET|PUT) /users/\\d+``); a pattern starting with ``/``
+ignores the method; ``*`` matches everything.
+
+The same operations exist in Python on :class:`Emulator`: ``reset()``, ``state()``, ``users``,
+``sessions``, ``blobs``, ``outbox``, ``now()``, ``advance_clock(seconds)``,
+``set_fault(route_pattern, **keys)``, ``clear_faults()``, ``request_count(route_pattern=None)``,
+``request_counts()``, ``reset_counters()``, ``configure(**config)``, and seeding helpers
+``create_user(**fields)`` / ``create_session(user_id=None)``.
+
+Upload protocol: ``POST /blobs`` answers ``blob_object_access.params`` as
+``{emulator}/_storage?Content-Type=…&key=<uid>&policy=…&x-amz-signature=…``; the client posts
+``multipart/form-data`` with each query pair as a field and then ``file``; the emulator answers
+201 with an S3-style ``<PostResponse>`` XML body.
+
+Firebase logins: see :mod:`django_connectycube.emulator.identity` and
+:func:`mint_firebase_token`.
+"""
+
+from __future__ import annotations
+
+from .app import Emulator
+from .faults import FaultRule
+from .identity import FirebaseIdentity, mint_firebase_token
+from .server import EmulatorServer
+from .wire import ApiError
+
+__all__ = [
+    "ApiError",
+    "Emulator",
+    "EmulatorServer",
+    "FaultRule",
+    "FirebaseIdentity",
+    "mint_firebase_token",
+]

@@ -1,0 +1,133 @@
+"""Command-line options shared by ``python -m django_connectycube.emulator`` and
+``manage.py connectycube_emulator``, so the two can never drift apart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+from .server import SERVER_KINDS, EmulatorServer
+
+__all__ = ["add_arguments", "build_parser", "main", "run"]
+
+
+def _mapping(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None
+) -> None:
+    """Add the emulator's options; ``defaults`` may hold app_id / auth_key / auth_secret."""
+    defaults = defaults or {}
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free)")
+    parser.add_argument("--app-id", type=int, default=defaults.get("app_id", 1))
+    parser.add_argument("--auth-key", default=defaults.get("auth_key", "emulator-auth-key"))
+    parser.add_argument(
+        "--auth-secret", default=defaults.get("auth_secret", "emulator-auth-secret")
+    )
+    parser.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="refuse POST /session without a valid HMAC signature",
+    )
+    parser.add_argument(
+        "--cidp-url",
+        default=None,
+        help="Custom Identity Provider verification URL, called as GET URL?token=<login>",
+    )
+    parser.add_argument(
+        "--cidp-mapping",
+        type=_mapping,
+        default=None,
+        help='CIdP response mapping as JSON, e.g. \'{"uid": "#{user.id}"}\'',
+    )
+    parser.add_argument(
+        "--deny-auto-create",
+        action="store_true",
+        help="answer 404 'User not found' instead of creating users on first session",
+    )
+    parser.add_argument(
+        "--firebase-key",
+        default="emulator-firebase-key",
+        help="HS256 key that Firebase access tokens must be signed with",
+    )
+    parser.add_argument(
+        "--server", choices=sorted(SERVER_KINDS), default="threaded", help="HTTP server to use"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m django_connectycube.emulator",
+        description="Serve a local ConnectyCube REST emulator until stopped.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def make_server(options: Mapping[str, Any]) -> EmulatorServer:
+    return EmulatorServer(
+        host=options["host"],
+        port=options["port"],
+        server=options["server"],
+        application_id=options["app_id"],
+        auth_key=options["auth_key"],
+        auth_secret=options["auth_secret"],
+        require_signature=options["require_signature"],
+        cidp_url=options["cidp_url"],
+        cidp_response_mapping=options["cidp_mapping"],
+        deny_auto_create=options["deny_auto_create"],
+        firebase_key=options["firebase_key"],
+    )
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
+    """Serve in the foreground; print the URL alone on stdout first so scripts can read it."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    server = make_server(options)
+    server._bind()
+    out.write(f"{server.url}\n")
+    out.flush()
+    emulator = server.emulator
+    err.write(
+        f"ConnectyCube emulator: application_id={emulator.application_id} "
+        f"auth_key={emulator.auth_key} server={server.server_kind}; Ctrl+C to stop\n"
+    )
+    err.flush()
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = vars(build_parser().parse_args(argv))
+    return run(options)

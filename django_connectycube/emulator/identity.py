@@ -1,0 +1,221 @@
+"""External identities: the Custom Identity Provider call and Firebase token verification.
+
+**CIdP.** The real service calls the app's verification URL (``GET url?token=<login>``) and maps
+the JSON answer to a user with a *response mapping* configured in its dashboard, e.g.
+``{"uid": "#{user.id}", "login": "#{user.login}"}``: keys are ConnectyCube's fields, values are
+templates over the verifier's answer. ``uid`` identifies the user (stored as ``external_id``), so
+the same person logging in again finds the same user.
+
+**Firebase.** The emulator cannot ask Google, so by default a ``firebase_phone`` /
+``firebase_email`` access token is accepted when it is an HS256 JWT signed with the key given to
+the emulator (``firebase_key``), whose ``aud`` is the ``project_id``, whose ``exp`` is in the
+future on the emulator's clock, and which carries ``sub`` plus ``phone_number`` (or ``email``).
+Tests mint such tokens with :func:`mint_firebase_token`. Any other rule can be plugged in with
+the emulator's ``firebase_verifier`` argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .wire import ApiError
+
+__all__ = [
+    "DEFAULT_CIDP_MAPPING",
+    "FirebaseIdentity",
+    "FirebaseVerifier",
+    "HmacFirebaseVerifier",
+    "apply_mapping",
+    "call_cidp",
+    "mint_firebase_token",
+]
+
+#: Fits the official starter kit's answer ``{"uid", "login", "email", "user": {...}}``.
+DEFAULT_CIDP_MAPPING: dict[str, str] = {
+    "uid": "#{uid}",
+    "login": "#{login}",
+    "email": "#{email}",
+    "full_name": "#{full_name}",
+}
+CIDP_TIMEOUT = 10.0
+
+_PLACEHOLDER = re.compile(r"#\{([^}]*)\}")
+
+
+def _lookup(data: Any, path: str) -> Any:
+    node = data
+    for part in path.strip().split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def apply_mapping(mapping: Mapping[str, Any], answer: Any) -> dict[str, Any]:
+    """Render each template of a response mapping against the verifier's JSON answer.
+
+    A template that is exactly one placeholder keeps the value's JSON type; templates with text
+    around placeholders render as strings; missing paths render as ``None`` / empty text.
+    """
+    result: dict[str, Any] = {}
+    for key, template in mapping.items():
+        if not isinstance(template, str):
+            result[key] = template
+            continue
+        whole = _PLACEHOLDER.fullmatch(template)
+        if whole:
+            result[key] = _lookup(answer, whole.group(1))
+            continue
+
+        def render(match: re.Match[str]) -> str:
+            value = _lookup(answer, match.group(1))
+            return "" if value is None else str(value)
+
+        result[key] = _PLACEHOLDER.sub(render, template)
+    return result
+
+
+def call_cidp(url: str, token: str, mapping: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Ask the verification URL about a token; the mapped fields, or an :class:`ApiError`.
+
+    Called without the store's lock held: the verifier may be slow, or may be served by the
+    same test process.
+    """
+    separator = "&" if urllib.parse.urlsplit(url).query else "?"
+    full_url = f"{url}{separator}{urllib.parse.urlencode({'token': token})}"
+    request = urllib.request.Request(full_url, headers={"Accept": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=CIDP_TIMEOUT) as response:  # noqa: S310
+            body = response.read(1024 * 1024)
+    except urllib.error.HTTPError as exc:
+        raise ApiError(
+            401, [f"Custom identity provider rejected the token (HTTP {exc.code})"]
+        ) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ApiError(422, [f"Custom identity provider is unreachable: {exc}"]) from exc
+    try:
+        answer = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(422, ["Custom identity provider answered with invalid JSON"]) from exc
+    fields = apply_mapping(mapping or DEFAULT_CIDP_MAPPING, answer)
+    uid = fields.get("uid")
+    if uid is None or uid == "" or isinstance(uid, (dict, list, bool)):
+        raise ApiError(422, ["Custom identity provider answer has no 'uid' for the mapping"])
+    fields["uid"] = str(uid)
+    return fields
+
+
+# -- Firebase ----------------------------------------------------------------------------------
+
+
+@dataclass
+class FirebaseIdentity:
+    """Who a verified Firebase token stands for."""
+
+    uid: str
+    phone_number: str | None = None
+    email: str | None = None
+
+
+#: ``(provider, project_id, access_token, now) -> FirebaseIdentity``; raise ApiError to refuse.
+FirebaseVerifier = Callable[[str, str, str, datetime], FirebaseIdentity]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint_firebase_token(
+    key: str,
+    project_id: str,
+    *,
+    uid: str | None = None,
+    phone_number: str | None = None,
+    email: str | None = None,
+    expires_in: int = 3600,
+    issued_at: int | None = None,
+) -> str:
+    """Make an access token the default verifier accepts (for tests and demos).
+
+    ``issued_at`` defaults to the real time; pass the emulator's clock (``int(emu.now()
+    .timestamp())``) when a test has advanced it.
+    """
+    now = int(time.time()) if issued_at is None else issued_at
+    claims: dict[str, Any] = {
+        "iss": f"https://securetoken.google.com/{project_id}",
+        "aud": project_id,
+        "sub": uid or hashlib.sha1(f"{phone_number}|{email}".encode()).hexdigest()[:28],  # noqa: S324
+        "iat": now,
+        "exp": now + expires_in,
+    }
+    if phone_number is not None:
+        claims["phone_number"] = phone_number
+    if email is not None:
+        claims["email"] = email
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(key.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(signature)}"
+
+
+class HmacFirebaseVerifier:
+    """The default verifier: HS256 JWTs signed with the emulator's ``firebase_key``."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(
+        self, provider: str, project_id: str, access_token: str, now: datetime
+    ) -> FirebaseIdentity:
+        invalid = ApiError(401, ["Invalid Firebase access token"])
+        parts = access_token.split(".")
+        if len(parts) != 3:
+            raise invalid
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            claims = json.loads(_b64url_decode(parts[1]))
+            signature = _b64url_decode(parts[2])
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise invalid from exc
+        if not isinstance(header, dict) or header.get("alg") != "HS256":
+            raise invalid
+        expected = hmac.new(
+            self.key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256
+        ).digest()
+        if not hmac.compare_digest(expected, signature) or not isinstance(claims, dict):
+            raise invalid
+        if str(claims.get("aud")) != str(project_id):
+            raise ApiError(401, ["Firebase token was issued for another project"])
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)) or exp <= now.timestamp():
+            raise ApiError(401, ["Firebase access token has expired"])
+        uid = claims.get("sub")
+        if not isinstance(uid, str) or not uid:
+            raise invalid
+        identity = FirebaseIdentity(
+            uid=uid, phone_number=claims.get("phone_number"), email=claims.get("email")
+        )
+        if provider == "firebase_phone" and not identity.phone_number:
+            raise ApiError(401, ["Firebase token has no phone_number"])
+        if provider == "firebase_email" and not identity.email:
+            raise ApiError(401, ["Firebase token has no email"])
+        return identity

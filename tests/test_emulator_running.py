@@ -1,0 +1,166 @@
+"""Emulator: the three ways to run it (CLI, management command, pytest plugin)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from io import StringIO
+from typing import Any
+
+import pytest
+import requests
+from django.conf import settings
+from django.core.management import call_command
+
+from django_connectycube.emulator import Emulator
+from django_connectycube.emulator.cli import build_parser
+
+
+def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "django_connectycube.emulator", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    return process, url
+
+
+def test_cli_prints_url_serves_and_stops_on_sigterm() -> None:
+    process, url = _start_cli(
+        "--app-id", "7", "--auth-key", "KEY", "--auth-secret", "SECRET",
+        "--require-signature", "--deny-auto-create",
+    )  # fmt: skip
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        unsigned = requests.post(
+            f"{url}/session", json={"application_id": 7, "auth_key": "KEY"}, timeout=5
+        )
+        assert (unsigned.status_code, unsigned.json()) == (
+            422,
+            {"errors": ["Unexpected signature"]},
+        )
+        config = requests.get(f"{url}/_emulator/config", timeout=5).json()["config"]
+        assert config["deny_auto_create"] is True and config["auth_secret"] == "SECRET"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_cli_options_parse_cidp_mapping() -> None:
+    options = build_parser().parse_args(
+        ["--cidp-url", "http://x/verify", "--cidp-mapping", '{"uid": "#{user.id}"}']
+    )
+    assert options.cidp_mapping == {"uid": "#{user.id}"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--cidp-mapping", "[1]"])
+
+
+def test_management_command_uses_settings_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the command in a thread; SIGINT-free stop via the server it builds."""
+    from django_connectycube.emulator import cli
+
+    started: dict[str, Any] = {}
+    original = cli.make_server
+
+    def capture(options: Any) -> Any:
+        server = original(options)
+        started["server"] = server
+        started["options"] = dict(options)
+        return server
+
+    monkeypatch.setattr(cli, "make_server", capture)
+    out, err = StringIO(), StringIO()
+    thread = threading.Thread(
+        target=call_command,
+        args=("connectycube_emulator", "--port", "0"),
+        kwargs={"stdout": out, "stderr": err},
+        daemon=True,
+    )
+    thread.start()
+    for _ in range(100):
+        if "server" in started and out.getvalue():
+            break
+        threading.Event().wait(0.05)
+    server = started["server"]
+    try:
+        assert out.getvalue().strip() == server.url
+        assert started["options"]["auth_key"] == settings.CONNECTYCUBE["AUTH_KEY"]
+        assert server.emulator.auth_secret == settings.CONNECTYCUBE["AUTH_SECRET"]
+        assert requests.get(f"{server.url}/_emulator/health", timeout=5).json()["ok"] is True
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_fixture_points_settings_at_the_emulator(connectycube_emulator: Emulator) -> None:
+    from django_connectycube.conf import app_settings
+
+    assert settings.CONNECTYCUBE["API_URL"] == connectycube_emulator.url
+    assert connectycube_emulator.url == app_settings.API_URL
+    assert connectycube_emulator.auth_key == app_settings.AUTH_KEY
+    connectycube_emulator.create_user(login="leftover", password="p")
+
+
+def test_fixture_resets_between_tests(connectycube_emulator: Emulator) -> None:
+    assert connectycube_emulator.users == []
+    assert connectycube_emulator.request_count() == 0
+
+
+def test_settings_are_restored_after_the_fixture() -> None:
+    assert settings.CONNECTYCUBE["API_URL"] == "https://api.connectycube.com"
+
+
+def test_plugin_module_does_not_import_django_settings() -> None:
+    code = (
+        "import sys; import django_connectycube.testing; "
+        "assert 'django.conf' not in sys.modules or "
+        "not __import__('django.conf').conf.settings.configured; print('ok')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_emulator_runs_without_django_settings() -> None:
+    """The emulator needs no configured Django: it must serve from any Python process.
+
+    (``django_connectycube.client``'s package ``__init__`` imports the whole client, which pulls
+    in ``django.core.exceptions`` — but never settings, models or apps.)
+    """
+    code = (
+        "import sys, requests\n"
+        "from django_connectycube.emulator import EmulatorServer\n"
+        "with EmulatorServer() as s:\n"
+        "    r = requests.post(s.url + '/session', json={'application_id': 1,"
+        " 'auth_key': 'emulator-auth-key'})\n"
+        "    assert r.status_code == 201, r.text\n"
+        "ours = sorted(m for m in sys.modules if m.startswith('django_connectycube.')"
+        " and not m.startswith(('django_connectycube.client', 'django_connectycube.emulator')))\n"
+        "print(ours, 'django.conf' in sys.modules and"
+        " __import__('django.conf').conf.settings.configured)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.stdout.strip() == "[] False", result.stderr
+
+
+def test_seeding_helpers(connectycube_emulator: Emulator) -> None:
+    user = connectycube_emulator.create_user(login="seeded", password="p", tag_list=["x"])
+    token = connectycube_emulator.create_session(user["id"])
+    response = requests.get(
+        f"{connectycube_emulator.url}/session", headers={"CB-Token": token}, timeout=5
+    )
+    assert response.json()["session"]["user"]["login"] == "seeded"
+    with pytest.raises(KeyError):
+        connectycube_emulator.create_session(999)

@@ -1,0 +1,497 @@
+"""Emulator: sessions, logins, signatures, expiry, identity providers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from django_connectycube.client.signing import sign, signed_session_params
+from django_connectycube.emulator import Emulator, mint_firebase_token
+from tests.test_emulator_support import Api
+
+NO_SESSION = {"errors": {"base": ["Required session does not exist"]}}
+NEED_USER = {"errors": {"base": ["Forbidden. Need user."]}}
+
+
+@pytest.fixture
+def api(connectycube_emulator: Emulator) -> Api:
+    return Api(connectycube_emulator)
+
+
+# -- signature vectors (shared/connectycube-api.md) ---------------------------------------------
+
+VECTOR_BASE = {
+    "application_id": 1,
+    "auth_key": "29WfrNWdvkhmX6V",
+    "nonce": 1234,
+    "timestamp": 1544010993,
+}
+
+
+def test_signature_vector_application_session() -> None:
+    assert sign(VECTOR_BASE, "secretSECRET") == "aa82897a75383f2f2aaf2d5fba297626224d8a27"
+
+
+def test_signature_vector_user_session() -> None:
+    params = {**VECTOR_BASE, "user": {"login": "john", "password": "11111111"}}
+    assert sign(params, "secretSECRET") == "3485c397bd658c268217d34299b81ec6c92e1395"
+
+
+@pytest.fixture
+def vector_emulator(connectycube_emulator: Emulator) -> Emulator:
+    """The emulator configured like the spec's vectors, with its clock at the vectors' time."""
+    connectycube_emulator.configure(auth_key="29WfrNWdvkhmX6V", auth_secret="secretSECRET")
+    now = datetime.now(timezone.utc).timestamp()
+    connectycube_emulator.advance_clock(1544010993 - now)
+    return connectycube_emulator
+
+
+def test_emulator_accepts_the_spec_vectors_exactly(vector_emulator: Emulator) -> None:
+    api = Api(vector_emulator)
+    body = {**VECTOR_BASE, "signature": "aa82897a75383f2f2aaf2d5fba297626224d8a27"}
+    assert api.post("/session", json=body).status_code == 201
+    body = {
+        **VECTOR_BASE,
+        "nonce": 1234,
+        "user": {"login": "john", "password": "11111111"},
+        "signature": "3485c397bd658c268217d34299b81ec6c92e1395",
+    }
+    # Same nonce+timestamp as the first vector: a replay, refused even with a valid signature.
+    response = api.post("/session", json=body)
+    assert response.status_code == 422
+    assert "nonce" in response.json()["errors"]
+
+
+def test_vector_user_session_as_form_body(vector_emulator: Emulator) -> None:
+    api = Api(vector_emulator)
+    form = {
+        "application_id": "1",
+        "auth_key": "29WfrNWdvkhmX6V",
+        "nonce": "1234",
+        "timestamp": "1544010993",
+        "user[login]": "john",
+        "user[password]": "11111111",
+        "signature": "3485c397bd658c268217d34299b81ec6c92e1395",
+    }
+    response = api.post("/session", data=form)
+    assert response.status_code == 201, response.text
+    assert response.json()["session"]["user"]["login"] == "john"
+
+
+def test_wrong_signature_is_422_unexpected_signature(api: Api) -> None:
+    body = signed_session_params(1, api.emulator.auth_key, "not-the-secret")
+    response = api.post("/session", json=body)
+    assert response.status_code == 422
+    assert response.json() == {"errors": ["Unexpected signature"]}
+
+
+def test_signed_session_with_our_client_helper(api: Api) -> None:
+    body = signed_session_params(
+        1,
+        api.emulator.auth_key,
+        api.emulator.auth_secret,
+        {"user": {"login": "amy", "password": "pw1"}},
+    )
+    response = api.post("/session", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["session"]["nonce"] == body["nonce"]
+
+
+def test_require_signature_refuses_unsigned_sessions(api: Api) -> None:
+    api.emulator.configure(require_signature=True)
+    response = api.post("/session", json=api.session_body())
+    assert response.status_code == 422
+    assert response.json() == {"errors": ["Unexpected signature"]}
+    signed = signed_session_params(1, api.emulator.auth_key, api.emulator.auth_secret)
+    assert api.post("/session", json=signed).status_code == 201
+
+
+def test_nonce_and_timestamp_pair_is_single_use(api: Api) -> None:
+    signed = signed_session_params(1, api.emulator.auth_key, api.emulator.auth_secret, nonce=77)
+    assert api.post("/session", json=signed).status_code == 201
+    replay = api.post("/session", json=signed)
+    assert replay.status_code == 422
+    assert replay.json() == {"errors": {"nonce": ["has already been used with this timestamp"]}}
+    # Same nonce, another timestamp: a different pair, accepted.
+    other = signed_session_params(
+        1,
+        api.emulator.auth_key,
+        api.emulator.auth_secret,
+        nonce=77,
+        timestamp=signed["timestamp"] + 1,
+    )
+    assert api.post("/session", json=other).status_code == 201
+
+
+def test_signature_timestamp_must_be_within_an_hour(api: Api) -> None:
+    stale = signed_session_params(
+        1, api.emulator.auth_key, api.emulator.auth_secret, timestamp=int(time.time()) - 3700
+    )
+    response = api.post("/session", json=stale)
+    assert response.status_code == 422
+    assert "timestamp" in response.json()["errors"]
+
+
+def test_session_needs_known_application_and_key(api: Api) -> None:
+    assert api.post("/session", json={"auth_key": "x"}).json() == {
+        "errors": {"application_id": ["can't be blank"]}
+    }
+    response = api.post("/session", json={"application_id": 99, "auth_key": api.emulator.auth_key})
+    assert (response.status_code, response.json()) == (422, {"errors": ["Unknown application"]})
+    response = api.post("/session", json={"application_id": 1, "auth_key": "wrong"})
+    assert (response.status_code, response.json()) == (422, {"errors": ["Unexpected auth key"]})
+
+
+# -- session objects, headers, routes -----------------------------------------------------------
+
+
+def test_application_session_shape_and_expiry_header(api: Api) -> None:
+    before = api.emulator.now()
+    response = api.post("/session", json=api.session_body())
+    assert response.status_code == 201
+    session = response.json()["session"]
+    assert set(session) == {
+        "id", "user_id", "application_id", "token", "nonce", "ts", "created_at", "updated_at",
+    }  # fmt: skip
+    assert session["user_id"] is None and session["application_id"] == 1
+    assert session["created_at"].endswith("Z")
+    expiry = datetime.strptime(
+        response.headers["CB-Token-ExpirationDate"], "%Y-%m-%d %H:%M:%S UTC"
+    ).replace(tzinfo=timezone.utc)
+    assert 7190 <= (expiry - before).total_seconds() <= 7210
+
+
+def test_user_session_autocreates_user_then_checks_password(api: Api) -> None:
+    body = api.session_body(user={"login": "newbie", "password": "secret1"})
+    first = api.post("/session", json=body)
+    assert first.status_code == 201
+    assert first.json()["session"]["user"]["login"] == "newbie"
+    assert "password" not in first.json()["session"]["user"]
+    again = api.post("/session", json=body)
+    assert again.json()["session"]["user_id"] == first.json()["session"]["user_id"]
+    wrong = api.post("/session", json=api.session_body(user={"login": "newbie", "password": "x"}))
+    assert (wrong.status_code, wrong.json()) == (401, {"errors": ["Invalid password"]})
+
+
+def test_user_session_by_email(api: Api) -> None:
+    api.signup("emailer", email="em@example.com")
+    response = api.post(
+        "/session", json=api.session_body(user={"email": "EM@example.com", "password": "password1"})
+    )
+    assert response.status_code == 201
+    assert response.json()["session"]["user"]["login"] == "emailer"
+
+
+def test_deny_auto_create_answers_user_not_found(api: Api) -> None:
+    api.emulator.configure(deny_auto_create=True)
+    response = api.post("/session", json=api.session_body(user={"login": "ghost", "password": "p"}))
+    assert (response.status_code, response.json()) == (404, {"errors": ["User not found"]})
+    assert api.emulator.users == []
+
+
+def test_get_and_delete_session(api: Api) -> None:
+    api.signup("sam")
+    token = api.user_session("sam")
+    response = api.get("/session")
+    assert response.status_code == 200
+    assert response.json()["session"]["token"] == token
+    assert response.json()["session"]["user"]["login"] == "sam"
+    deleted = api.delete("/session")
+    assert (deleted.status_code, deleted.content) == (200, b"")
+    assert api.get("/session").json() == NO_SESSION
+
+
+def test_unknown_token_is_401(api: Api) -> None:
+    response = api.get("/session", token="nope")
+    assert (response.status_code, response.json()) == (401, NO_SESSION)
+    assert "CB-Token-ExpirationDate" not in response.headers
+    assert api.get("/users/1", token=None).json() == NO_SESSION
+
+
+def test_login_upgrades_and_logout_downgrades_the_same_token(api: Api) -> None:
+    api.signup("lou")
+    token = api.app_session()
+    response = api.post("/login", json={"login": "lou", "password": "password1"})
+    assert response.status_code == 200
+    assert response.json()["user"]["login"] == "lou"
+    assert api.get("/session").json()["session"]["user_id"] == response.json()["user"]["id"]
+    assert api.delete("/login").status_code == 200
+    session = api.get("/session").json()["session"]
+    assert session["token"] == token and session["user_id"] is None
+
+
+def test_login_form_encoded_with_email(api: Api) -> None:
+    api.signup("formy", email="formy@example.com")
+    api.app_session()
+    response = api.post("/login", data={"email": "formy@example.com", "password": "password1"})
+    assert response.status_code == 200, response.text
+
+
+def test_login_wrong_password(api: Api) -> None:
+    api.signup("lou")
+    api.app_session()
+    response = api.post("/login", json={"login": "lou", "password": "bad"})
+    assert (response.status_code, response.json()) == (401, {"errors": ["Invalid password"]})
+
+
+def test_login_needs_a_session(api: Api) -> None:
+    response = api.post("/login", json={"login": "lou", "password": "x"}, token=None)
+    assert (response.status_code, response.json()) == (401, NO_SESSION)
+
+
+def test_guest_session_lasts_a_day(api: Api) -> None:
+    response = api.post(
+        "/session", json=api.session_body(user={"guest": "1", "full_name": "Guest"})
+    )
+    assert response.status_code == 201
+    user = response.json()["session"]["user"]
+    assert user["is_guest"] is True and user["full_name"] == "Guest"
+    api.token = response.json()["session"]["token"]
+    api.emulator.advance_clock(3 * 3600)
+    assert api.get("/session").status_code == 200
+
+
+# -- expiry (sliding, on the emulator's clock) --------------------------------------------------
+
+
+def test_session_expires_two_hours_after_last_use(api: Api) -> None:
+    api.app_session()
+    api.emulator.advance_clock(7200 - 5)
+    assert api.get("/session").status_code == 200  # slides the window
+    api.emulator.advance_clock(7200 - 5)
+    response = api.get("/session")
+    assert response.status_code == 200
+    expiry = datetime.strptime(
+        response.headers["CB-Token-ExpirationDate"], "%Y-%m-%d %H:%M:%S UTC"
+    ).replace(tzinfo=timezone.utc)
+    assert abs((expiry - api.emulator.now()).total_seconds() - 7200) < 5
+    api.emulator.advance_clock(7201)
+    assert api.get("/session").json() == NO_SESSION
+    assert api.emulator.sessions == []
+
+
+def test_expiry_via_control_clock(api: Api) -> None:
+    api.app_session()
+    assert api.post("/_emulator/clock", json={"advance": 7201}).status_code == 200
+    assert api.get("/session").status_code == 401
+
+
+# -- read-only application sessions -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/users/1", {"user": {"full_name": "x"}}),
+        ("DELETE", "/users/1", None),
+        ("DELETE", "/users/external/ext-1", None),
+        ("POST", "/blobs", {"blob": {"content_type": "text/plain", "name": "a"}}),
+        ("PUT", "/blobs/1/complete", {"size": 1}),
+        ("DELETE", "/blobs/1", None),
+    ],
+)
+def test_application_session_is_read_only(api: Api, method: str, path: str, body: Any) -> None:
+    api.signup("owner", external_id="ext-1")
+    api.app_session()
+    response = api.call(method, path, json=body)
+    assert (response.status_code, response.json()) == (403, NEED_USER)
+    assert "CB-Token-ExpirationDate" in response.headers
+
+
+def test_application_session_can_read(api: Api) -> None:
+    user = api.signup("reader")
+    api.app_session()
+    assert api.get(f"/users/{user['id']}").status_code == 200
+
+
+# -- Custom Identity Provider -------------------------------------------------------------------
+
+
+class _Verifier(BaseHTTPRequestHandler):
+    """A CIdP verification endpoint shaped like the official starter kit."""
+
+    tokens: dict[str, dict[str, Any]] = {}
+    calls: list[str] = []
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        token = query.get("token", [""])[0]
+        self.calls.append(token)
+        identity = self.tokens.get(token)
+        if identity is None:
+            body, status = b'{"error": "invalid token"}', 422
+        else:
+            body, status = json.dumps(identity).encode(), 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def cidp_url() -> Iterator[str]:
+    _Verifier.tokens = {
+        "good-token": {
+            "uid": 4242,
+            "login": "idp_alice",
+            "email": "alice@idp.example",
+            "user": {"id": 4242, "login": "idp_alice", "name": "Alice Idp"},
+        }
+    }
+    _Verifier.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Verifier)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/user/verify"
+    server.shutdown()
+    server.server_close()
+
+
+def test_cidp_login_creates_user_once(api: Api, cidp_url: str) -> None:
+    api.emulator.configure(cidp_url=cidp_url)
+    body = api.session_body(user={"login": "good-token"})
+    first = api.post("/session", json=body)
+    assert first.status_code == 201, first.text
+    user = first.json()["session"]["user"]
+    assert (user["login"], user["email"], user["external_id"]) == (
+        "idp_alice",
+        "alice@idp.example",
+        "4242",
+    )
+    second = api.post(
+        "/session", json=api.session_body(user={"login": "good-token", "password": "any"})
+    )
+    assert second.json()["session"]["user_id"] == user["id"]
+    assert _Verifier.calls == ["good-token", "good-token"]
+    state_user = api.emulator.users[0]
+    assert state_user["has_password"] is False and state_user["source"] == "cidp"
+
+
+def test_cidp_login_through_post_login_with_mapping(api: Api, cidp_url: str) -> None:
+    api.emulator.configure(
+        cidp_url=cidp_url,
+        cidp_response_mapping={
+            "uid": "#{user.id}",
+            "login": "idp-#{user.login}",
+            "full_name": "#{user.name}",
+        },
+    )
+    api.app_session()
+    response = api.post("/login", json={"login": "good-token", "password": "whatever"})
+    assert response.status_code == 200, response.text
+    user = response.json()["user"]
+    assert (user["login"], user["full_name"], user["external_id"]) == (
+        "idp-idp_alice",
+        "Alice Idp",
+        "4242",
+    )
+
+
+def test_cidp_rejected_token(api: Api, cidp_url: str) -> None:
+    api.emulator.configure(cidp_url=cidp_url)
+    response = api.post("/session", json=api.session_body(user={"login": "bad-token"}))
+    assert response.status_code == 401
+    assert "rejected" in response.json()["errors"][0]
+    assert api.emulator.users == []
+
+
+def test_cidp_unreachable(api: Api) -> None:
+    api.emulator.configure(cidp_url="http://127.0.0.1:9/verify")
+    response = api.post("/session", json=api.session_body(user={"login": "tok"}))
+    assert response.status_code == 422
+    assert "unreachable" in response.json()["errors"][0]
+
+
+def test_login_without_password_and_without_cidp_is_422(api: Api) -> None:
+    response = api.post("/session", json=api.session_body(user={"login": "nopass"}))
+    assert response.status_code == 422
+    assert response.json() == {"errors": {"password": ["can't be blank"]}}
+
+
+# -- Firebase -----------------------------------------------------------------------------------
+
+
+def _firebase_body(api: Api, token: str, provider: str = "firebase_phone") -> dict[str, Any]:
+    return api.session_body(
+        provider=provider, **{provider: {"project_id": "proj-1", "access_token": token}}
+    )
+
+
+def test_firebase_phone_login_creates_then_finds_user(api: Api) -> None:
+    token = mint_firebase_token(
+        api.emulator.firebase_key, "proj-1", phone_number="+15550001", uid="fb-1"
+    )
+    first = api.post("/session", json=_firebase_body(api, token))
+    assert first.status_code == 201, first.text
+    user = first.json()["session"]["user"]
+    assert user["phone"] == "+15550001"
+    again = api.post("/session", json=_firebase_body(api, token))
+    assert again.json()["session"]["user_id"] == user["id"]
+
+
+def test_firebase_email_login_via_post_login(api: Api) -> None:
+    token = mint_firebase_token(api.emulator.firebase_key, "proj-1", email="fb@example.com")
+    api.app_session()
+    response = api.post(
+        "/login",
+        json={
+            "provider": "firebase_email",
+            "firebase_email": {"project_id": "proj-1", "access_token": token},
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["email"] == "fb@example.com"
+
+
+@pytest.mark.parametrize(
+    ("key", "project", "expires_in", "message"),
+    [
+        ("other-key", "proj-1", 3600, "Invalid Firebase access token"),
+        (None, "proj-2", 3600, "Firebase token was issued for another project"),
+        (None, "proj-1", -10, "Firebase access token has expired"),
+    ],
+)
+def test_firebase_bad_tokens(
+    api: Api, key: str | None, project: str, expires_in: int, message: str
+) -> None:
+    token = mint_firebase_token(
+        key or api.emulator.firebase_key, project, phone_number="+1", expires_in=expires_in
+    )
+    response = api.post("/session", json=_firebase_body(api, token))
+    assert (response.status_code, response.json()) == (401, {"errors": [message]})
+
+
+def test_firebase_token_expires_on_the_emulator_clock(api: Api) -> None:
+    token = mint_firebase_token(api.emulator.firebase_key, "proj-1", phone_number="+1")
+    api.emulator.advance_clock(3601)
+    assert api.post("/session", json=_firebase_body(api, token)).status_code == 401
+
+
+def test_firebase_verifier_is_pluggable(connectycube_emulator_server: Any) -> None:
+    from django_connectycube.emulator import EmulatorServer, FirebaseIdentity
+
+    def verifier(provider: str, project_id: str, token: str, now: datetime) -> FirebaseIdentity:
+        return FirebaseIdentity(uid=f"uid-{token}", phone_number=f"+{len(token)}")
+
+    with EmulatorServer(firebase_verifier=verifier) as server:
+        api = Api(server.emulator)
+        response = api.post("/session", json=_firebase_body(api, "abc"))
+        assert response.json()["session"]["user"]["phone"] == "+3"
+
+
+def test_unsupported_provider(api: Api) -> None:
+    response = api.post("/session", json=api.session_body(provider="facebook", keys={"token": "t"}))
+    assert response.status_code == 422
+    assert "provider" in response.json()["errors"]
