@@ -80,9 +80,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
-MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "profile"
 
 # Celery: without a broker, tasks run in-process (eager), which is right for a demo and wrong for
 # production; set CELERY_BROKER_URL=redis://127.0.0.1:6379/0 and start a worker for the real thing.

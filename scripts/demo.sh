@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The example site against the built-in ConnectyCube emulator, both on localhost.
 # DEMO_PORT (8000) and EMULATOR_PORT (8765) move them; CONNECTYCUBE_API_URL set to anything else
-# points the site at that server instead and starts no emulator.
+# points the site at that server instead and starts no emulator. With CELERY_BROKER_URL set
+# (e.g. redis://127.0.0.1:6379/0) a Celery worker and beat start too; without it, tasks run
+# in-process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -33,15 +35,25 @@ sys.exit("the emulator did not start")
 PYEOF
 fi
 
+bash scripts/vendor_sdk.sh
 "$PY" manage.py migrate --noinput -v0
 if ! "$PY" manage.py shell -c "from django.contrib.auth import get_user_model as g; import sys; sys.exit(0 if g().objects.filter(username='admin').exists() else 1)"; then
   DJANGO_SUPERUSER_PASSWORD=admin "$PY" manage.py createsuperuser --noinput \
     --username admin --email admin@example.com
 fi
+if [ -n "${CELERY_BROKER_URL:-}" ]; then
+  .venv/bin/celery -A example_project worker --loglevel=INFO --concurrency=2 -B \
+    --schedule "${TMPDIR:-/tmp}/example-celerybeat-schedule" &
+  pids+=($!)
+  worker_note="Celery worker + beat on ${CELERY_BROKER_URL}"
+else
+  worker_note="no broker: tasks run in-process (set CELERY_BROKER_URL for a real worker)"
+fi
 cat <<MSG
 
   Example site:  http://127.0.0.1:${DEMO_PORT}/      (admin: http://127.0.0.1:${DEMO_PORT}/admin/, user admin / password admin)
   ConnectyCube:  ${CONNECTYCUBE_API_URL}   (state: ${CONNECTYCUBE_API_URL}/_emulator/state)
+  Tasks:         ${worker_note}
   Stop with Ctrl-C.
 
 MSG

@@ -16,7 +16,7 @@ ci() { case "${CI:-}" in ""|0|false|no) return 1 ;; *) return 0 ;; esac; }
 
 if [ "$part" = all ] || [ "$part" = unit ]; then
   echo "== unit tests (SQLite, in-memory broker)"
-  env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest -m "not integration" "$@"
+  env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest -m "not integration and not browser" "$@"
   echo "== mirroring tests with a UUID-pk user model"
   env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest -m "not integration" \
     --ds=tests.settings_uuid -p no:cacheprovider \
