@@ -4,7 +4,7 @@ Ids are part of the public interface (users silence them with ``SILENCED_SYSTEM_
 renumber one.
 
 - ``connectycube.E001``: a required credential is missing.
-- ``connectycube.E002``: a setting has a value of the wrong type.
+- ``connectycube.E002``: a setting has a value of the wrong type (or cannot be imported).
 - ``connectycube.W001``: the API URL is not https while ``DEBUG`` is off (loopback hosts, such
   as the built-in emulator, are exempt).
 - ``connectycube.W002``: no Celery app is configured, so sync tasks have nowhere to run.
@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import FieldDoesNotExist
+from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, REQUIRED, ConfigurationError, app_settings
 
@@ -81,6 +83,8 @@ def check_settings(
             )
         )
 
+    messages.extend(_check_values())
+
     for name in unknown:
         messages.append(
             Warning(
@@ -90,6 +94,86 @@ def check_settings(
             )
         )
     return messages
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _e002(name: str, problem: str, hint: str | None = None) -> Error:
+    return Error(f'CONNECTYCUBE["{name}"] {problem}', hint=hint, id="connectycube.E002")
+
+
+def _check_values() -> list[CheckMessage]:
+    """Type checks for the keys that would otherwise fail deep inside a task or a request."""
+    messages: list[CheckMessage] = []
+    timeout = app_settings.get("TIMEOUT")
+    pair = isinstance(timeout, list | tuple) and len(timeout) == 2
+    if not (_is_number(timeout) or (pair and all(_is_number(t) for t in timeout))):
+        messages.append(
+            _e002("TIMEOUT", f"must be seconds or a (connect, read) pair, got {timeout!r}.")
+        )
+    for name in ("RETRIES", "TASK_MAX_ATTEMPTS", "LEASE_SECONDS", "SWEEP_AFTER"):
+        value = app_settings.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            messages.append(_e002(name, f"must be a non-negative integer, got {value!r}."))
+    for name in ("MAX_RETRY_WAIT", "TASK_BACKOFF_BASE", "TASK_BACKOFF_MAX"):
+        if not _is_number(app_settings.get(name)):
+            messages.append(
+                _e002(name, f"must be a non-negative number, got {app_settings.get(name)!r}.")
+            )
+    try:
+        app_settings.reload()
+        app_settings.USER_FIELDS  # noqa: B018  (imports the dotted path)
+    except ConfigurationError as exc:
+        messages.append(Error(str(exc), id="connectycube.E002"))
+    secrets = app_settings.get("PASSWORD_SECRETS")
+    if secrets is not None and (
+        not isinstance(secrets, dict)
+        or not secrets
+        or not all(str(k).isdigit() and isinstance(v, str) and v for k, v in secrets.items())
+    ):
+        messages.append(
+            _e002(
+                "PASSWORD_SECRETS",
+                "must map integer versions to non-empty secrets.",
+                'e.g. {1: env("CUBE_PASSWORD_SECRET")}; never remove a version still in use.',
+            )
+        )
+    keys = app_settings.get("TOKEN_KEYS")
+    if keys is not None and (isinstance(keys, str | bytes) or not keys):
+        messages.append(_e002("TOKEN_KEYS", "must be a non-empty list of keys, newest first."))
+    messages.extend(_check_avatar_field())
+    return messages
+
+
+def _check_avatar_field() -> list[CheckMessage]:
+    from django.contrib.auth import get_user_model
+
+    source = app_settings.get("AVATAR_FIELD")
+    if not source or callable(source):
+        return []
+    if not isinstance(source, str):
+        return [_e002("AVATAR_FIELD", f"must be a field name or a callable, got {source!r}.")]
+    if "." in source:
+        try:
+            import_string(source)
+        except ImportError as exc:
+            return [_e002("AVATAR_FIELD", f"= {source!r} could not be imported: {exc}")]
+        return []
+    model = get_user_model()
+    try:
+        model._meta.get_field(source)
+    except FieldDoesNotExist:
+        return [
+            _e002(
+                "AVATAR_FIELD",
+                f"names {source!r}, which is not a field of {model._meta.label}.",
+                "Name a FileField/ImageField of the user model, or give a dotted path to a "
+                "callable(user) returning a file.",
+            )
+        ]
+    return []
 
 
 def _is_loopback(host: str) -> bool:

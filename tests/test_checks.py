@@ -114,3 +114,35 @@ def test_only_celerys_fallback_app_counts_as_none(monkeypatch):
     project = Celery("proj", set_as_current=False)
     _state._apps.add(project)
     assert configured_celery_app() is project
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TIMEOUT", "5"),
+        ("TIMEOUT", (1, 2, 3)),
+        ("RETRIES", -1),
+        ("RETRIES", True),
+        ("TASK_BACKOFF_MAX", "soon"),
+        ("USER_FIELDS", "no.such.mapping"),
+        ("PASSWORD_SECRETS", {"one": "x"}),
+        ("PASSWORD_SECRETS", {}),
+        ("TOKEN_KEYS", "single-key-not-a-list"),
+        ("AVATAR_FIELD", "no_such_field"),
+        ("AVATAR_FIELD", "no.such.callable"),
+    ],
+)
+def test_bad_values_are_e002_naming_the_key(name, value):
+    with override_settings(CONNECTYCUBE={**GOOD, name: value}):
+        messages = check_settings()
+    assert ids(messages) == ["connectycube.E002"], [m.msg for m in messages]
+    assert name in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TIMEOUT", 3), ("TIMEOUT", (3.05, 27)), ("AVATAR_FIELD", "avatar"), ("TOKEN_KEYS", ["k"])],
+)
+def test_good_values_pass(name, value):
+    with override_settings(CONNECTYCUBE={**GOOD, name: value}):
+        assert check_settings() == []
