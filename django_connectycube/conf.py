@@ -52,6 +52,26 @@ DEFAULTS: dict[str, Any] = {
     "TOKEN_KEYS": None,  # Fernet keys, newest first; None derives them from SECRET_KEY(+fallbacks)
     "SESSION_RENEW_MARGIN": 300,  # seconds before expiry at which a stored token is replaced
     "SYNC_ON_LOGIN_TIMEOUT": 10.0,  # seconds a login may spend pushing a not-yet-synced user
+    # How users log in to ConnectyCube: "password" (derived passwords) or "cidp" (this site is
+    # the Custom Identity Provider: a short-lived signed token, checked at our verify endpoint).
+    "AUTH_MODE": "password",
+    "CIDP_TOKEN_MAX_AGE": 60,  # seconds a signed CIdP login token is accepted by the verifier
+    # REST API (django_connectycube.api).
+    "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],  # user look-ups
+    "API_THROTTLE_CLASSES": [],  # DRF throttle classes for every API view (dotted paths)
+    "API_EXPOSE_CONTACT_FIELDS": False,  # True: e-mail/phone in every profile, not only one's own
+    "LOGIN_FAILURE_LIMIT": 5,  # failed logins per account within the window before a 429
+    "LOGIN_FAILURE_IP_LIMIT": 50,  # failed logins per client IP within the window before a 429
+    "LOGIN_FAILURE_WINDOW": 900,  # seconds the failure counters live (the lockout's length)
+    "LOGIN_FAILURE_CACHE": "default",  # Django cache alias for the counters (shared: Redis)
+    "UNAVAILABLE_RETRY_AFTER": 5,  # Retry-After seconds on a 503 when ConnectyCube gives none
+    "PASSWORD_RESET_MIN_SECONDS": 0.3,  # reset answers never sooner (known/unknown look alike)
+    "PASSWORD_RESET_OPTIONS": {},  # keyword arguments for Django's PasswordResetForm.save()
+    # Firebase phone login through ConnectyCube.
+    "FIREBASE_PROJECT_ID": None,  # when set, the only accepted project (and the default one)
+    "FIREBASE_PHONE_LOOKUP": "phone",  # user model field holding the phone, or a dotted
+    #                                    callable(phone) -> user or None
+    "FIREBASE_CREATE_USERS": False,  # True: an unknown verified phone gets a new local user
 }
 
 #: Keys that have no usable default: the app cannot talk to ConnectyCube without them.

@@ -3,6 +3,11 @@
 Tokens live encrypted in :class:`~.models.CubeSession`, one row per user. Renewal is claimed
 with a conditional ``UPDATE`` on that row (works on every database, across processes), so two
 requests that find the token expired at the same moment make one remote session, not two.
+
+:func:`get_session_for_user` is what the API calls: it also makes sure the user exists on
+ConnectyCube first (a bounded synchronous push), and in ``AUTH_MODE = "cidp"`` it logs in with a
+signed token from :mod:`.cidp` instead of the derived password, adopting the remote user that
+ConnectyCube creates on the first such login.
 """
 
 from __future__ import annotations
@@ -14,31 +19,55 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import mapping
-from .client import AuthenticationError, ConnectyCubeClient, NotFound, UserClient
-from .conf import app_settings
+from .client import (
+    AuthenticationError,
+    ConnectyCubeClient,
+    ConnectyCubeError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Session,
+    TransportError,
+    UserClient,
+)
+from .conf import ConfigurationError, app_settings
 from .models import CubeSession, CubeUser
 from .remote import get_client
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
+    "AUTH_MODE_CIDP",
+    "AUTH_MODE_PASSWORD",
     "SessionUnavailable",
     "call_as_user",
     "destroy_session",
+    "get_session_for_user",
     "get_user_session",
     "invalidate",
+    "is_transient",
     "login_link",
+    "refresh_session",
+    "retry_after_for",
+    "store_session",
 ]
 
 T = TypeVar("T")
 
 SESSION_TTL = timedelta(hours=2)
 CLAIM_FOR = timedelta(seconds=30)
+
+AUTH_MODE_PASSWORD = "password"  # noqa: S105 - a mode name, not a secret
+AUTH_MODE_CIDP = "cidp"
+
+#: Remote failures that say "try again later" rather than "this will never work".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransportError, ServerError, RateLimited)
 
 
 class SessionUnavailable(Exception):
@@ -54,8 +83,21 @@ def _is_valid(row: CubeSession | None, now: Any) -> bool:
     return bool(row and row.token and row.expires_at and row.expires_at - margin > now)
 
 
+def auth_mode() -> str:
+    """The configured ``AUTH_MODE``, validated."""
+    mode = app_settings.AUTH_MODE
+    if mode not in (AUTH_MODE_PASSWORD, AUTH_MODE_CIDP):
+        raise ConfigurationError(
+            f'CONNECTYCUBE["AUTH_MODE"] must be "{AUTH_MODE_PASSWORD}" or "{AUTH_MODE_CIDP}", '
+            f"got {mode!r}."
+        )
+    return str(mode)
+
+
 def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
-    """A new remote session for a mirrored user, with its derived password."""
+    """A new remote session for a mirrored user: derived password, or a CIdP token."""
+    if auth_mode() == AUTH_MODE_CIDP:
+        return _login_cidp(link, client)
     password = mapping.derive_password(link.external_id, link.password_version or None)
     if not link.login:
         if link.cube_id is None:
@@ -92,7 +134,11 @@ def get_user_session(
             with transaction.atomic():
                 row = CubeSession.objects.create(user_id=link.user_id)
         except IntegrityError:
-            row = CubeSession.objects.get(user_id=link.user_id)
+            row = CubeSession.objects.filter(user_id=link.user_id).first()
+            if row is None:  # not a lost race: the local user was deleted meanwhile (FK)
+                raise SessionUnavailable(
+                    f"Local user {link.external_id} was deleted while its session was made."
+                ) from None
     stale_token = row.token if force else None
 
     deadline = time.monotonic() + wait
@@ -120,6 +166,44 @@ def get_user_session(
         return row
     finally:
         CubeSession.objects.filter(pk=row.pk).update(renewing_until=None)
+
+
+def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
+    """Log in through our own identity provider; ConnectyCube creates the user on first use.
+
+    ConnectyCube identifies CIdP users by the verifier's ``uid`` (our ``external_id``), so a
+    remote user created by an earlier password-mode push is found again, not duplicated. When
+    the link has no remote id yet, or its remote user was deleted and ConnectyCube made a new
+    one for the same ``uid``, the link adopts the session's user.
+    """
+    from .cidp import make_login_token, make_tombstone_token
+
+    if link.user_id is None:  # a deleted local user: log in only to delete the remote one
+        return client.create_cidp_session(make_tombstone_token(link.external_id))
+    session = client.create_cidp_session(make_login_token(link.user_id))
+    if session.user_id is not None and session.user_id != link.cube_id:
+        _adopt_remote_user(link, session)
+    return session
+
+
+def _adopt_remote_user(link: CubeUser, session: Session) -> None:
+    remote_login = session.user.login if session.user is not None else None
+    try:
+        with transaction.atomic():
+            CubeUser.objects.filter(pk=link.pk).update(
+                cube_id=session.user_id,
+                login=remote_login or link.login,
+                updated_at=timezone.now(),
+            )
+    except IntegrityError as exc:
+        raise SessionUnavailable(
+            f"ConnectyCube user {session.user_id} is already linked to another local user; "
+            f"an operator has to resolve the link of {link.external_id}.",
+            retry_after=300,
+        ) from exc
+    logger.info("Linked %s to ConnectyCube user %s (CIdP)", link.external_id, session.user_id)
+    link.cube_id = session.user_id
+    link.login = remote_login or link.login
 
 
 def _claim(pk: int) -> bool:
@@ -167,3 +251,202 @@ def destroy_session(user_pk: Any, *, client: ConnectyCubeClient | None = None) -
         client.destroy_session(row.token)
     row.delete()
     return True
+
+
+# ---- the API's entry points ------------------------------------------------------------------
+
+
+def _retry_after(exc: BaseException) -> int:
+    default = int(app_settings.UNAVAILABLE_RETRY_AFTER)
+    seconds = getattr(exc, "retry_after", None)
+    return max(1, int(seconds)) if seconds else default
+
+
+def _valid_reusable(user_pk: Any) -> CubeSession | None:
+    """The stored session when it can be handed out as is (no remote call, one DB read)."""
+    row = (
+        CubeSession.objects.filter(user_id=user_pk, user__connectycube__cube_id__isnull=False)
+    ).first()
+    now = timezone.now()
+    if row is None or not _is_valid(row, now):
+        return None
+    CubeSession.objects.filter(pk=row.pk).update(last_used_at=now)
+    row.last_used_at = now
+    return row
+
+
+def _ensure_link(user: Any) -> CubeUser:
+    link = CubeUser.objects.filter(user_id=user.pk).first()
+    if link is None:
+        from .outbox import mark_dirty
+
+        with transaction.atomic():
+            mark_dirty(user)
+        link = CubeUser.objects.get(user_id=user.pk)
+    return link
+
+
+_bounded: dict[str, ConnectyCubeClient] = {}
+
+
+def _bounded_client() -> ConnectyCubeClient:
+    """A client whose timeouts and retries fit in ``SYNC_ON_LOGIN_TIMEOUT`` (shared, lazy).
+
+    It shares the application session with every other client through the cache; only its
+    patience differs, so a login never hangs on a slow ConnectyCube for the full task timeouts.
+    """
+    client = _bounded.get("client")
+    if client is None:
+        limit = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
+        timeout = app_settings.TIMEOUT
+        connect, read = timeout if isinstance(timeout, list | tuple) else (timeout, timeout)
+        client = ConnectyCubeClient.from_settings(
+            timeout=(min(float(connect), limit), min(float(read), limit)),
+            retries=min(int(app_settings.RETRIES), 1),
+            max_retry_wait=min(float(app_settings.MAX_RETRY_WAIT), limit / 2),
+        )
+        _bounded["client"] = client
+    return client
+
+
+def _reset_bounded(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("CONNECTYCUBE", "CACHES"):
+        old = _bounded.pop("client", None)
+        if old is not None:
+            old.close()
+
+
+setting_changed.connect(_reset_bounded, dispatch_uid="django_connectycube.sessions.bounded")
+
+
+def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | None) -> CubeUser:
+    """Push a not-yet-mirrored user now, within ``SYNC_ON_LOGIN_TIMEOUT``.
+
+    A login cannot wait for the worker: without a remote user there is nothing to log in to.
+    When a worker is pushing the same user right now (``Busy``), wait for it instead. An owed
+    *update* of a user that already exists remotely is tried but never blocks the login.
+    """
+    from . import sync
+
+    limit = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
+    deadline = time.monotonic() + limit
+    needed = link.cube_id is None
+    pusher = client or _bounded_client()
+    pushed = False
+    while not pushed:
+        try:
+            sync.push_user(user.pk, client=pusher)
+            pushed = True
+        except sync.Busy as exc:
+            link.refresh_from_db()
+            if link.cube_id is not None and (not needed or link.state != CubeUser.State.PENDING):
+                return link
+            if time.monotonic() >= deadline:
+                if not needed:
+                    return link
+                raise SessionUnavailable(
+                    "This user is being set up on ConnectyCube; try again shortly."
+                ) from exc
+            time.sleep(0.1)
+        except (ConnectyCubeError, sync.SyncConflict) as exc:
+            if not needed:
+                logger.warning("Push before login of %s failed: %s", link.external_id, exc)
+                return link
+            if not isinstance(exc, TRANSIENT_ERRORS):
+                logger.error("Could not create %s on ConnectyCube: %s", link.external_id, exc)
+            retry = _retry_after(exc) if isinstance(exc, TRANSIENT_ERRORS) else 60
+            raise SessionUnavailable(
+                "This user could not be set up on ConnectyCube yet; try again later.",
+                retry_after=retry,
+            ) from exc
+    link.refresh_from_db()
+    if link.cube_id is None:
+        raise SessionUnavailable(
+            "This user is not on ConnectyCube yet (its sync failed or is disabled); an operator "
+            "can re-sync it from the admin.",
+            retry_after=60,
+        )
+    return link
+
+
+def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None) -> CubeSession:
+    """A valid ConnectyCube session for a local user: the stored one, or a fresh login.
+
+    A stored token that is still valid costs no remote call. Otherwise the user is first made
+    to exist on ConnectyCube (password mode: a bounded synchronous push; CIdP mode: ConnectyCube
+    creates it at login), then logged in once even when several requests race. Raises
+    :class:`SessionUnavailable` (with ``retry_after``) when that cannot happen in time, and the
+    client's errors for other remote failures.
+    """
+    if user is None or getattr(user, "pk", None) is None:
+        raise ValueError("A saved local user is required.")
+    row = _valid_reusable(user.pk)
+    if row is not None:
+        return row
+    link = _ensure_link(user)
+    if link.state in (CubeUser.State.DELETING, CubeUser.State.DELETED):
+        raise SessionUnavailable("This user is being removed from ConnectyCube.", retry_after=60)
+    cidp = auth_mode() == AUTH_MODE_CIDP
+    if not cidp and (link.cube_id is None or link.state == CubeUser.State.PENDING):
+        link = _push_before_login(user, link, client)
+    wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
+    try:
+        return get_user_session(link, client=client, wait=wait)
+    except NotFound as exc:
+        # The remote user vanished (deleted on ConnectyCube); the sync engine recreates it.
+        raise SessionUnavailable(
+            "This user's ConnectyCube account is being restored; try again later.",
+            retry_after=60,
+        ) from exc
+
+
+def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> CubeSession:
+    """Like :func:`get_session_for_user`, but confirmed with ConnectyCube (one ``GET /session``).
+
+    Catches a token the server dropped before our recorded expiry (a ConnectyCube restart, a
+    clock skew, a logout elsewhere) and replaces it; a live token's expiry is slid and recorded.
+    """
+    client = client or get_client()
+    row = get_session_for_user(user, client=client)
+    try:
+        remote = client.get_session(row.token)
+    except AuthenticationError:
+        remote = None
+    if remote is None or (row.cube_user_id and remote.user_id != row.cube_user_id):
+        link = CubeUser.objects.get(user_id=user.pk)
+        return get_user_session(
+            link, client=client, wait=float(app_settings.SYNC_ON_LOGIN_TIMEOUT), force=True
+        )
+    now = timezone.now()
+    row.expires_at = remote.expires_at or now + SESSION_TTL
+    row.last_used_at = now
+    CubeSession.objects.filter(pk=row.pk).update(expires_at=row.expires_at, last_used_at=now)
+    return row
+
+
+def store_session(user: Any, session: Session) -> CubeSession:
+    """Keep a session made elsewhere (e.g. a Firebase login) as the user's stored session.
+
+    The previous token, if any, is simply replaced (not destroyed remotely: it expires by itself
+    and may still be in use by the frontend that holds it).
+    """
+    now = timezone.now()
+    values = {
+        "token": session.token,
+        "cube_user_id": session.user_id,
+        "expires_at": session.expires_at or now + SESSION_TTL,
+        "last_used_at": now,
+        "renewing_until": None,
+    }
+    row, _ = CubeSession.objects.update_or_create(user_id=user.pk, defaults=values)
+    return row
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error means "ConnectyCube is unavailable right now" (answer 503)."""
+    return isinstance(exc, (*TRANSIENT_ERRORS, SessionUnavailable))
+
+
+def retry_after_for(exc: BaseException) -> int:
+    """Seconds a client should wait before trying again after ``exc``."""
+    return _retry_after(exc)

@@ -96,6 +96,21 @@ CELERY_BEAT_SCHEDULE = {
     "connectycube-sweep": {"task": "django_connectycube.sweep_dirty", "schedule": 60.0},
 }
 
+# The API (django_connectycube.api) and its OpenAPI schema at /api/schema/ when the optional
+# extra is installed (pip install django-connectycube[openapi]).
+REST_FRAMEWORK: dict[str, object] = {}
+try:
+    import drf_spectacular  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS.append("drf_spectacular")
+    REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+    SPECTACULAR_SETTINGS = {
+        "TITLE": "django-connectycube API",
+        "DESCRIPTION": "ConnectyCube sessions, user look-ups and password reset for a frontend.",
+    }
+
 CONNECTYCUBE = {
     "API_URL": env("CONNECTYCUBE_API_URL", default="http://127.0.0.1:8765"),
     "APPLICATION_ID": env.int("CONNECTYCUBE_APPLICATION_ID", default=1),

@@ -69,6 +69,23 @@ CONNECTYCUBE = {
     "RETRIES": env.int("CONNECTYCUBE_RETRIES", default=3),
 }
 
+REST_FRAMEWORK = {
+    # Basic auth lets the schemathesis run authenticate without CSRF; sessions for the views.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+}
+try:  # the OpenAPI schema is an optional extra
+    import drf_spectacular  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+else:
+    INSTALLED_APPS.append("drf_spectacular")
+    REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+
+STATIC_URL = "/static/"  # the live server (CIdP tests) serves static files under it
+
 MEDIA_ROOT = env("MEDIA_ROOT", default="/tmp/django-connectycube-test-media")
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")

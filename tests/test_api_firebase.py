@@ -1,0 +1,142 @@
+"""``POST login/`` with a Firebase phone token, verified by (the emulated) ConnectyCube."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.test import Client
+
+from django_connectycube import sync
+from django_connectycube.emulator import mint_firebase_token
+from django_connectycube.models import CubeUser
+
+User = get_user_model()
+LOGIN = "/api/connectycube/login/"
+PROJECT = "demo-project"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def cube(connectycube_emulator, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRIES": 0}
+    return connectycube_emulator
+
+
+def token_for(cube, phone, project=PROJECT, **kwargs):
+    return mint_firebase_token(cube.firebase_key, project, phone_number=phone, **kwargs)
+
+
+def firebase_login(token, project=PROJECT, client=None):
+    body = {"provider": "firebase_phone", "firebase_phone": {"access_token": token}}
+    if project is not None:
+        body["firebase_phone"]["project_id"] = project
+    return (client or Client()).post(LOGIN, body, content_type="application/json")
+
+
+def test_verified_phone_logs_in_the_local_user_with_that_phone(cube):
+    alice = User.objects.create_user(username="alice", phone="+447700900001")
+    User.objects.create_user(username="bob", phone="+447700900002")
+    sync.push_user(alice.pk)
+    response = firebase_login(token_for(cube, "+447700900001"))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    link = CubeUser.objects.get(user=alice)
+    assert body["user_id"] == link.cube_id  # the mirrored identity, not a second one
+    [session] = [s for s in cube.sessions if s["token"] == body["token"]]
+    assert session["user_id"] == link.cube_id
+    firebase_users = [u for u in cube.users if u.get("source") == "firebase_phone"]
+    # The session ConnectyCube made for its own Firebase user was not left behind.
+    assert all(s["user_id"] not in {u["id"] for u in firebase_users} for s in cube.sessions)
+
+
+def test_unknown_phone_is_refused_without_creating_anyone(cube):
+    response = firebase_login(token_for(cube, "+15550000000"))
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "No account is linked to this phone number.",
+        "code": "phone_not_linked",
+    }
+    assert User.objects.count() == 0
+
+
+def test_ambiguous_phone_is_refused_like_an_unknown_one(cube):
+    User.objects.create_user(username="a1", phone="+15550000001")
+    User.objects.create_user(username="a2", phone="+15550000001")
+    unknown = firebase_login(token_for(cube, "+15550000009"))
+    ambiguous = firebase_login(token_for(cube, "+15550000001"))
+    assert (ambiguous.status_code, ambiguous.json()) == (unknown.status_code, unknown.json())
+
+
+def test_unknown_phone_creates_a_local_user_when_allowed(cube, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_CREATE_USERS": True}
+    response = firebase_login(token_for(cube, "+15550000000"))
+    assert response.status_code == 200, response.content
+    user = User.objects.get(phone="+15550000000")
+    assert not user.has_usable_password()
+    assert response.json()["user_id"] == CubeUser.objects.get(user=user).cube_id
+
+
+def test_invalid_or_foreign_tokens_are_401(cube, settings):
+    User.objects.create_user(username="alice", phone="+447700900001")
+    forged = mint_firebase_token("wrong-key", PROJECT, phone_number="+447700900001")
+    expired = token_for(cube, "+447700900001", expires_in=-10)
+    other_project = token_for(cube, "+447700900001", project="other")
+    for token in (forged, expired, other_project):
+        response = firebase_login(token)
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_credentials"
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_PROJECT_ID": PROJECT}
+    response = firebase_login(token_for(cube, "+447700900001", project="other"), "other")
+    assert response.status_code == 401
+
+
+def test_project_id_defaults_to_the_setting(cube, settings):
+    User.objects.create_user(username="alice", phone="+447700900001")
+    assert firebase_login(token_for(cube, "+447700900001"), project=None).status_code == 400
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_PROJECT_ID": PROJECT}
+    assert firebase_login(token_for(cube, "+447700900001"), project=None).status_code == 200
+
+
+def test_failed_firebase_logins_count_towards_the_ip_lockout(cube, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "LOGIN_FAILURE_IP_LIMIT": 2}
+    for _ in range(2):
+        assert firebase_login("not-a-jwt").status_code == 401
+    response = firebase_login("not-a-jwt")
+    assert response.status_code == 429
+    assert response["Retry-After"]
+
+
+def test_phone_lookup_is_configurable(cube, settings):
+    alice = User.objects.create_user(username="alice", website="https://alice.example")
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "FIREBASE_PHONE_LOOKUP": "tests.test_api_firebase.lookup_alice",
+    }
+    response = firebase_login(token_for(cube, "+10000000000"))
+    assert response.status_code == 200
+    assert response.json()["user_id"] == CubeUser.objects.get(user=alice).cube_id
+
+
+def lookup_alice(phone):
+    return User.objects.filter(username="alice").first()
+
+
+def test_firebase_outage_is_503(cube):
+    cube.set_fault("POST /session", error_rate=1, statuses=[503])
+    response = firebase_login(token_for(cube, "+447700900001"))
+    assert response.status_code == 503
+    assert response.json()["code"] == "connectycube_unavailable"

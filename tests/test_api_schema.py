@@ -1,0 +1,120 @@
+"""The OpenAPI schema (drf-spectacular) and a schemathesis run over it: no request makes a 5xx.
+
+schemathesis generates requests from the schema (positive and negative modes: valid and
+invalid bodies, queries and path parameters, ``MAX_EXAMPLES`` each per operation) and sends
+them through Django's WSGI handler in this process, against the emulator.
+Both tools are optional extras, so the module is skipped without them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.wsgi import get_wsgi_application
+from django.test import Client
+
+from django_connectycube import sync
+
+pytest.importorskip("drf_spectacular", reason="the openapi extra is not installed")
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis (dev extra) is missing")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis.generation.modes import GenerationMode  # noqa: E402
+
+User = get_user_model()
+SCHEMA = "/api/schema/?format=json"
+MAX_EXAMPLES = 25
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+
+
+@pytest.fixture
+def cube(connectycube_emulator, settings):
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "RETRIES": 0,
+        "PASSWORD_RESET_MIN_SECONDS": 0,
+    }
+    cache.clear()
+    yield connectycube_emulator
+    cache.clear()
+
+
+def test_schema_documents_every_endpoint():
+    schema = Client().get(SCHEMA).json()
+    assert schema["openapi"].startswith("3.")
+    prefix = "/api/connectycube/"
+    assert {p.removeprefix(prefix) for p in schema["paths"]} >= {
+        "login/",
+        "logout/",
+        "session/",
+        "users/",
+        "users/{user_id}/",
+        "password-reset/",
+    }
+    login = schema["paths"][prefix + "login/"]["post"]
+    assert set(login["responses"]) >= {"200", "401", "429", "503"}
+    listing = schema["paths"][prefix + "users/"]["get"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert names >= {"ids", "login", "email", "full_name", "phone", "external_id", "tags"}
+    assert names >= {"page", "per_page", "ordering"}
+
+
+@pytest.fixture
+def keep_db_connection():
+    """Like Django's test client: the WSGI handler must not close the test's connection (that
+    would end the test transaction on PostgreSQL)."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+def test_schemathesis_finds_no_server_error(cube, keep_db_connection):
+    user = User.objects.create_user(
+        username="alice", email="alice@example.com", password="alice-pass", phone="+4410"
+    )
+    sync.push_user(user.pk)
+    for i in range(3):
+        cube.create_user(login=f"user{i}", password="12345678", full_name=f"P {i}", tag_list="t")
+    auth = "Basic " + base64.b64encode(b"alice:alice-pass").decode()
+    schema = schemathesis.openapi.from_wsgi(SCHEMA, get_wsgi_application())
+    statuses: Counter[int] = Counter()
+    server_errors: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 6
+
+    def send(case) -> None:
+        response = case.call(headers={"Authorization": auth})
+        statuses[response.status_code] += 1
+        if response.status_code >= 500:
+            server_errors.append(
+                f"{case.method.upper()} {case.path} -> {response.status_code}: "
+                f"{response.text[:200]}"
+            )
+
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            run = settings(
+                max_examples=MAX_EXAMPLES,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )(given(case=operation.as_strategy(mode))(send))
+            run()
+    print(f"schemathesis: {sum(statuses.values())} requests, statuses {dict(statuses)}")
+    assert server_errors == []
+    assert sum(statuses.values()) >= len(operations) * 10
+    assert statuses[200] > 0

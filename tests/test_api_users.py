@@ -1,0 +1,291 @@
+"""User look-ups (``GET users/``, ``GET users/<id>/``) and password reset, against the emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.cache import cache
+from django.test import Client
+from rest_framework.throttling import BaseThrottle
+
+from django_connectycube import sync
+from django_connectycube.models import CubeUser
+
+User = get_user_model()
+USERS = "/api/connectycube/users/"
+RESET = "/api/connectycube/password-reset/"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def cube(connectycube_emulator, settings):
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "RETRIES": 0,
+        "MAX_RETRY_WAIT": 1.0,
+        "PASSWORD_RESET_MIN_SECONDS": 0.05,
+    }
+    return connectycube_emulator
+
+
+@pytest.fixture
+def me(cube):
+    user = User.objects.create_user(
+        username="alice", email="alice@example.com", password="pw", phone="+4410"
+    )
+    sync.push_user(user.pk)
+    client = Client()
+    client.force_login(user)
+    client.cube_id = CubeUser.objects.get(user=user).cube_id
+    return client
+
+
+def seed(cube, n=3, **extra):
+    return [
+        cube.create_user(
+            login=f"user{i}",
+            email=f"user{i}@example.com",
+            password="12345678",
+            full_name=f"Person {i}",
+            phone=f"+100{i}",
+            tag_list="chat,blue" if i % 2 else "chat",
+            custom_data=json.dumps({"avatar_uid": f"uid{i}", "colour": "red"}),
+            **extra,
+        )
+        for i in range(n)
+    ]
+
+
+# ---- listing -------------------------------------------------------------------------------
+
+
+def test_users_by_ids_answer_public_profiles(cube, me):
+    people = seed(cube)
+    ids = ",".join(str(p["id"]) for p in people)
+    response = me.get(USERS, {"ids": ids})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 3 and body["next"] is None and body["previous"] is None
+    first = body["results"][0]
+    assert set(first) == {"id", "login", "full_name", "avatar_url", "user_tags", "custom_data"}
+    assert first["login"] == "user0"
+    assert first["user_tags"] == ["chat"]
+    assert first["custom_data"] == {"avatar_uid": "uid0", "colour": "red"}
+    from django.conf import settings
+
+    assert first["avatar_url"] == f"{settings.CONNECTYCUBE['API_URL']}/blobs/uid0"
+    assert "?token=" not in response.content.decode()
+
+
+def test_own_profile_shows_email_and_phone(cube, me):
+    seed(cube, 1)
+    mine = me.get(f"{USERS}{me.cube_id}/").json()
+    assert mine["email"] == "alice@example.com"
+    assert mine["phone"] == "+4410"
+    other = me.get(USERS, {"login": "user0"}).json()["results"][0]
+    assert "email" not in other and "phone" not in other
+
+
+def test_contact_fields_can_be_exposed_by_setting(cube, me, settings):
+    seed(cube, 1)
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_EXPOSE_CONTACT_FIELDS": True}
+    other = me.get(USERS, {"login": "user0"}).json()["results"][0]
+    assert other["email"] == "user0@example.com" and other["phone"] == "+1000"
+
+
+def test_ordering_and_paging(cube, me):
+    people = seed(cube, 5)
+    ids = ",".join(str(p["id"]) for p in people)
+    body = me.get(USERS, {"ids": ids, "ordering": "-created_at", "per_page": 2}).json()
+    assert body["count"] == 5
+    assert [u["login"] for u in body["results"]] == ["user4", "user3"]
+    assert "page=2" in body["next"]
+    page2 = me.get(body["next"]).json()
+    assert [u["login"] for u in page2["results"]] == ["user2", "user1"]
+    assert "page=1" in page2["previous"]
+    by_name = me.get(USERS, {"ids": ids, "ordering": "full_name"}).json()["results"]
+    assert [u["full_name"] for u in by_name] == sorted(u["full_name"] for u in by_name)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"login": "user1"}, ["user1"]),
+        ({"email": "user2@example.com"}, ["user2"]),
+        ({"phone": "+1000"}, ["user0"]),
+        ({"full_name": "person", "ordering": "-login"}, ["user2", "user1", "user0"]),
+        ({"tags": "blue"}, ["user1"]),
+        ({"tags": "chat", "ordering": "login"}, ["user0", "user1", "user2"]),
+        ({"login": "nobody"}, []),
+        ({"email": "nobody@example.com"}, []),
+        ({"external_id": "not-there"}, []),
+    ],
+)
+def test_each_filter(cube, me, params, expected):
+    seed(cube)
+    response = me.get(USERS, params)
+    assert response.status_code == 200, response.content
+    assert [u["login"] for u in response.json()["results"]] == expected
+    assert response.json()["count"] == len(expected)
+
+
+def test_external_id_filter(cube, me):
+    seed(cube, 1, external_id="ext-9")
+    assert [u["login"] for u in me.get(USERS, {"external_id": "ext-9"}).json()["results"]] == [
+        "user0"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({}, "ids"),
+        ({"ids": "1,x"}, "ids"),
+        ({"ids": ","}, "ids"),
+        ({"ids": "0"}, "ids"),
+        ({"ids": ",".join(str(i) for i in range(1, 102))}, "ids"),
+        ({"login": "a", "email": "a@example.com"}, "login"),
+        ({"login": "user1", "per_page": 101}, "per_page"),
+        ({"login": "user1", "per_page": 0}, "per_page"),
+        ({"login": "user1", "page": "x"}, "page"),
+        ({"login": "user1", "ordering": "password"}, "ordering"),
+        ({"email": "not-an-email"}, "email"),
+        ({"tags": ", ,"}, "tags"),
+    ],
+)
+def test_bad_queries_are_400_with_field_errors(cube, me, params, field):
+    cube.reset_counters()
+    response = me.get(USERS, params)
+    assert response.status_code == 400
+    assert field in response.json()
+    assert cube.request_count() == 0
+
+
+def test_detail_and_404(cube, me):
+    [person] = seed(cube, 1)
+    response = me.get(f"{USERS}{person['id']}/")
+    assert response.status_code == 200
+    assert response.json()["login"] == "user0"
+    missing = me.get(f"{USERS}999999/")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_anonymous_requests_are_refused_by_default(cube):
+    assert Client().get(USERS, {"login": "x"}).status_code in (401, 403)
+    assert Client().get(f"{USERS}1/").status_code in (401, 403)
+
+
+def test_permission_classes_come_from_settings(cube, settings):
+    seed(cube, 1)
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "API_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    }
+    response = Client().get(USERS, {"login": "user0"})
+    assert response.status_code == 200
+    assert "email" not in response.json()["results"][0]
+
+
+class DenyAll(BaseThrottle):
+    def allow_request(self, request, view):
+        return False
+
+    def wait(self):
+        return 42
+
+
+def test_throttle_classes_come_from_settings(cube, me, settings):
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "API_THROTTLE_CLASSES": ["tests.test_api_users.DenyAll"],
+    }
+    response = me.get(USERS, {"login": "user0"})
+    assert response.status_code == 429
+    assert response["Retry-After"] == "42"
+    assert response.json()["code"] == "throttled"
+
+
+@pytest.mark.parametrize("route", ["GET /users/by_login", "GET /users/{id}", "GET /users"])
+def test_connectycube_outage_on_look_ups_is_503(cube, me, route):
+    cube.set_fault(route, error_rate=1, statuses=[502])
+    target = {
+        "GET /users/by_login": (USERS, {"login": "x"}),
+        "GET /users/{id}": (f"{USERS}5/", {}),
+        "GET /users": (USERS, {"ids": "1,2"}),
+    }[route]
+    response = me.get(*target)
+    assert response.status_code == 503
+    assert response.json()["code"] == "connectycube_unavailable"
+    assert int(response["Retry-After"]) >= 1
+
+
+# ---- password reset ------------------------------------------------------------------------
+
+
+def reset(email):
+    return Client().post(RESET, {"email": email}, content_type="application/json")
+
+
+def test_reset_for_a_local_user_sends_djangos_email(cube):
+    User.objects.create_user(username="alice", email="alice@example.com", password="pw")
+    response = reset("Alice@Example.com")
+    assert response.status_code == 202
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["alice@example.com"]
+    assert "/accounts/reset/" in mail.outbox[0].body
+    assert cube.outbox == []
+    assert cube.request_count("/users/password/reset") == 0
+
+
+def test_reset_for_an_address_only_connectycube_knows_asks_connectycube(cube):
+    cube.create_user(login="remote1", email="remote@example.com", password="12345678")
+    response = reset("remote@example.com")
+    assert response.status_code == 202
+    assert mail.outbox == []
+    assert cube.request_count("/users/password/reset") == 1
+    assert [m["to"] for m in cube.outbox] == ["remote@example.com"]
+
+
+def test_reset_answers_are_identical_for_known_and_unknown(cube, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "PASSWORD_RESET_MIN_SECONDS": 0.2}
+    User.objects.create_user(username="alice", email="alice@example.com", password="pw")
+    timings, answers = [], []
+    for email in ("alice@example.com", "nobody@example.com"):
+        started = time.monotonic()
+        response = reset(email)
+        timings.append(time.monotonic() - started)
+        answers.append((response.status_code, response.json()))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 202
+    assert all(0.2 <= t < 0.6 for t in timings), timings
+
+
+def test_reset_hides_a_connectycube_outage(cube):
+    cube.set_fault("/users/password/reset", error_rate=1, statuses=[503])
+    response = reset("nobody@example.com")
+    assert response.status_code == 202
+    assert response.json()["code"] == "password_reset_requested"
+
+
+def test_reset_needs_a_valid_email(cube):
+    response = reset("not an email")
+    assert response.status_code == 400
+    assert "email" in response.json()
