@@ -393,11 +393,21 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     try:
         return get_user_session(link, client=client, wait=wait)
     except NotFound as exc:
-        # The remote user vanished (deleted on ConnectyCube); the sync engine recreates it.
-        raise SessionUnavailable(
-            "This user's ConnectyCube account is being restored; try again later.",
-            retry_after=60,
-        ) from exc
+        if cidp:
+            raise SessionUnavailable(
+                "This user's ConnectyCube account is being restored; try again later.",
+                retry_after=60,
+            ) from exc
+    # The remote user vanished (deleted on ConnectyCube behind our back): forget it, create it
+    # again now (the create looks up the external id first, so this never duplicates), log in.
+    from .outbox import mark_dirty
+
+    logger.warning("ConnectyCube user of %s is gone; creating it again.", link.external_id)
+    CubeSession.objects.filter(user_id=user.pk).delete()
+    CubeUser.objects.filter(pk=link.pk).update(cube_id=None, pushed_digest="", avatar_digest="")
+    mark_dirty(user)
+    link = _push_before_login(user, CubeUser.objects.get(pk=link.pk), client)
+    return get_user_session(link, client=client, wait=wait)
 
 
 def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> CubeSession:

@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from .accounts import views as accounts
@@ -10,8 +9,7 @@ from .views import HomeView
 urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("signup/", accounts.SignUpView.as_view(), name="signup"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(next_page="home"), name="logout"),
+    path("", include("django.contrib.auth.urls")),  # log in/out, password reset pages
     path("profile/", accounts.ProfileView.as_view(), name="profile"),
     path("profile/delete/", accounts.DeleteAccountView.as_view(), name="delete-account"),
     path("chat/", accounts.ChatIdentityView.as_view(), name="chat"),

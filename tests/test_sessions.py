@@ -108,7 +108,7 @@ def test_the_push_before_login_is_bounded_in_time(cube, settings):
     assert time.monotonic() - started < 2.5
 
 
-def test_a_deleted_remote_user_is_unavailable_not_recreated_by_login(cube):
+def test_a_remote_user_deleted_on_connectycube_is_recreated_once_by_login(cube):
     user = make_user()
     sync.push_user(user.pk)
     link = CubeUser.objects.get(user=user)
@@ -122,9 +122,12 @@ def test_a_deleted_remote_user_is_unavailable_not_recreated_by_login(cube):
         timeout=5,
     ).raise_for_status()
     CubeSession.objects.filter(user=user).delete()
-    with pytest.raises(sessions.SessionUnavailable):
-        sessions.get_session_for_user(user)
-    assert not [u for u in cube.users if u.get("external_id") == str(user.pk)]
+    row = sessions.get_session_for_user(user)
+    mine = [u for u in cube.users if u.get("external_id") == str(user.pk)]
+    assert len(mine) == 1
+    assert mine[0]["id"] != link.cube_id
+    assert row.cube_user_id == mine[0]["id"]
+    assert len(cube.users) == 1  # and no stray user from the first login attempt
 
 
 def test_refresh_replaces_a_token_of_someone_else(cube):

@@ -272,3 +272,18 @@ def test_lease_makes_a_second_worker_wait(cube):
         with pytest.raises(sync.Busy):
             sync.push_user(user.pk)
     assert sync.push_user(user.pk) == sync.CREATED
+
+
+def test_login_after_remote_user_vanished_recreates_it(cube):
+    from django_connectycube import sessions
+
+    user = make_user("phoenix")
+    sync.push_user(user.pk)
+    old_id = CubeUser.objects.get(user=user).cube_id
+    cube.store.delete_user(cube.store.users[old_id])  # deleted on ConnectyCube, not here
+    session = sessions.get_session_for_user(user)
+    [remote] = remote_by_external_id(cube, user.pk)
+    assert remote["id"] != old_id
+    assert session.cube_user_id == remote["id"]
+    assert CubeUser.objects.get(user=user).cube_id == remote["id"]
+    assert [u["login"] for u in cube.users] == ["phoenix"]  # no stray auto-created user
