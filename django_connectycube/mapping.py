@@ -13,6 +13,7 @@ new number; the version a remote user was created with is kept on its ``CubeUser
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -137,16 +138,27 @@ def get_user_fields(user: models.Model) -> dict[str, Any]:
     return fields
 
 
+_triggers: dict[tuple[Any, ...], frozenset[str] | None] = {}
+
+
 def trigger_fields(model: type[models.Model]) -> frozenset[str] | None:
     """Local field names whose change needs a push; ``None`` means any save may need one."""
     func = mapper()
+    avatar = app_settings.AVATAR_FIELD
+    key = (model, func, avatar if isinstance(avatar, str) else None)
+    try:
+        return _triggers[key]  # asked on every save with update_fields (e.g. each login)
+    except (KeyError, TypeError):
+        pass
     declared = getattr(func, "trigger_fields", None)
     if func is default_user_fields:
         declared = _default_sources(model)
-    avatar = app_settings.AVATAR_FIELD
     if declared is not None and isinstance(avatar, str) and avatar:
         declared = frozenset(declared) | {avatar}
-    return frozenset(declared) if declared is not None else None
+    result = frozenset(declared) if declared is not None else None
+    with contextlib.suppress(TypeError):  # an unhashable mapping callable: just don't cache
+        _triggers[key] = result
+    return result
 
 
 def needs_push(model: type[models.Model], update_fields: Iterable[str] | None) -> bool:
@@ -181,6 +193,28 @@ def current_password_version() -> int:
     return max(_password_secrets())
 
 
+def _hmac_password(secret: str, user_pk: Any) -> str:
+    message = f"{app_settings.APPLICATION_ID}:{user_pk}".encode()
+    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:32]
+
+
+def password_candidates(user_pk: Any, version: int | None = None) -> list[tuple[int, str]]:
+    """Passwords the remote user may have, most likely first: the recorded version, then the
+    other configured versions, then (with the default secret) ``SECRET_KEY_FALLBACKS``.
+
+    Lets a login survive a rotated secret; the caller then moves the user to the current one.
+    """
+    secrets = _password_secrets()
+    first = version if version in secrets else current_password_version()
+    ordered = [first, *sorted((v for v in secrets if v != first), reverse=True)]
+    candidates = [(v, _hmac_password(secrets[v], user_pk)) for v in ordered]
+    if not app_settings.PASSWORD_SECRETS:
+        fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", None) or []
+        candidates += [(1, _hmac_password(str(key), user_pk)) for key in fallbacks]
+    return candidates
+
+
 def derive_password(user_pk: Any, version: int | None = None) -> str:
     """The ConnectyCube password of a mirrored user under a given secret version."""
     secrets = _password_secrets()
@@ -190,6 +224,4 @@ def derive_password(user_pk: Any, version: int | None = None) -> str:
             f'CONNECTYCUBE["PASSWORD_SECRETS"] has no secret for version {version}; '
             "keep old versions until every user has been moved to the new one."
         )
-    message = f"{app_settings.APPLICATION_ID}:{user_pk}".encode()
-    digest = hmac.new(secrets[version].encode("utf-8"), message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii")[:32]
+    return _hmac_password(secrets[version], user_pk)

@@ -33,6 +33,7 @@ from .client import (
     RateLimited,
     ServerError,
     Session,
+    SessionExpired,
     TransportError,
     UserClient,
 )
@@ -98,12 +99,21 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
     """A new remote session for a mirrored user: derived password, or a CIdP token."""
     if auth_mode() == AUTH_MODE_CIDP:
         return _login_cidp(link, client)
-    password = mapping.derive_password(link.external_id, link.password_version or None)
     if not link.login:
         if link.cube_id is None:
             raise NotFound(f"User {link.external_id} has no ConnectyCube identity yet.")
         link.login = client.get_user(link.cube_id).login or ""
-    session = client.create_user_session(login=link.login, password=password)
+    candidates = mapping.password_candidates(link.external_id, link.password_version or None)
+    for attempt, candidate in enumerate(candidates, start=1):
+        version, password = candidate
+        try:
+            session = client.create_user_session(login=link.login, password=password)
+            break
+        except SessionExpired:
+            raise
+        except AuthenticationError:
+            if attempt == len(candidates):
+                raise
     if link.cube_id is not None and session.user_id != link.cube_id:
         stray = session.user
         if stray is not None and not stray.external_id:
@@ -111,7 +121,27 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
             # its place: remove it again, and let the caller recreate the real one.
             client.as_user(session).delete_self()
         raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
+    if attempt > 1 or version != mapping.current_password_version():
+        _move_to_current_password(link, client, session, password)
     return session
+
+
+def _move_to_current_password(
+    link: CubeUser, client: ConnectyCubeClient, session: Session, old_password: str
+) -> None:
+    """After a login with a rotated-out secret, set the password derived from the current one."""
+    version = mapping.current_password_version()
+    new_password = mapping.derive_password(link.external_id, version)
+    try:
+        client.as_user(session).update_user(
+            session.user_id, password=new_password, old_password=old_password
+        )
+    except ConnectyCubeError as exc:  # the login worked; moving on can wait for the next one
+        logger.warning("Could not move %s to the current password: %s", link.external_id, exc)
+        return
+    link.password_version = version
+    CubeUser.objects.filter(pk=link.pk).update(password_version=version)
+    logger.info("Moved %s to password version %s", link.external_id, version)
 
 
 def get_user_session(

@@ -287,3 +287,41 @@ def test_login_after_remote_user_vanished_recreates_it(cube):
     assert session.cube_user_id == remote["id"]
     assert CubeUser.objects.get(user=user).cube_id == remote["id"]
     assert [u["login"] for u in cube.users] == ["phoenix"]  # no stray auto-created user
+
+
+def test_rotated_password_secret_still_logs_in_and_moves_the_user(cube, settings):
+    from django_connectycube import sessions
+
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "PASSWORD_SECRETS": {1: "first secret"}}
+    user = make_user("rotator")
+    sync.push_user(user.pk)
+    assert CubeUser.objects.get(user=user).password_version == 1
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "PASSWORD_SECRETS": {1: "first secret", 2: "second secret"},
+    }
+    sessions.get_session_for_user(user)
+    link = CubeUser.objects.get(user=user)
+    assert link.password_version == 2
+    from django_connectycube.remote import get_client
+
+    session = get_client().create_user_session(
+        login="rotator", password=mapping.derive_password(user.pk, 2)
+    )
+    assert session.user_id == link.cube_id
+
+
+def test_rotated_secret_key_with_fallback_still_logs_in(cube, settings):
+    from django_connectycube import sessions
+
+    user = make_user("keyrot")
+    sync.push_user(user.pk)
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-brand-new-secret-key", [old_key]
+    row = sessions.get_session_for_user(user)
+    assert row.cube_user_id == CubeUser.objects.get(user=user).cube_id
+    settings.SECRET_KEY_FALLBACKS = []  # the old key is gone: the password was moved already
+    from django_connectycube.models import CubeSession
+
+    CubeSession.objects.filter(user=user).delete()
+    assert sessions.get_session_for_user(user).cube_user_id == row.cube_user_id
