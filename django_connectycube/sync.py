@@ -19,7 +19,7 @@ import hashlib
 import logging
 import mimetypes
 import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import IO, Any
@@ -69,7 +69,8 @@ CREATED, ADOPTED, UPDATED, UNCHANGED, SKIPPED, DELETED, GONE = (
 
 
 class Busy(Exception):
-    """Another worker holds this user's lease; try again in a moment."""
+    """Owed work elsewhere blocks this push (another worker holds the user's lease, or a pending
+    delete/rename of another local user still holds its login); try again in a moment."""
 
 
 class SyncConflict(Exception):
@@ -107,8 +108,19 @@ def _link_for_user(user_pk: Any) -> CubeUser | None:
     return CubeUser.objects.filter(user_id=user_pk).only("pk").first()
 
 
-def push_user(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> str:
-    """Bring ConnectyCube up to the user's current local state; returns what was done."""
+def push_user(
+    user_pk: Any,
+    *,
+    client: ConnectyCubeClient | None = None,
+    absent: Container[str] = (),
+) -> str:
+    """Bring ConnectyCube up to the user's current local state; returns what was done.
+
+    ``absent``: external ids a caller just found missing on ConnectyCube in one bulk query (the
+    sync command, per chunk), so their create skips its own look-up. Still no duplicates: a
+    remote user made since then carries our login and external id, so the create is refused as
+    taken and that user is adopted below.
+    """
     link_ref = _link_for_user(user_pk)
     if link_ref is None:
         return SKIPPED  # the user is gone; its delete has its own task
@@ -126,7 +138,7 @@ def push_user(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> str:
         remote: User | None = None
 
         if link.cube_id is None:
-            remote, outcome = _create_or_adopt(link, fields, client)
+            remote, outcome = _create_or_adopt(link, fields, client, absent)
             link.cube_id = remote.id
             link.login = remote.login or fields.get("login", "")
             if outcome == ADOPTED and _differs(remote, fields):
@@ -171,9 +183,11 @@ def _differs(remote: User, fields: dict[str, Any]) -> bool:
 
 
 def _create_or_adopt(
-    link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient
+    link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient, absent: Container[str] = ()
 ) -> tuple[User, str]:
-    existing = client.find_user_by_external_id(link.external_id)
+    existing = (
+        None if link.external_id in absent else client.find_user_by_external_id(link.external_id)
+    )
     if existing is not None:
         link.password_version = link.password_version or mapping.current_password_version()
         return existing, ADOPTED
@@ -182,16 +196,29 @@ def _create_or_adopt(
     try:
         created = client.create_user(**fields, password=password)
     except ValidationError as exc:
+        if link.external_id in absent:
+            # The bulk look-up is stale: someone created this user since. Adopt it as usual.
+            return _create_or_adopt(link, fields, client)
         taken = _taken_fields(exc)
         if not taken:
             raise
         # Lost a race with another create of this same user, or the login/email is someone
         # else's: only adopt when the remote user carries our external id.
+        holders: set[str] = set()
         for key in taken:
             other = _find_by(client, key, fields.get(key))
             if other is not None and other.external_id == link.external_id:
                 link.password_version = version
                 return other, ADOPTED
+            if other is not None and other.external_id:
+                holders.add(other.external_id)
+        if CubeUser.objects.owed().filter(external_id__in=holders).exclude(pk=link.pk).exists():
+            # The holder is one of ours with work still owed (a deleted user whose remote delete
+            # has not run yet, or a rename not yet pushed): that work frees the login/email.
+            raise Busy(
+                f"The login/email of local user {link.external_id} is still held on ConnectyCube "
+                f"by local user(s) {', '.join(sorted(holders))}, whose pending change frees it."
+            ) from exc
         owner = ", ".join(f"{k} {fields.get(k)!r}" for k in taken)
         raise SyncConflict(
             f"ConnectyCube already has a user with {owner} that is not local user "

@@ -1,0 +1,89 @@
+"""Run every benchmark and print one table: ``python -m benchmarks [--quick] [--only NAME ...]``.
+
+Every figure is a ratio to a baseline measured side by side in the same run, because absolute
+times on a shared machine are not comparable between runs. ``--quick`` uses small sizes (CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import io
+import re
+import sys
+import time
+from contextlib import redirect_stdout
+
+from benchmarks._common import Row, print_rows
+
+BENCHMARKS = ("save_overhead", "backfill", "calls_per_change", "worker_throughput")
+
+
+def emulator_rows(quick: bool) -> list[Row]:
+    """The emulator issue's benchmark, run through its own ``main`` and parsed."""
+    if importlib.util.find_spec("benchmarks.emulator_throughput") is None:
+        return [Row("emulator_throughput", "not available", float("nan"), "", note="missing")]
+    module = importlib.import_module("benchmarks.emulator_throughput")
+    args = ["--servers", "threaded", "--duration", "1" if quick else "3"]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        module.main(args)
+    rows = []
+    pattern = re.compile(
+        r"^(\w+)\s+(GET /users/\{id\}|POST /users)\s+(\d+)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)$"
+    )
+    for line in out.getvalue().splitlines():
+        match = pattern.match(line.strip())
+        if match:
+            server, route, conc, rate, base, ratio = match.groups()
+            rows.append(
+                Row(
+                    "emulator_throughput",
+                    f"{server} {route}, concurrency {conc}",
+                    float(rate.replace(",", "")),
+                    "req/s",
+                    float(base.replace(",", "")),
+                    "trivial WSGI app, same server",
+                    float(ratio),
+                )
+            )
+    if not rows:
+        rows.append(
+            Row(
+                "emulator_throughput",
+                "unparsed output",
+                float("nan"),
+                "",
+                note=out.getvalue()[-300:],
+            )
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI)")
+    parser.add_argument("--only", nargs="+", choices=[*BENCHMARKS, "emulator_throughput"])
+    args = parser.parse_args(argv)
+    chosen = args.only or [*BENCHMARKS, "emulator_throughput"]
+    rows: list[Row] = []
+    started = time.monotonic()
+    for name in chosen:
+        began = time.monotonic()
+        sys.stderr.write(f"running {name}…\n")
+        if name == "emulator_throughput":
+            rows += emulator_rows(args.quick)
+        else:
+            rows += importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+        sys.stderr.write(f"  {name} took {time.monotonic() - began:.0f}s\n")
+    print(
+        f"python -m benchmarks{' --quick' if args.quick else ''} "
+        f"({time.monotonic() - started:.0f} s)\n"
+    )
+    print_rows(rows)
+    return 0 if all(r.met is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
