@@ -122,6 +122,9 @@ def _check_values() -> list[CheckMessage]:
             messages.append(
                 _e002(name, f"must be a non-negative number, got {app_settings.get(name)!r}.")
             )
+    enqueue = app_settings.get("ENQUEUE")
+    if enqueue not in ("background", "immediate"):
+        messages.append(_e002("ENQUEUE", f'must be "background" or "immediate", got {enqueue!r}.'))
     try:
         app_settings.reload()
         app_settings.USER_FIELDS  # noqa: B018  (imports the dotted path)

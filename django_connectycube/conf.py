@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_AFTER": 300,  # seconds an enqueued push may take before the sweep re-enqueues it
     "LEASE_SECONDS": 120,  # how long one worker owns a user while pushing it
     "TASK_QUEUE": None,  # Celery queue for the sync tasks (None: the default queue)
+    # When a committed change is handed to the broker: "background" (a per-process thread
+    # publishes it, so the save does not wait for the broker) or "immediate" (inside the
+    # on-commit callback). Eager Celery (task_always_eager) always publishes immediately.
+    "ENQUEUE": "background",
     # Per-user sessions.
     "TOKEN_KEYS": None,  # Fernet keys, newest first; None derives them from SECRET_KEY(+fallbacks)
     "SESSION_RENEW_MARGIN": 300,  # seconds before expiry at which a stored token is replaced

@@ -18,15 +18,19 @@ from django.utils import timezone
 
 from .conf import app_settings
 from .models import CubeUser
+from .publisher import Publisher
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
+    "delete_after_commit",
     "enqueue_delete",
     "enqueue_push",
+    "flush",
     "link_missing_users",
     "mark_deleted",
     "mark_dirty",
+    "push_after_commit",
     "sweep",
 ]
 
@@ -141,6 +145,66 @@ def enqueue_delete(link_id: int, *, using: str | None = None) -> bool:
 
 def _task_arg(pk: Any) -> Any:
     return pk if isinstance(pk, int | str) else str(pk)
+
+
+#: Which link a task's argument names, for clearing ``enqueued_at`` when its publish fails.
+_LINK_FIELD = {"push_user": "user_id", "delete_remote_user": "pk"}
+
+
+def _publish(task_name: str, arg: Any, using: str | None) -> bool:
+    return _send(task_name, arg, link_filter=Q(**{_LINK_FIELD[task_name]: arg}), using=using)
+
+
+def _close_thread_connections() -> None:
+    # The publisher thread only touches the database when a publish failed; don't keep an idle
+    # connection per process open for that (it would also block dropping a test database).
+    connections.close_all()
+
+
+_publisher = Publisher(_publish, after_failure=_close_thread_connections)
+
+
+_celery_conf: Any = None
+
+
+def _publish_in_background() -> bool:
+    """``ENQUEUE == "background"``, unless Celery runs tasks eagerly (in-process, in order)."""
+    global _celery_conf
+    if app_settings.ENQUEUE != "background":
+        return False
+    if _celery_conf is None:  # the task proxy's lookup alone cost ~2 µs per save
+        from .tasks import push_user
+
+        _celery_conf = push_user.app.conf
+    return not _celery_conf.get("task_always_eager")
+
+
+def push_after_commit(user_pk: Any, *, using: str | None = None) -> None:
+    """The on-commit callback of a save: publish ``push_user`` now or via the background thread.
+
+    In background mode this only queues, so the request does not pay for the broker round trip.
+    """
+    if _publish_in_background():
+        _publisher.submit("push_user", _task_arg(user_pk), using)
+    else:
+        enqueue_push(user_pk, using=using)
+
+
+def delete_after_commit(link_id: int, *, using: str | None = None) -> None:
+    """The on-commit callback of a delete: like :func:`push_after_commit`, for the tombstone."""
+    if _publish_in_background():
+        _publisher.submit("delete_remote_user", link_id, using)
+    else:
+        enqueue_delete(link_id, using=using)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until every message this process queued for the background publisher was published
+    (or failed, leaving its row to the sweep); False if that took longer than ``timeout``.
+
+    For tests and scripts that must see the publish happen; it also runs at interpreter exit.
+    """
+    return _publisher.flush(timeout)
 
 
 def link_missing_users(*, using: str | None = None, batch_size: int = 500) -> int:

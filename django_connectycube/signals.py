@@ -43,7 +43,7 @@ def user_saved(
     if not created and not mapping.needs_push(sender, update_fields):
         return
     outbox.mark_dirty(instance, using=using, created=created)
-    transaction.on_commit(partial(outbox.enqueue_push, instance.pk, using=using), using=using)
+    transaction.on_commit(partial(outbox.push_after_commit, instance.pk, using=using), using=using)
 
 
 def user_deleted(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
@@ -52,7 +52,9 @@ def user_deleted(sender: type, instance: Any, using: str | None = None, **kwargs
         return
     link_id = outbox.mark_deleted(instance.pk, using=using)
     if link_id is not None:
-        transaction.on_commit(partial(outbox.enqueue_delete, link_id, using=using), using=using)
+        transaction.on_commit(
+            partial(outbox.delete_after_commit, link_id, using=using), using=using
+        )
 
 
 def connect_receivers() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -59,3 +61,30 @@ def redis_url() -> str:
     if not tcp_reachable(url, 6379):
         unavailable(f"needs Redis at {url} (unreachable)")
     return url
+
+
+@pytest.fixture(autouse=True)
+def _publish_on_the_committing_thread(request: pytest.FixtureRequest) -> None:
+    """Unit tests publish inside the on-commit callback (``ENQUEUE = "immediate"``).
+
+    They patch ``Task.apply_async`` and assert on what was sent right after commit; a background
+    publish would land after the assertion, or after the patch is undone. Integration tests and
+    tests that ask for ``background_enqueue`` keep the library's default, the background thread.
+    """
+    if request.node.get_closest_marker("integration") or "background_enqueue" in (
+        request.fixturenames
+    ):
+        return
+    settings = request.getfixturevalue("settings")
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ENQUEUE": "immediate"}
+
+
+@pytest.fixture
+def background_enqueue(settings: Any) -> Iterator[None]:
+    """The default ``ENQUEUE = "background"``; waits for the publisher at teardown, so nothing
+    this test queued is published into the next one."""
+    from django_connectycube import outbox
+
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ENQUEUE": "background"}
+    yield
+    assert outbox.flush(10.0), "the background publisher did not drain within 10 s"

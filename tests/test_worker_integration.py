@@ -107,6 +107,7 @@ def test_broker_down_at_commit_is_synced_by_the_sweep(cube, worker, monkeypatch,
     with monkeypatch.context() as patch:
         patch.setattr(app.amqp, "send_task_message", broker_down)
         user = User.objects.create(username="offline")  # the save itself succeeds
+        assert outbox.flush()  # the background publisher tries (and fails) while Redis is "down"
     assert "sweep will push it" in caplog.text
     link = CubeUser.objects.get(user=user)
     assert link.state == "pending" and link.enqueued_at is None
