@@ -18,15 +18,15 @@ from django.db import connection, connections
 from django.db.models import F
 from django.utils import timezone
 
-from ... import mapping, outbox, sync
+from ... import backfill, mapping, outbox, sync
 from ...client import ConnectyCubeError
 from ...models import CubeUser
 from ...remote import get_client
 from ...tasks import TRANSIENT
 
 CHUNK = 500
-#: Users whose remote absence is checked with one ``GET /users/v2`` (the API's page limit).
-LOOKUP_CHUNK = 100
+#: Users per batch of the create path: one ``GET /users/v2`` look-up, a few statements.
+LOOKUP_CHUNK = backfill.BATCH_SIZE
 
 
 class Command(BaseCommand):
@@ -147,16 +147,26 @@ class Command(BaseCommand):
                 sync.record_failure(_link(pk), exc, permanent=True)
                 return "failed"
 
+        def create(batch: backfill.Batch, link: CubeUser) -> str:
+            _discard_broken_connection()
+            return batch.run(link)
+
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cube-sync") as pool:
             pending: set[Future[str]] = set()
             for chunk in _chunks(pks, LOOKUP_CHUNK):
-                absent = _remote_absent(client, chunk)
-                for pk in chunk:
-                    if len(pending) >= concurrency * 4:  # bounded: memory stays flat
+                # Users still without a remote identity go through the batched create path (a
+                # few statements per chunk); the rest, and rows another worker holds, one by one.
+                batch = backfill.claim(chunk, client=client, concurrency=concurrency)
+                jobs: list[tuple[Any, ...]] = [(create, batch, link) for link in batch.links]
+                jobs += [(work, pk, frozenset()) for pk in batch.others]
+                for job in jobs:
+                    # Bounded (memory stays flat), but with room for a whole chunk, so the pool
+                    # keeps pushing one chunk while this thread claims the next.
+                    if len(pending) >= LOOKUP_CHUNK + concurrency * 4:
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         done += self.collect(finished, counts)
                         self.progress(done, total)
-                    pending.add(pool.submit(work, pk, absent))
+                    pending.add(pool.submit(*job))
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 done += self.collect(finished, counts)
@@ -263,28 +273,6 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-def _remote_absent(client: Any, pks: list[Any]) -> frozenset[str]:
-    """External ids of these users' unlinked rows that ConnectyCube does not know, in one call.
-
-    Lets each create skip its own look-up by external id (half the remote calls of a backfill);
-    on any error the set is empty and every create looks up for itself, as before.
-    """
-    unlinked = list(
-        CubeUser.objects.filter(user_id__in=pks, cube_id__isnull=True).values_list(
-            "external_id", flat=True
-        )
-    )
-    if not unlinked:
-        return frozenset()
-    try:
-        page = client.search_users(external_id__in=unlinked, limit=LOOKUP_CHUNK)
-    except ConnectyCubeError:
-        return frozenset()
-    if page.total > len(page.items):
-        return frozenset()  # more matches than one page shows: don't guess
-    return frozenset(unlinked) - {str(user.external_id) for user in page.items}
 
 
 def _discard_broken_connection() -> None:
