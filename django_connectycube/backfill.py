@@ -40,7 +40,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from . import mapping, sync
-from .client import ConnectyCubeClient, ConnectyCubeError, User
+from .client import ConnectyCubeClient, ConnectyCubeError
 from .conf import app_settings
 from .models import CubeUser
 from .signals import user_synced
@@ -119,13 +119,7 @@ class Batch:
         version = link.dirty_version
         fields = mapping.get_user_fields(user)
         digest = mapping.fields_digest(fields)
-        remote: User
-        remote, outcome = sync._create_or_adopt(link, fields, client, self.absent)
-        link.cube_id = remote.id
-        link.login = remote.login or fields.get("login", "")
-        if outcome == sync.ADOPTED and sync._differs(remote, fields):
-            remote = sync._update(link, fields, client)
-        link.login = remote.login or fields.get("login", link.login)
+        _, outcome = sync.establish(link, fields, client, self.absent)
         # An avatar is uploaded here, under this batch's lease, exactly as push_user does it:
         # never skipped, never recorded as synced before it is on ConnectyCube.
         sync._push_avatar_locked(link, user, client)

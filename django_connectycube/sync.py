@@ -138,11 +138,7 @@ def push_user(
         remote: User | None = None
 
         if link.cube_id is None:
-            remote, outcome = _create_or_adopt(link, fields, client, absent)
-            link.cube_id = remote.id
-            link.login = remote.login or fields.get("login", "")
-            if outcome == ADOPTED and _differs(remote, fields):
-                remote = _update(link, fields, client)
+            remote, outcome = establish(link, fields, client, absent)
         elif digest != link.pushed_digest:
             try:
                 remote = _update(link, fields, client)
@@ -164,6 +160,20 @@ def push_user(
         if outcome != UNCHANGED or avatar_changed:
             user_synced.send(CubeUser, link=link, created=outcome == CREATED)
         return outcome if outcome != UNCHANGED or not avatar_changed else UPDATED
+
+
+def establish(
+    link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient, absent: Container[str] = ()
+) -> tuple[User, str]:
+    """Give a leased link its remote user: create it, or adopt (and update) the one that an
+    earlier attempt created. Sets ``cube_id``, ``login`` and ``password_version`` on ``link``."""
+    remote, outcome = _create_or_adopt(link, fields, client, absent)
+    link.cube_id = remote.id
+    link.login = remote.login or fields.get("login", "")
+    if outcome == ADOPTED and _differs(remote, fields):
+        remote = _update(link, fields, client)
+        link.login = remote.login or link.login
+    return remote, outcome
 
 
 def _remote_exists(client: ConnectyCubeClient, cube_id: int) -> bool:
