@@ -88,3 +88,19 @@ def background_enqueue(settings: Any) -> Iterator[None]:
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ENQUEUE": "background"}
     yield
     assert outbox.flush(10.0), "the background publisher did not drain within 10 s"
+
+
+@pytest.fixture
+def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signals still record links; nothing is handed to a broker."""
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+
+
+@pytest.fixture
+def clean_cache() -> Iterator[None]:
+    """An empty default cache around the test (login-failure counters, app session token)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -28,12 +28,7 @@ User = get_user_model()
 SCHEMA = "/api/schema/?format=json"
 MAX_EXAMPLES = 25
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db]
 
 
 @pytest.fixture

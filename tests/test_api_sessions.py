@@ -19,23 +19,11 @@ from django_connectycube import sync
 from django_connectycube.models import CubeSession, CubeUser
 
 User = get_user_model()
+pytestmark = pytest.mark.usefixtures("no_broker", "clean_cache")
 LOGIN = "/api/connectycube/login/"
 LOGOUT = "/api/connectycube/logout/"
 SESSION = "/api/connectycube/session/"
 USERS = "/api/connectycube/users/"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """Signals still record links; nothing is handed to a broker in these tests."""
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

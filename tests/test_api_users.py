@@ -8,7 +8,6 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.core.cache import cache
 from django.test import Client
 from rest_framework.throttling import BaseThrottle
 
@@ -19,19 +18,7 @@ User = get_user_model()
 USERS = "/api/connectycube/users/"
 RESET = "/api/connectycube/password-reset/"
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.usefixtures("no_broker", "clean_cache"), pytest.mark.django_db]
 
 
 @pytest.fixture

@@ -20,14 +20,9 @@ from django_connectycube import backfill, mapping, outbox
 from django_connectycube.models import CubeUser
 from django_connectycube.remote import get_client, reset_client
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db(transaction=True)]
 User = get_user_model()
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
 
 
 @pytest.fixture

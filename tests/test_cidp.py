@@ -9,27 +9,15 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.core.cache import cache
 from django.test import Client
 
 from django_connectycube import cidp, sync
 from django_connectycube.models import CubeUser
 
 User = get_user_model()
+pytestmark = pytest.mark.usefixtures("no_broker", "clean_cache")
 VERIFY = "/api/connectycube/cidp/verify/"
 LOGIN = "/api/connectycube/login/"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def make_user(username="alice", **fields):

@@ -14,15 +14,10 @@ from django.utils import timezone
 
 from django_connectycube.models import CubeSession
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db]
 User = get_user_model()
 
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
 
 
 def session_for(name: str, token: str = "tok", expires_in: float = 3600) -> CubeSession:  # noqa: S107

@@ -14,12 +14,7 @@ from django_connectycube.conf import ConfigurationError
 from django_connectycube.models import CubeSession, CubeUser
 
 User = get_user_model()
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db]
 
 
 @pytest.fixture

@@ -14,15 +14,9 @@ from django_connectycube import mapping, sync
 from django_connectycube.models import CubeSession, CubeUser
 from tests.worker import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db(transaction=True)]
 User = get_user_model()
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """Signals still record links; nothing is handed to a broker in these tests."""
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
 
 
 @pytest.fixture

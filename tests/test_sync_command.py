@@ -7,13 +7,8 @@ from django.core.management.base import CommandError
 
 from django_connectycube.models import CubeUser
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db(transaction=True)]
 User = get_user_model()
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
 
 
 def run(*args):
