@@ -17,6 +17,7 @@ from django.dispatch import Signal
 
 from . import mapping, outbox
 from .conf import app_settings
+from .models import CubeSession
 
 __all__ = ["connect_receivers", "user_deleted_remote", "user_sync_failed", "user_synced"]
 
@@ -48,6 +49,9 @@ def user_saved(
 
 def user_deleted(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
     """Turn the link into a tombstone and enqueue the remote delete after commit."""
+    # A worker may have stored a session for this user after Django collected the cascade:
+    # that row would fail the deferred foreign key and with it the caller's delete.
+    CubeSession.objects.using(using).filter(user_id=instance.pk).delete()
     if not app_settings.SYNC_ENABLED:
         return
     link_id = outbox.mark_deleted(instance.pk, using=using)

@@ -43,10 +43,15 @@ class Worker:
         concurrency: int = 2,
         extra_env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        queue: str | None = None,
+        loglevel: str = "INFO",
     ) -> None:
-        self.queue = f"cube-test-{uuid.uuid4().hex[:10]}"
+        # Several workers may share one queue (the chaos run); each still needs its own node name.
+        self.queue = queue or f"cube-test-{uuid.uuid4().hex[:10]}"
+        self.node = f"{self.queue}-{uuid.uuid4().hex[:6]}"
+        self.loglevel = loglevel
         self.concurrency = concurrency
-        self.log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.queue}.log"
+        self.log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.node}.log"
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings"),
@@ -68,6 +73,8 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Worker:
+        """Start the worker and wait until it logs ``ready.`` (a restart appends to the log)."""
+        ready_before = self.log().count("ready.")
         log = open(self.log_path, "ab")  # noqa: SIM115  (closed with the process)
         self.process = subprocess.Popen(
             [
@@ -81,12 +88,12 @@ class Worker:
                 f"--concurrency={self.concurrency}",
                 "-Q",
                 self.queue,
-                "--loglevel=INFO",
+                f"--loglevel={self.loglevel}",
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
                 "-n",
-                f"{self.queue}@%h",
+                f"{self.node}@%h",
             ],
             cwd=ROOT,
             env=self.env,
@@ -94,15 +101,15 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._wait_for_log("ready.", timeout)
+        self._wait_for_log("ready.", timeout, seen=ready_before)
         return self
 
-    def _wait_for_log(self, marker: str, timeout: float) -> None:
+    def _wait_for_log(self, marker: str, timeout: float, seen: int = 0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if marker in self.log():
+            if self.log().count(marker) > seen:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()}")
@@ -140,7 +147,13 @@ class Worker:
         self.process.wait(10)
         self.process = None
 
+    @property
+    def alive(self) -> bool:
+        """Whether the main worker process is running."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
+        """Warm shutdown (SIGTERM), escalating to SIGKILL after 15 s."""
         if self.process is None:
             return
         try:

@@ -165,6 +165,8 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, [f"Malformed JSON body: {exc}"]) from exc
+    except RecursionError as exc:  # e.g. 50,000 nested "[": the stdlib parser recurses
+        raise ApiError(400, ["Malformed JSON body: nested too deeply"]) from exc
     if not isinstance(data, dict):
         raise ApiError(400, ["The JSON body must be an object"])
     return data

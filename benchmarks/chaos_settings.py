@@ -1,0 +1,52 @@
+"""Django settings for the chaos run (driver and workers): the test settings, tuned by env.
+
+Why separate from ``tests.settings``: the chaos run needs short timeouts (so injected timeouts
+happen without stalling the run), a short ``SWEEP_AFTER`` (the sweep is what recovers the
+messages a Redis restart loses), a high attempt cap (a dead letter under 30 % injected faults is
+a tuning artefact, not a finding), workers that never stop reconnecting to a restarted broker,
+and logs at DEBUG on stderr so the secret check has every line the library writes.
+"""
+
+from __future__ import annotations
+
+from tests.settings import *  # noqa: F403
+from tests.settings import CONNECTYCUBE, env
+
+CONNECTYCUBE = {
+    **CONNECTYCUBE,
+    "TIMEOUT": (
+        env.float("CONNECTYCUBE_CONNECT_TIMEOUT", default=2.0),
+        env.float("CONNECTYCUBE_READ_TIMEOUT", default=2.0),
+    ),
+    "SWEEP_AFTER": env.int("CONNECTYCUBE_SWEEP_AFTER", default=300),
+    "TASK_MAX_ATTEMPTS": env.int("CONNECTYCUBE_TASK_MAX_ATTEMPTS", default=8),
+    "MAX_RETRY_WAIT": env.float("CONNECTYCUBE_MAX_RETRY_WAIT", default=5.0),
+    "PASSWORD_SECRETS": {1: env("CONNECTYCUBE_PASSWORD_SECRET", default="chaos-password-secret")},
+}
+
+# A worker that loses Redis keeps trying to reconnect for as long as it runs.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}
+    },
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "django_connectycube": {
+            "handlers": ["stderr"],
+            "level": env("CHAOS_LOG_LEVEL", default="DEBUG"),
+            "propagate": False,
+        },
+    },
+}
