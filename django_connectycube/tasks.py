@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+from datetime import timedelta
 from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
 from django.db.models import Q
+from django.utils import timezone
 
 from . import outbox, sync
 from .client import (
@@ -30,6 +32,7 @@ from .client import (
     TransportError,
 )
 from .conf import app_settings
+from .models import CubeUser
 from .sessions import SessionUnavailable
 
 logger = logging.getLogger("django_connectycube")
@@ -75,6 +78,9 @@ def _run(task: Task, func: Callable[[Any], str], arg: Any, link_filter: Q) -> st
         if isinstance(exc, RateLimited) and exc.retry_after:
             countdown = max(countdown, float(exc.retry_after))
         countdown = min(countdown, float(app_settings.TASK_BACKOFF_MAX))
+        # The retry is in flight until it runs: keep the sweep from sending a second copy.
+        due = timezone.now() + timedelta(seconds=countdown)
+        CubeUser.objects.filter(link_filter).update(enqueued_at=due)
         raise task.retry(countdown=countdown, exc=exc) from exc
     except (ConnectyCubeError, sync.SyncConflict) as exc:
         sync.record_failure(link_filter, exc, permanent=True)

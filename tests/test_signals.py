@@ -217,3 +217,23 @@ def test_enqueue_arg_for_uuid_pk_is_a_string():
     with mock.patch.object(tasks.push_user, "apply_async") as apply_async:
         outbox.enqueue_push(pk)
     apply_async.assert_called_once_with((str(pk),))
+
+
+def test_a_retrying_task_is_not_swept_again_before_it_is_due(settings, sent):
+    from celery.exceptions import Retry
+
+    from django_connectycube.client import ServerError
+
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SWEEP_AFTER": 0}
+    user = User.objects.create(username="retrying")
+    sent.clear()
+    with (
+        mock.patch("django_connectycube.sync.push_user", side_effect=ServerError("boom")),
+        mock.patch("django_connectycube.tasks.backoff", return_value=30.0),
+    ):
+        with pytest.raises(Retry):
+            tasks.push_user.apply(args=(user.pk,), throw=True)
+    link = link_of(user)
+    assert link.attempts == 1
+    assert outbox.sweep() == 0  # the retry is still due: nothing is sent twice
+    assert sent == []
