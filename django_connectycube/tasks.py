@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
