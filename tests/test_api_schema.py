@@ -12,17 +12,15 @@ import base64
 from collections import Counter
 
 import pytest
+import schemathesis
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.wsgi import get_wsgi_application
 from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from schemathesis.generation.modes import GenerationMode
 
 from django_connectycube import sync
-
-pytest.importorskip("drf_spectacular", reason="the openapi extra is not installed")
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis (dev extra) is missing")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis.generation.modes import GenerationMode  # noqa: E402
 
 User = get_user_model()
 SCHEMA = "/api/schema/?format=json"

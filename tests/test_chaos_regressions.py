@@ -78,6 +78,7 @@ def test_user_deleted_while_its_session_is_made_is_transient_not_a_crash(cube):
         sessions.get_user_session(link)
 
 
+@pytest.mark.integration
 def test_deleting_a_user_survives_a_session_a_worker_stored_meanwhile(monkeypatch):
     # Chaos run, seed 1 (1,000 users): ``user.delete()`` in the application raised
     # IntegrityError. Django had already deleted the user's CubeSession rows (a fast delete)
