@@ -115,7 +115,9 @@ def measure(db: str, rounds: int, block: int, profile: bool) -> list[Row]:
     link_user = users[0]
     parts = {
         "mark_dirty": lambda i: outbox.mark_dirty(link_user),
-        "enqueue_push (a publish, now done by the background thread)": lambda i: outbox.enqueue_push(link_user.pk),
+        "enqueue_push (a publish, now done by the background thread)": lambda i: (
+            outbox.enqueue_push(link_user.pk)
+        ),
     }
     part_times = {k: median(_timed(f, rounds * block, 0)) for k, f in parts.items()}
 
