@@ -148,12 +148,7 @@ class Batch:
                 avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),
                 pushed_digest=_per_row(items, lambda i: i.digest, models.CharField()),
                 synced_version=version,
-                # A delete that arrived meanwhile wins; a save that arrived meanwhile keeps it owed.
-                state=Case(
-                    When(state=CubeUser.State.DELETING, then=Value(CubeUser.State.DELETING)),
-                    When(dirty_version=version, then=Value(CubeUser.State.SYNCED)),
-                    default=Value(CubeUser.State.PENDING),
-                ),
+                state=sync.state_after_push(version),
                 attempts=0,
                 last_error="",
                 last_synced_at=now,

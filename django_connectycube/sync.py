@@ -273,16 +273,21 @@ def _record_success(link: CubeUser, version: int, digest: str) -> None:
         avatar_digest=link.avatar_digest,
         pushed_digest=digest,
         synced_version=version,
-        # A delete that arrived meanwhile wins; a save that arrived meanwhile keeps it owed.
-        state=Case(
-            When(state=CubeUser.State.DELETING, then=Value(CubeUser.State.DELETING)),
-            When(dirty_version=version, then=Value(CubeUser.State.SYNCED)),
-            default=Value(CubeUser.State.PENDING),
-        ),
+        state=state_after_push(version),
         attempts=0,
         last_error="",
         last_synced_at=now,
         updated_at=now,
+    )
+
+
+def state_after_push(version: int) -> Case:
+    """The state a row gets once ``version`` is on ConnectyCube, decided inside the ``UPDATE``:
+    a delete that arrived meanwhile wins; a save that arrived meanwhile keeps the row owed."""
+    return Case(
+        When(state=CubeUser.State.DELETING, then=Value(CubeUser.State.DELETING)),
+        When(dirty_version=version, then=Value(CubeUser.State.SYNCED)),
+        default=Value(CubeUser.State.PENDING),
     )
 
 

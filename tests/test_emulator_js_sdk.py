@@ -7,7 +7,6 @@ is set: then it fails, so CI can never go green without having run the SDK.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,25 +14,18 @@ from pathlib import Path
 import pytest
 
 from django_connectycube.emulator import EmulatorServer
+from tests.conftest import unavailable
 
 JS_DIR = Path(__file__).parent / "js"
 
 
-def _under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _unavailable(reason: str) -> None:
-    if _under_ci():
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def sdk_ready() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
-        _unavailable("needs node and npm on PATH to run the ConnectyCube JS SDK check")
+        unavailable("needs node and npm on PATH to run the ConnectyCube JS SDK check")
     installed = JS_DIR / "node_modules" / "connectycube" / "package.json"
     if not installed.exists() or json.loads(installed.read_text())["version"] != "6.1.2":
         command = [npm, "ci"] if (JS_DIR / "package-lock.json").exists() else [npm, "install"]
@@ -46,7 +38,7 @@ def sdk_ready() -> Path:
             check=False,
         )
         if result.returncode != 0:
-            _unavailable(f"npm could not install connectycube@6.1.2: {result.stderr[-500:]}")
+            unavailable(f"npm could not install connectycube@6.1.2: {result.stderr[-500:]}")
     return JS_DIR
 
 
