@@ -393,13 +393,8 @@ def test_a_login_waits_for_a_renewal_in_progress_instead_of_making_another(cube,
     assert len(user_sessions(cube, link.cube_id)) == 1
 
 
-@pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
-def test_two_simultaneous_logins_make_one_remote_session(cube, postgres_db):
-    user = make_user()
-    sync.push_user(user.pk)
-    cube_id = CubeUser.objects.get(user=user).cube_id
-    cube.set_fault("POST /session", latency=0.3)  # widen the race window
+def log_in_twice_at_once(user) -> list[str]:
+    """Two requests for the same user's login released together; the tokens they got."""
     barrier = threading.Barrier(2)
     tokens: list[str] = []
 
@@ -416,6 +411,17 @@ def test_two_simultaneous_logins_make_one_remote_session(cube, postgres_db):
         t.start()
     for t in threads:
         t.join()
+    return tokens
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_logins_make_one_remote_session(cube, postgres_db):
+    user = make_user()
+    sync.push_user(user.pk)
+    cube_id = CubeUser.objects.get(user=user).cube_id
+    cube.set_fault("POST /session", latency=0.3)  # widen the race window
+    tokens = log_in_twice_at_once(user)
     assert len(tokens) == 2 and tokens[0] == tokens[1]
     assert len(user_sessions(cube, cube_id)) == 1
 
@@ -424,22 +430,7 @@ def test_two_simultaneous_logins_make_one_remote_session(cube, postgres_db):
 @pytest.mark.django_db(transaction=True)
 def test_two_simultaneous_first_logins_create_one_remote_user(cube, postgres_db):
     user = make_user()
-    barrier = threading.Barrier(2)
-    tokens: list[str] = []
-
-    def login() -> None:
-        try:
-            client = logged_in(user)
-            barrier.wait()
-            tokens.append(client.post(LOGIN).json()["token"])
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=login) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    tokens = log_in_twice_at_once(user)
     assert len(tokens) == 2 and tokens[0] == tokens[1]
     remotes = [u for u in cube.users if u.get("external_id") == str(user.pk)]
     assert len(remotes) == 1
