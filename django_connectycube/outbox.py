@@ -164,19 +164,13 @@ def _close_thread_connections() -> None:
 _publisher = Publisher(_publish, after_failure=_close_thread_connections)
 
 
-_celery_conf: Any = None
-
-
 def _publish_in_background() -> bool:
     """``ENQUEUE == "background"``, unless Celery runs tasks eagerly (in-process, in order)."""
-    global _celery_conf
     if app_settings.ENQUEUE != "background":
         return False
-    if _celery_conf is None:  # the task proxy's lookup alone cost ~2 µs per save
-        from .tasks import push_user
+    from .tasks import push_user
 
-        _celery_conf = push_user.app.conf
-    return not _celery_conf.get("task_always_eager")
+    return not push_user.app.conf.task_always_eager
 
 
 def push_after_commit(user_pk: Any, *, using: str | None = None) -> None:

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.wsgi import get_wsgi_application
 from django.test import Client
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis.generation.modes import GenerationMode
 
 from django_connectycube import sync
@@ -90,6 +90,9 @@ def test_schemathesis_finds_no_server_error(cube, keep_db_connection):
     assert len(operations) >= 6
 
     def send(case) -> None:
+        # A multipart form is a set of named fields; some schemathesis releases still generate
+        # other bodies for it in negative mode, which no client can encode.
+        assume(case.media_type != "multipart/form-data" or isinstance(case.body, dict))
         response = case.call(headers={"Authorization": auth})
         statuses[response.status_code] += 1
         if response.status_code >= 500:

@@ -105,12 +105,14 @@ def test_broker_failure_in_the_thread_leaves_the_row_to_the_sweep(
 @pytest.mark.django_db(transaction=True)
 def test_eager_celery_publishes_inside_the_callback(background_enqueue, sent):
     conf = tasks.push_user.app.conf
-    was = conf.task_always_eager
-    conf.task_always_eager = True
+    # The name the project's settings use (namespace "CELERY"): Celery 5.4 ignores the bare
+    # attribute while the namespaced key is set.
+    was = conf.CELERY_TASK_ALWAYS_EAGER
+    conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
         user = User.objects.create(username="eager")
     finally:
-        conf.task_always_eager = was
+        conf.CELERY_TASK_ALWAYS_EAGER = was
     assert [(task, arg) for task, arg, _ in sent] == [("push_user", str(user.pk))]
     assert sent[0][2] == threading.current_thread().name
 

@@ -1,0 +1,81 @@
+"""The compatibility matrix: the unit tests on every supported Python and Django pair, and once on
+the lowest versions that ``pyproject.toml`` declares.
+
+    nox -l                  # list the sessions
+    nox -t ci               # what CI runs: the oldest pair, the newest pair, the lowest versions
+    nox -s "tests-3.12(django='5.2')"
+
+A session whose Python is not installed fails under ``CI`` and is skipped elsewhere (nox's
+``--error-on-missing-interpreters`` default). Extra arguments go to pytest: ``nox -t ci -- -x``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+UNIT = ["-m", "not integration and not browser", "-p", "no:cacheprovider"]
+
+#: Django release line → the Pythons it supports (and this package supports).
+SUPPORTED = {
+    "4.2": ["3.10", "3.11", "3.12"],
+    "5.2": ["3.10", "3.11", "3.12", "3.13"],
+    "6.0": ["3.12", "3.13"],
+}
+PAIRS = [(python, django) for django, pythons in SUPPORTED.items() for python in pythons]
+OLDEST, NEWEST = PAIRS[0], PAIRS[-1]
+
+
+def _embedded_defaults() -> None:
+    # The unit part runs on the embedded defaults (SQLite in memory, no broker) even when the
+    # calling shell points the integration part at real services.
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
+        os.environ.pop(name, None)
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "django"),
+    [
+        nox.param(python, django, tags=["ci"] if (python, django) in (OLDEST, NEWEST) else [])
+        for python, django in PAIRS
+    ],
+)
+def tests(session: nox.Session, django: str) -> None:
+    """Unit tests on one supported pair."""
+    _embedded_defaults()
+    session.install("-e", ".[dev]", f"django~={django}.0")
+    session.run("python", "-m", "pytest", *UNIT, *session.posargs)
+
+
+def lowest_requirements() -> list[str]:
+    """Each runtime dependency pinned to the lowest version its specifier allows."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = []
+    for requirement in project["dependencies"]:
+        match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*>=\s*([0-9][^,;\s]*)", requirement)
+        if match is None:
+            raise ValueError(f"{requirement!r} declares no lower bound")
+        pins.append(f"{match[1]}=={match[2]}")
+    return pins
+
+
+@nox.session(python=OLDEST[0], tags=["ci"])
+def lowest(session: nox.Session) -> None:
+    """Unit tests with every runtime dependency at its lowest declared version."""
+    _embedded_defaults()
+    session.install("-e", ".[dev]", *lowest_requirements())
+    session.run("python", "-m", "pip", "freeze", silent=False)
+    session.run("python", "-m", "pytest", *UNIT, *session.posargs)
