@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models
+from django.db import IntegrityError, models
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -117,7 +117,7 @@ class Batch:
         assert client is not None
         user = link.user
         version = link.dirty_version
-        fields = mapping.get_user_fields(user)
+        fields = mapping.get_user_fields(user, link.external_id)
         digest = mapping.fields_digest(fields)
         _, outcome = sync.establish(link, fields, client, self.absent)
         # An avatar is uploaded here, under this batch's lease, exactly as push_user does it:
@@ -140,31 +140,58 @@ class Batch:
         for item in done:
             groups[(item.version, item.link.password_version)].append(item)
         for (version, password_version), items in groups.items():
-            CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).update(
-                cube_id=_per_row(items, lambda i: i.link.cube_id, models.PositiveBigIntegerField()),
-                login=_per_row(items, lambda i: i.link.login, models.CharField()),
-                password_version=password_version,
-                avatar_uid=_per_row(items, lambda i: i.link.avatar_uid, models.CharField()),
-                avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),
-                pushed_digest=_per_row(items, lambda i: i.digest, models.CharField()),
-                synced_version=version,
-                state=sync.state_after_push(version),
-                attempts=0,
-                last_error="",
-                last_synced_at=now,
-                updated_at=now,
-                lease_until=Case(
-                    When(lease_until=self.token, then=Value(None)),
-                    default=F("lease_until"),
-                    output_field=models.DateTimeField(),
-                ),
-            )
+            try:
+                with sync._savepoint_if_in_transaction():
+                    self._record_group(items, version, password_version, now)
+            except IntegrityError:
+                # A remote id another row holds (a race with another link's adoption): record
+                # each row alone, so the one in conflict is recorded as such and the rest stand.
+                mine = {item.link.pk for item in items}
+                done = [i for i in done if i.link.pk not in mine] + self._record_alone(items)
         succeeded = {item.link.pk for item in done}
         rest = [link.pk for link in self.links if link.pk not in succeeded]
         if rest:
             CubeUser.objects.filter(pk__in=rest, lease_until=self.token).update(lease_until=None)
         for item in done:
             user_synced.send(CubeUser, link=item.link, created=item.outcome == sync.CREATED)
+
+    def _record_group(
+        self, items: list[_Done], version: int, password_version: int, now: datetime
+    ) -> None:
+        CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).update(
+            cube_id=_per_row(items, lambda i: i.link.cube_id, models.PositiveBigIntegerField()),
+            login=_per_row(items, lambda i: i.link.login, models.CharField()),
+            withheld=_per_row(items, lambda i: i.link.withheld, models.JSONField()),
+            password_version=password_version,
+            avatar_uid=_per_row(items, lambda i: i.link.avatar_uid, models.CharField()),
+            avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),
+            pushed_digest=_per_row(items, lambda i: i.digest, models.CharField()),
+            synced_version=version,
+            state=sync.state_after_push(version),
+            attempts=0,
+            last_error="",
+            last_synced_at=now,
+            updated_at=now,
+            lease_until=Case(
+                When(lease_until=self.token, then=Value(None)),
+                default=F("lease_until"),
+                output_field=models.DateTimeField(),
+            ),
+        )
+
+    def _record_alone(self, items: list[_Done]) -> list[_Done]:
+        """Record each success on its own; a conflict is recorded as a failure. The successes."""
+        recorded = []
+        for item in items:
+            try:
+                sync._record_success(item.link, item.version, item.digest)
+            except sync.SyncConflict as exc:
+                sync.record_failure(Q(pk=item.link.pk), exc, permanent=True)
+            else:
+                recorded.append(item)
+        pks = [item.link.pk for item in items]
+        CubeUser.objects.filter(pk__in=pks, lease_until=self.token).update(lease_until=None)
+        return recorded
 
 
 def _per_row(items: list[_Done], value: Any, output_field: models.Field[Any, Any]) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -24,7 +24,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import mapping
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -33,11 +32,12 @@ from .client import (
     RateLimited,
     ServerError,
     Session,
-    SessionExpired,
     TransportError,
     UserClient,
 )
-from .conf import ConfigurationError, app_settings
+from .conf import app_settings
+from .failures import SyncConflict, record_failure
+from .logins import AUTH_MODE_CIDP, AUTH_MODE_PASSWORD, auth_mode, login_link
 from .models import CubeSession, CubeUser
 from .remote import get_client
 
@@ -47,6 +47,7 @@ __all__ = [
     "AUTH_MODE_CIDP",
     "AUTH_MODE_PASSWORD",
     "SessionUnavailable",
+    "auth_mode",
     "call_as_user",
     "destroy_session",
     "get_session_for_user",
@@ -64,9 +65,6 @@ T = TypeVar("T")
 SESSION_TTL = timedelta(hours=2)
 CLAIM_FOR = timedelta(seconds=30)
 
-AUTH_MODE_PASSWORD = "password"  # noqa: S105 - a mode name, not a secret
-AUTH_MODE_CIDP = "cidp"
-
 #: Remote failures that say "try again later" rather than "this will never work".
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransportError, ServerError, RateLimited)
 
@@ -82,66 +80,6 @@ class SessionUnavailable(Exception):
 def _is_valid(row: CubeSession | None, now: Any) -> bool:
     margin = timedelta(seconds=app_settings.SESSION_RENEW_MARGIN)
     return bool(row and row.token and row.expires_at and row.expires_at - margin > now)
-
-
-def auth_mode() -> str:
-    """The configured ``AUTH_MODE``, validated."""
-    mode = app_settings.AUTH_MODE
-    if mode not in (AUTH_MODE_PASSWORD, AUTH_MODE_CIDP):
-        raise ConfigurationError(
-            f'CONNECTYCUBE["AUTH_MODE"] must be "{AUTH_MODE_PASSWORD}" or "{AUTH_MODE_CIDP}", '
-            f"got {mode!r}."
-        )
-    return str(mode)
-
-
-def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
-    """A new remote session for a mirrored user: derived password, or a CIdP token."""
-    if auth_mode() == AUTH_MODE_CIDP:
-        return _login_cidp(link, client)
-    if not link.login:
-        if link.cube_id is None:
-            raise NotFound(f"User {link.external_id} has no ConnectyCube identity yet.")
-        link.login = client.get_user(link.cube_id).login or ""
-    candidates = mapping.password_candidates(link.external_id, link.password_version or None)
-    for attempt, candidate in enumerate(candidates, start=1):
-        version, password = candidate
-        try:
-            session = client.create_user_session(login=link.login, password=password)
-            break
-        except SessionExpired:
-            raise
-        except AuthenticationError:
-            if attempt == len(candidates):
-                raise
-    if link.cube_id is not None and session.user_id != link.cube_id:
-        stray = session.user
-        if stray is not None and not stray.external_id:
-            # The user was deleted on ConnectyCube and the login auto-created an empty one in
-            # its place: remove it again, and let the caller recreate the real one.
-            client.as_user(session).delete_self()
-        raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
-    if attempt > 1 or version != mapping.current_password_version():
-        _move_to_current_password(link, client, session, password)
-    return session
-
-
-def _move_to_current_password(
-    link: CubeUser, client: ConnectyCubeClient, session: Session, old_password: str
-) -> None:
-    """After a login with a rotated-out secret, set the password derived from the current one."""
-    version = mapping.current_password_version()
-    new_password = mapping.derive_password(link.external_id, version)
-    try:
-        client.as_user(session).update_user(
-            session.user_id, password=new_password, old_password=old_password
-        )
-    except ConnectyCubeError as exc:  # the login worked; moving on can wait for the next one
-        logger.warning("Could not move %s to the current password: %s", link.external_id, exc)
-        return
-    link.password_version = version
-    CubeUser.objects.filter(pk=link.pk).update(password_version=version)
-    logger.info("Moved %s to password version %s", link.external_id, version)
 
 
 def get_user_session(
@@ -196,44 +134,6 @@ def get_user_session(
         return row
     finally:
         CubeSession.objects.filter(pk=row.pk).update(renewing_until=None)
-
-
-def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
-    """Log in through our own identity provider; ConnectyCube creates the user on first use.
-
-    ConnectyCube identifies CIdP users by the verifier's ``uid`` (our ``external_id``), so a
-    remote user created by an earlier password-mode push is found again, not duplicated. When
-    the link has no remote id yet, or its remote user was deleted and ConnectyCube made a new
-    one for the same ``uid``, the link adopts the session's user.
-    """
-    from .cidp import make_login_token, make_tombstone_token
-
-    if link.user_id is None:  # a deleted local user: log in only to delete the remote one
-        return client.create_cidp_session(make_tombstone_token(link.external_id))
-    session = client.create_cidp_session(make_login_token(link.user_id))
-    if session.user_id is not None and session.user_id != link.cube_id:
-        _adopt_remote_user(link, session)
-    return session
-
-
-def _adopt_remote_user(link: CubeUser, session: Session) -> None:
-    remote_login = session.user.login if session.user is not None else None
-    try:
-        with transaction.atomic():
-            CubeUser.objects.filter(pk=link.pk).update(
-                cube_id=session.user_id,
-                login=remote_login or link.login,
-                updated_at=timezone.now(),
-            )
-    except IntegrityError as exc:
-        raise SessionUnavailable(
-            f"ConnectyCube user {session.user_id} is already linked to another local user; "
-            f"an operator has to resolve the link of {link.external_id}.",
-            retry_after=300,
-        ) from exc
-    logger.info("Linked %s to ConnectyCube user %s (CIdP)", link.external_id, session.user_id)
-    link.cube_id = session.user_id
-    link.login = remote_login or link.login
 
 
 def _claim(pk: int) -> bool:
@@ -378,7 +278,12 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
                     "This user is being set up on ConnectyCube; try again shortly."
                 ) from exc
             time.sleep(0.1)
-        except (ConnectyCubeError, sync.SyncConflict) as exc:
+        except sync.SyncConflict as exc:
+            if needed:
+                raise  # recorded by get_session_for_user; the API answers 409
+            record_failure(Q(pk=link.pk), exc, permanent=True)
+            return link
+        except ConnectyCubeError as exc:
             if not needed:
                 logger.warning("Push before login of %s failed: %s", link.external_id, exc)
                 return link
@@ -416,6 +321,21 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     link = _ensure_link(user)
     if link.state in (CubeUser.State.DELETING, CubeUser.State.DELETED):
         raise SessionUnavailable("This user is being removed from ConnectyCube.", retry_after=60)
+    with _recording_conflicts(link):
+        return _log_in(user, link, client)
+
+
+@contextlib.contextmanager
+def _recording_conflicts(link: CubeUser) -> Iterator[None]:
+    """A conflict met while logging a user in is recorded on the row like a push's."""
+    try:
+        yield
+    except SyncConflict as exc:
+        record_failure(Q(pk=link.pk), exc, permanent=True)
+        raise
+
+
+def _log_in(user: Any, link: CubeUser, client: ConnectyCubeClient | None) -> CubeSession:
     cidp = auth_mode() == AUTH_MODE_CIDP
     if not cidp and (link.cube_id is None or link.state == CubeUser.State.PENDING):
         link = _push_before_login(user, link, client)
@@ -428,13 +348,14 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
                 "This user's ConnectyCube account is being restored; try again later.",
                 retry_after=60,
             ) from exc
-    # The remote user vanished (deleted on ConnectyCube behind our back): forget it, create it
-    # again now (the create looks up the external id first, so this never duplicates), log in.
+    # The remote user vanished (deleted on ConnectyCube behind our back): forget it, create a
+    # new one now under a new external id (the old one is public and may be claimed), log in.
     from .outbox import mark_dirty
+    from .sync import forget_remote_user
 
     logger.warning("ConnectyCube user of %s is gone; creating it again.", link.external_id)
     CubeSession.objects.filter(user_id=user.pk).delete()
-    CubeUser.objects.filter(pk=link.pk).update(cube_id=None, pushed_digest="", avatar_digest="")
+    forget_remote_user(link)
     mark_dirty(user)
     link = _push_before_login(user, CubeUser.objects.get(pk=link.pk), client)
     return get_user_session(link, client=client, wait=wait)
@@ -454,9 +375,10 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
         remote = None
     if remote is None or (row.cube_user_id and remote.user_id != row.cube_user_id):
         link = CubeUser.objects.get(user_id=user.pk)
-        return get_user_session(
-            link, client=client, wait=float(app_settings.SYNC_ON_LOGIN_TIMEOUT), force=True
-        )
+        with _recording_conflicts(link):
+            return get_user_session(
+                link, client=client, wait=float(app_settings.SYNC_ON_LOGIN_TIMEOUT), force=True
+            )
     now = timezone.now()
     row.expires_at = remote.expires_at or now + SESSION_TTL
     row.last_used_at = now
