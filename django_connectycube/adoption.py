@@ -27,7 +27,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from . import identity, mapping
+from . import identity, mapping, remote_ids
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -85,7 +85,9 @@ def find_by_external_id(client: ConnectyCubeClient, external_id: str) -> User | 
 
 def adopt(link: CubeUser, remote: User, client: ConnectyCubeClient) -> User:
     """Take ``remote`` (found by the link's external id) as the link's user, once proven ours."""
-    _ensure_unlinked(link, remote.id)
+    holder = remote_ids.other_holder(link, remote.id)
+    if holder is not None:  # found, not made: the other link's claim may be the right one
+        raise SyncConflict(remote_ids.conflict_message(link, remote.id, holder))
     if auth_mode() == AUTH_MODE_CIDP and identity.is_minted(link.external_id):
         link.password_version = link.password_version or mapping.current_password_version()
         return remote
@@ -198,17 +200,6 @@ def _prove_password(link: CubeUser, remote: User, client: ConnectyCubeClient) ->
         "If it is not this user's account, delete it on ConnectyCube or clear its external_id; "
         f"then re-sync local user {link.user_id} from the admin."
     )
-
-
-def _ensure_unlinked(link: CubeUser, cube_id: int) -> None:
-    other = CubeUser.objects.filter(cube_id=cube_id).exclude(pk=link.pk).first()
-    if other is not None:
-        raise SyncConflict(
-            f"ConnectyCube user {cube_id} carries external id {link.external_id!r} but is "
-            f"already linked to {other.external_id!r} (local user {other.user_id}); nothing was "
-            "adopted. Find out which local user it belongs to, fix its external_id on "
-            "ConnectyCube (or delete it), then re-sync both users from the admin."
-        )
 
 
 def _external_id_taken(link: CubeUser, client: ConnectyCubeClient) -> str:

@@ -39,7 +39,7 @@ from django.db import IntegrityError, models
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from . import mapping, sync
+from . import mapping, remote_ids, sync
 from .client import ConnectyCubeClient, ConnectyCubeError
 from .conf import app_settings
 from .models import CubeUser
@@ -131,7 +131,10 @@ class Batch:
         """Write every success of the batch and release all of its leases, in a few statements.
 
         One ``UPDATE`` per ``(version, password version)`` group (a backfill has one), then one
-        releasing the leases of rows that did not succeed, if any.
+        releasing the leases of rows that did not succeed, if any. When ConnectyCube forgot us
+        (a reset or wiped application) and handed out ids other links still hold, the group's
+        ``UPDATE`` fails on the unique ``cube_id`` and is written again once those claims are
+        settled (:func:`_settle_claims`).
         """
         with self._lock:
             done, self._done = self._done, []
@@ -139,15 +142,16 @@ class Batch:
         groups: dict[tuple[int, int], list[_Done]] = defaultdict(list)
         for item in done:
             groups[(item.version, item.link.password_version)].append(item)
-        for (version, password_version), items in groups.items():
+        for (version, password_version), group in groups.items():
             try:
-                with sync._savepoint_if_in_transaction():
-                    self._record_group(items, version, password_version, now)
-            except IntegrityError:
-                # A remote id another row holds (a race with another link's adoption): record
-                # each row alone, so the one in conflict is recorded as such and the rest stand.
-                mine = {item.link.pk for item in items}
-                done = [i for i in done if i.link.pk not in mine] + self._record_alone(items)
+                with remote_ids.claim_guard():
+                    self._write(group, version, password_version, now)
+                continue
+            except IntegrityError:  # a remote id another link holds (a remote that forgot us)
+                kept = _settle_claims(group)
+            done = [item for item in done if item in kept or item not in group]
+            if kept:
+                self._write(kept, version, password_version, now)
         succeeded = {item.link.pk for item in done}
         rest = [link.pk for link in self.links if link.pk not in succeeded]
         if rest:
@@ -155,9 +159,8 @@ class Batch:
         for item in done:
             user_synced.send(CubeUser, link=item.link, created=item.outcome == sync.CREATED)
 
-    def _record_group(
-        self, items: list[_Done], version: int, password_version: int, now: datetime
-    ) -> None:
+    def _write(self, items: list[_Done], version: int, password_version: int, now: Any) -> None:
+        """One ``UPDATE`` recording these successes and releasing their leases."""
         CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).update(
             cube_id=_per_row(items, lambda i: i.link.cube_id, models.PositiveBigIntegerField()),
             login=_per_row(items, lambda i: i.link.login, models.CharField()),
@@ -179,19 +182,25 @@ class Batch:
             ),
         )
 
-    def _record_alone(self, items: list[_Done]) -> list[_Done]:
-        """Record each success on its own; a conflict is recorded as a failure. The successes."""
-        recorded = []
-        for item in items:
-            try:
-                sync._record_success(item.link, item.version, item.digest)
-            except sync.SyncConflict as exc:
-                sync.record_failure(Q(pk=item.link.pk), exc, permanent=True)
-            else:
-                recorded.append(item)
-        pks = [item.link.pk for item in items]
-        CubeUser.objects.filter(pk__in=pks, lease_until=self.token).update(lease_until=None)
-        return recorded
+
+def _settle_claims(items: list[_Done]) -> list[_Done]:
+    """The items still to record once the remote ids other links hold are settled: a claim to
+    an id ConnectyCube just created for one of ours is released, any other is that item's
+    recorded conflict (the rare path, so one row at a time)."""
+    by_id = {item.link.cube_id: item for item in items}
+    kept = list(items)
+    holders = CubeUser.objects.filter(cube_id__in=list(by_id)).exclude(
+        pk__in=[item.link.pk for item in items]
+    )
+    for holder in holders:
+        item = by_id[holder.cube_id]
+        if item.outcome == sync.CREATED:
+            remote_ids.release_stale_claim(holder, holder.cube_id)
+        else:
+            message = remote_ids.conflict_message(item.link, holder.cube_id, holder)
+            sync.record_failure(Q(pk=item.link.pk), sync.SyncConflict(message), permanent=True)
+            kept.remove(item)
+    return kept
 
 
 def _per_row(items: list[_Done], value: Any, output_field: models.Field[Any, Any]) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -33,13 +34,16 @@ from .client import (
 from .conf import ConfigurationError, app_settings
 from .failures import SyncConflict
 from .models import CubeUser
+from .remote_ids import other_holder, release_stale_claim, remote_user_of
 
 logger = logging.getLogger("django_connectycube")
 
-__all__ = ["AUTH_MODE_CIDP", "AUTH_MODE_PASSWORD", "auth_mode", "login_link", "remote_exists"]
+__all__ = ["AUTH_MODE_CIDP", "AUTH_MODE_PASSWORD", "auth_mode", "login_link"]
 
 AUTH_MODE_PASSWORD = "password"  # noqa: S105 - a mode name, not a secret
 AUTH_MODE_CIDP = "cidp"
+#: A user without external id created this close to the login's session was made by that login.
+AUTO_CREATED_WITHIN = timedelta(minutes=1)
 
 
 def auth_mode() -> str:
@@ -62,27 +66,48 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Session:
             raise NotFound(f"User {link.external_id} has no ConnectyCube identity yet.")
         link.login = client.get_user(link.cube_id).login or ""
     try:
+        session: Session | None
         session, version, password, tries = _password_login(link, link.login, client)
-    except AuthenticationError:
-        renamed = _renamed_login(link, client)
-        if renamed is None:
-            raise
-        session, version, password, tries = _password_login(link, renamed, client)
-    if link.cube_id is not None and session.user_id != link.cube_id:
-        stray = session.user
-        if stray is not None and not stray.external_id:
-            # The login no longer named our user and ConnectyCube auto-created an empty one in
-            # its place: remove it again.
-            client.as_user(session).delete_self()
-        renamed = _renamed_login(link, client)  # NotFound: our user is really gone
-        if renamed is None:
+    except AuthenticationError as exc:
+        session, refused = None, exc
+    else:
+        refused = None
+        if not _is_ours(link, session, client):
+            session = None
+    if session is None:
+        # The owned login no longer names our user: the user renamed it on ConnectyCube (they
+        # hold a token), or our user is gone (deleted, or forgotten by a reset remote).
+        current = _renamed_login(link, client)  # NotFound: gone
+        if current is None:
+            if refused is not None:
+                raise refused
             raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
-        session, version, password, tries = _password_login(link, renamed, client)
-        if session.user_id != link.cube_id:
+        session, version, password, tries = _password_login(link, current, client)
+        if not _is_ours(link, session, client):
             raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
+        _owe_identity(link, current)
     if tries > 1 or version != mapping.current_password_version():
         _move_to_current_password(link, client, session, password)
     return session
+
+
+def _is_ours(link: CubeUser, session: Session, client: ConnectyCubeClient) -> bool:
+    """Whether a password login landed on the link's user. One ConnectyCube auto-created for
+    it (the login named nobody; maybe under our old id, after a reset) is deleted again."""
+    user = session.user
+    fresh = (
+        user is not None
+        and not user.external_id
+        and (
+            user.created_at is None
+            or session.created_at is None
+            or user.created_at >= session.created_at - AUTO_CREATED_WITHIN
+        )
+    )
+    if fresh:
+        client.as_user(session).delete_self()
+        return False
+    return link.cube_id is None or session.user_id == link.cube_id
 
 
 def _password_login(
@@ -104,18 +129,18 @@ def _password_login(
 
 
 def _renamed_login(link: CubeUser, client: ConnectyCubeClient) -> str | None:
-    """The remote user's current login when the user changed it on ConnectyCube, else None.
-
-    Makes a synced row owed again, so the next push re-asserts the login the link owns.
-    """
+    """The remote user's current login when it differs from the owned one, else None."""
     if link.cube_id is None:
         return None
     current = client.get_user(link.cube_id).login
-    if not current or current == link.login:
-        return None
+    return current if current and current != link.login else None
+
+
+def _owe_identity(link: CubeUser, current: str) -> None:
+    """The user renamed their remote login (our password proved it is theirs): make a synced
+    row owed again, so the sweep's push re-asserts the login the link owns."""
     logger.warning(
-        "ConnectyCube user %s of %s was renamed remotely to %r; logging in under it, the next "
-        "push restores %r.",
+        "ConnectyCube user %s of %s was renamed remotely to %r; the next push restores %r.",
         link.cube_id,
         link.external_id,
         current,
@@ -128,7 +153,6 @@ def _renamed_login(link: CubeUser, client: ConnectyCubeClient) -> str | None:
         enqueued_at=None,
         updated_at=timezone.now(),
     )
-    return current
 
 
 def _move_to_current_password(
@@ -171,18 +195,28 @@ def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
         return session
     if link.cube_id is not None:
         _discard(client, session)
-        if remote_exists(client, link.cube_id):
+        if _still_ours(link, client):
             raise SyncConflict(
                 f"ConnectyCube logged external id {link.external_id!r} in as user "
                 f"{session.user_id}, but this link's user is {link.cube_id}, which still "
-                "exists: someone else carries this external id. Clear it on ConnectyCube user "
-                f"{session.user_id}, then re-sync local user {link.user_id} from the admin."
+                "carries it: two ConnectyCube users carry this external id. Clear it on "
+                f"ConnectyCube user {session.user_id}, then re-sync local user {link.user_id} "
+                "from the admin."
             )
-        # Our user is gone and its external id has been readable by anyone: start afresh.
+        # Our user is gone (or no longer carries our id) and its external id has been readable
+        # by anyone: start afresh under a new one.
         _replace_external_id(link)
         session = client.create_cidp_session(make_login_token(link.user_id))
     _adopt_cidp_user(link, session)
     return session
+
+
+def _still_ours(link: CubeUser, client: ConnectyCubeClient) -> bool:
+    try:
+        remote_user_of(link, client)
+    except NotFound:
+        return False
+    return True
 
 
 def _replace_external_id(link: CubeUser) -> None:
@@ -200,36 +234,28 @@ def _adopt_cidp_user(link: CubeUser, session: Session) -> None:
             f"ConnectyCube answered the CIdP login of {link.external_id!r} with user "
             f"{session.user_id}, which carries external id {remote.external_id!r}; not linked."
         )
-    other = CubeUser.objects.filter(cube_id=session.user_id).exclude(pk=link.pk).first()
-    conflict = SyncConflict(
-        f"ConnectyCube user {session.user_id} is already linked to "
-        f"{other.external_id if other else 'another link'!r}, so the CIdP login of "
-        f"{link.external_id!r} was not linked to it; an operator has to find out whose it is."
-    )
-    if other is not None:
-        raise conflict
+    # ConnectyCube answered for a uid nobody else knew (minted, and never on a remote user
+    # before): the user is ours, and another link's claim to its id is stale (a reset remote
+    # reused the id).
     remote_login = remote.login if remote is not None else None
+    cube_id = int(session.user_id or 0)
+
+    def write() -> None:
+        CubeUser.objects.filter(pk=link.pk).update(
+            cube_id=cube_id, login=remote_login or link.login, updated_at=timezone.now()
+        )
+
     try:
         with transaction.atomic():
-            CubeUser.objects.filter(pk=link.pk).update(
-                cube_id=session.user_id,
-                login=remote_login or link.login,
-                updated_at=timezone.now(),
-            )
-    except IntegrityError as exc:
-        raise conflict from exc
+            write()
+    except IntegrityError:
+        holder = other_holder(link, cube_id)
+        if holder is not None:
+            release_stale_claim(holder, cube_id)
+        write()
     logger.info("Linked %s to ConnectyCube user %s (CIdP)", link.external_id, session.user_id)
     link.cube_id = session.user_id
     link.login = remote_login or link.login
-
-
-def remote_exists(client: ConnectyCubeClient, cube_id: int) -> bool:
-    """Whether ConnectyCube still has the user with this id."""
-    try:
-        client.get_user(cube_id)
-    except NotFound:
-        return False
-    return True
 
 
 def _discard(client: ConnectyCubeClient, session: Session) -> None:

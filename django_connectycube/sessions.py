@@ -161,7 +161,7 @@ def call_as_user(
     except AuthenticationError:
         if link.cube_id is not None:
             # Logging in to a user that no longer exists would auto-create a stray one.
-            client.get_user(link.cube_id)  # NotFound propagates
+            client.get_user(link.cube_id)  # NotFound propagates; a renamed one is ours
         row = get_user_session(link, client=client, force=True)
         return func(client.as_user(row.token, user_id=row.cube_user_id))
 
@@ -278,23 +278,27 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
                     "This user is being set up on ConnectyCube; try again shortly."
                 ) from exc
             time.sleep(0.1)
-        except sync.SyncConflict as exc:
-            if needed:
-                raise  # recorded by get_session_for_user; the API answers 409
-            record_failure(Q(pk=link.pk), exc, permanent=True)
-            return link
-        except ConnectyCubeError as exc:
+        except (ConnectyCubeError, sync.SyncConflict) as exc:
+            transient = isinstance(exc, TRANSIENT_ERRORS)
+            if not transient:
+                # As the task would: a dead letter with its reason, not a row owed forever.
+                sync.record_failure(Q(pk=link.pk), exc, permanent=True)
             if not needed:
                 logger.warning("Push before login of %s failed: %s", link.external_id, exc)
                 return link
-            if not isinstance(exc, TRANSIENT_ERRORS):
+            if isinstance(exc, sync.SyncConflict):
+                raise
+            if not transient:
                 logger.error("Could not create %s on ConnectyCube: %s", link.external_id, exc)
-            retry = _retry_after(exc) if isinstance(exc, TRANSIENT_ERRORS) else 60
+            retry = _retry_after(exc) if transient else 60
             raise SessionUnavailable(
                 "This user could not be set up on ConnectyCube yet; try again later.",
                 retry_after=retry,
             ) from exc
     link.refresh_from_db()
+    if link.cube_id is None and link.state == CubeUser.State.FAILED:
+        # A dead letter: waiting will not help, an operator has to act (see its last_error).
+        raise sync.SyncConflict(link.last_error or f"The sync of {link.external_id} failed.")
     if link.cube_id is None:
         raise SessionUnavailable(
             "This user is not on ConnectyCube yet (its sync failed or is disabled); an operator "
@@ -310,8 +314,9 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     A stored token that is still valid costs no remote call. Otherwise the user is first made
     to exist on ConnectyCube (password mode: a bounded synchronous push; CIdP mode: ConnectyCube
     creates it at login), then logged in once even when several requests race. Raises
-    :class:`SessionUnavailable` (with ``retry_after``) when that cannot happen in time, and the
-    client's errors for other remote failures.
+    :class:`SessionUnavailable` (with ``retry_after``) when that cannot happen in time,
+    ``sync.SyncConflict`` when the user cannot be mirrored without an operator (the conflict is
+    recorded on its link), and the client's errors for other remote failures.
     """
     if user is None or getattr(user, "pk", None) is None:
         raise ValueError("A saved local user is required.")
@@ -321,13 +326,13 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     link = _ensure_link(user)
     if link.state in (CubeUser.State.DELETING, CubeUser.State.DELETED):
         raise SessionUnavailable("This user is being removed from ConnectyCube.", retry_after=60)
-    with _recording_conflicts(link):
-        return _log_in(user, link, client)
+    return _log_in(user, link, client)
 
 
 @contextlib.contextmanager
 def _recording_conflicts(link: CubeUser) -> Iterator[None]:
-    """A conflict met while logging a user in is recorded on the row like a push's."""
+    """A conflict met while logging a user in is recorded on the row like a push's (the push
+    before a login records its own)."""
     try:
         yield
     except SyncConflict as exc:
@@ -341,15 +346,23 @@ def _log_in(user: Any, link: CubeUser, client: ConnectyCubeClient | None) -> Cub
         link = _push_before_login(user, link, client)
     wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
     try:
-        return get_user_session(link, client=client, wait=wait)
+        with _recording_conflicts(link):
+            return get_user_session(link, client=client, wait=wait)
     except NotFound as exc:
-        if cidp:
-            raise SessionUnavailable(
-                "This user's ConnectyCube account is being restored; try again later.",
-                retry_after=60,
-            ) from exc
-    # The remote user vanished (deleted on ConnectyCube behind our back): forget it, create a
-    # new one now under a new external id (the old one is public and may be claimed), log in.
+        return _recreate_and_log_in(user, link, client, exc)
+
+
+def _recreate_and_log_in(
+    user: Any, link: CubeUser, client: ConnectyCubeClient | None, gone: NotFound
+) -> CubeSession:
+    """The remote user vanished (deleted on ConnectyCube behind our back, or forgotten by a
+    remote that was reset): forget it, create a new one now under a new external id (the old
+    one is readable by anyone and may be claimed by now), and log in."""
+    if auth_mode() == AUTH_MODE_CIDP:
+        raise SessionUnavailable(
+            "This user's ConnectyCube account is being restored; try again later.",
+            retry_after=60,
+        ) from gone
     from .outbox import mark_dirty
     from .sync import forget_remote_user
 
@@ -358,7 +371,9 @@ def _log_in(user: Any, link: CubeUser, client: ConnectyCubeClient | None) -> Cub
     forget_remote_user(link)
     mark_dirty(user)
     link = _push_before_login(user, CubeUser.objects.get(pk=link.pk), client)
-    return get_user_session(link, client=client, wait=wait)
+    wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
+    with _recording_conflicts(link):
+        return get_user_session(link, client=client, wait=wait)
 
 
 def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> CubeSession:
@@ -375,10 +390,12 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
         remote = None
     if remote is None or (row.cube_user_id and remote.user_id != row.cube_user_id):
         link = CubeUser.objects.get(user_id=user.pk)
-        with _recording_conflicts(link):
-            return get_user_session(
-                link, client=client, wait=float(app_settings.SYNC_ON_LOGIN_TIMEOUT), force=True
-            )
+        wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
+        try:
+            with _recording_conflicts(link):
+                return get_user_session(link, client=client, wait=wait, force=True)
+        except NotFound as exc:  # the token died with its user (a remote that forgot us)
+            return _recreate_and_log_in(user, link, client, exc)
     now = timezone.now()
     row.expires_at = remote.expires_at or now + SESSION_TTL
     row.last_used_at = now

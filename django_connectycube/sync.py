@@ -23,17 +23,17 @@ import logging
 import mimetypes
 import os
 from collections.abc import Container, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import IO, Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import identity, mapping
+from . import identity, mapping, remote_ids
 from .adoption import ADOPTED, CREATED, establish  # noqa: F401  (re-exported outcomes)
 from .adoption import update as _update
 from .client import (
@@ -46,7 +46,6 @@ from .client import (
 )
 from .conf import app_settings
 from .failures import Busy, SyncConflict, record_failure
-from .logins import remote_exists
 from .models import CubeSession, CubeUser
 from .remote import get_client
 from .sessions import call_as_user
@@ -141,10 +140,11 @@ def push_user(
                 remote = _update(link, fields, client)
                 outcome = UPDATED
             except (NotFound, PermissionDenied, AuthenticationError):
-                if remote_exists(client, link.cube_id):
+                if _remote_is_ours(client, link):
                     raise
-                # Deleted on ConnectyCube behind our back: a new account, under a new external
-                # id (the old one is readable by anyone and may be claimed by now).
+                # Deleted on ConnectyCube behind our back, or forgotten by a remote that was
+                # reset (its id may even be someone else's now): a new account, under a new
+                # external id (the old one is readable by anyone and may be claimed by now).
                 CubeSession.objects.filter(user_id=link.user_id).delete()
                 fields = forget_remote_user(link, fields)
                 remote, outcome = establish(link, fields, client)
@@ -153,10 +153,18 @@ def push_user(
 
         avatar_changed = _push_avatar_locked(link, user, client)
 
-        _record_success(link, version, digest)
+        _record_success(link, version, digest, created=outcome == CREATED)
         if outcome != UNCHANGED or avatar_changed:
             user_synced.send(CubeUser, link=link, created=outcome == CREATED)
         return outcome if outcome != UNCHANGED or not avatar_changed else UPDATED
+
+
+def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:
+    try:
+        remote_ids.remote_user_of(link, client)
+    except NotFound:
+        return False
+    return True
 
 
 def forget_remote_user(link: CubeUser, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -182,45 +190,40 @@ def forget_remote_user(link: CubeUser, fields: dict[str, Any] | None = None) -> 
     return {**(fields or {}), "external_id": link.external_id}
 
 
-def _record_success(link: CubeUser, version: int, digest: str) -> None:
-    """Write what a push did; a remote id another row holds is a conflict, never a crash."""
+def _record_success(link: CubeUser, version: int, digest: str, *, created: bool) -> None:
+    """Record the pushed version; a remote id another link holds (unique ``cube_id``) is either
+    released from that link (ConnectyCube just ``created`` it for this one) or a conflict."""
     now = timezone.now()
-    values = {
-        "cube_id": link.cube_id,
-        "external_id": link.external_id,
-        "login": link.login,
-        "withheld": link.withheld,
-        "password_version": link.password_version,
-        "avatar_uid": link.avatar_uid,
-        "avatar_digest": link.avatar_digest,
-        "pushed_digest": digest,
-        "synced_version": version,
-        "state": state_after_push(version),
-        "attempts": 0,
-        "last_error": "",
-        "last_synced_at": now,
-        "updated_at": now,
-    }
     try:
-        with _savepoint_if_in_transaction():
-            CubeUser.objects.filter(pk=link.pk).update(**values)
+        with remote_ids.claim_guard():
+            _write_success(link, version, digest, now)
+        return
     except IntegrityError as exc:
-        other = CubeUser.objects.filter(cube_id=link.cube_id).exclude(pk=link.pk).first()
-        raise SyncConflict(
-            f"ConnectyCube user {link.cube_id} is already linked to "
-            f"{other.external_id if other else 'another link'!r} (local user "
-            f"{other.user_id if other else '?'}), so {link.external_id!r} could not record it. "
-            "Find out whose account it is, then re-sync both users from the admin."
-        ) from exc
+        cube_id = link.cube_id or 0
+        holder = remote_ids.other_holder(link, cube_id)
+        if not created or holder is None:
+            raise SyncConflict(remote_ids.conflict_message(link, cube_id, holder)) from exc
+        remote_ids.release_stale_claim(holder, cube_id)
+    _write_success(link, version, digest, now)
 
 
-def _savepoint_if_in_transaction() -> Any:
-    """A savepoint inside a caller's transaction (a failed statement would poison it), else
-    nothing (a worker in autocommit mode pays no extra round trip)."""
-    connection = connections[router.db_for_write(CubeUser)]
-    if connection.in_atomic_block:
-        return transaction.atomic(using=connection.alias)
-    return nullcontext()
+def _write_success(link: CubeUser, version: int, digest: str, now: Any) -> None:
+    CubeUser.objects.filter(pk=link.pk).update(
+        cube_id=link.cube_id,
+        external_id=link.external_id,
+        login=link.login,
+        withheld=link.withheld,
+        password_version=link.password_version,
+        avatar_uid=link.avatar_uid,
+        avatar_digest=link.avatar_digest,
+        pushed_digest=digest,
+        synced_version=version,
+        state=state_after_push(version),
+        attempts=0,
+        last_error="",
+        last_synced_at=now,
+        updated_at=now,
+    )
 
 
 def state_after_push(version: int) -> Case:
@@ -338,7 +341,7 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
             link.login = remote.login or link.login
             link.cube_id = remote.id
             try:
-                call_as_user(link, lambda uc: uc.delete_self(), client=client)
+                _delete(link, remote, client)
                 outcome = DELETED
             except NotFound:
                 outcome = GONE
@@ -354,3 +357,12 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
         link.refresh_from_db()
         user_deleted_remote.send(CubeUser, link=link)
         return outcome
+
+
+def _delete(link: CubeUser, remote: User, client: ConnectyCubeClient) -> None:
+    """With the Administration API key, delete without the user's session (works for CIdP users
+    and users whose derived password no longer works); without it, as the user."""
+    if client.has_admin_api_key:
+        client.admin_delete_user(remote.id)
+    else:
+        call_as_user(link, lambda uc: uc.delete_self(), client=client)

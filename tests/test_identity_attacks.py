@@ -179,8 +179,8 @@ def test_a_remote_id_linked_to_another_row_is_a_recorded_conflict_and_a_409(cube
     response = api_login(bob)
     assert response.status_code == 409, response.content
     assert response.json() == {
-        "detail": "This account's ConnectyCube identity is in conflict; an operator has to "
-        "resolve it.",
+        "detail": "This account could not be set up on ConnectyCube (it conflicts with data "
+        "there); an administrator has to resolve it.",
         "code": "connectycube_conflict",
     }
     bob_link.refresh_from_db()
@@ -201,9 +201,9 @@ def test_a_unique_violation_while_recording_is_a_conflict_not_an_integrity_error
     )
     # ...and, racing with it, alice's row recorded the same remote id (the check in adoption
     # ran before that write landed).
-    monkeypatch.setattr("django_connectycube.adoption._ensure_unlinked", lambda link, cube_id: None)
+    monkeypatch.setattr("django_connectycube.remote_ids.other_holder", lambda link, cube_id: None)
     CubeUser.objects.filter(pk=link_of(alice).pk).update(cube_id=cube.users[-1]["id"])
-    with pytest.raises(sync.SyncConflict, match="already linked"):
+    with pytest.raises(sync.SyncConflict, match="is linked to ConnectyCube id"):
         sync.push_user(bob.pk)
     from django_connectycube import tasks
 

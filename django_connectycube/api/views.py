@@ -3,8 +3,9 @@ password reset.
 
 Every view answers errors as ``{"detail": ..., "code": ...}``. ConnectyCube being slow, down or
 rate limiting never turns into a 500: it is a 503 with ``Retry-After`` and the code
-``connectycube_unavailable``. Tokens appear only in the answers of the login and session views,
-and only the requester's own.
+``connectycube_unavailable``; an account the sync cannot set up without an operator (a recorded
+conflict, a dead letter) is a 409 ``connectycube_conflict``. Tokens appear only in the answers of
+the login and session views, and only the requester's own.
 
 Override hooks follow knox's style: subclass a view and replace ``get_post_response_data``,
 ``authenticate_credentials``, ``find_user_by_phone`` or ``send_reset``.
@@ -72,6 +73,7 @@ __all__ = [
 ]
 
 UNAVAILABLE = "connectycube_unavailable"
+CONFLICT = "connectycube_conflict"
 
 
 def _error(detail: Any, code: str, status_code: int, **headers: str) -> Response:
@@ -110,13 +112,13 @@ class ConnectyCubeAPIView(APIView):
                 Retry_After=retry,
             )
         if isinstance(exc, SyncConflict):
-            logger.error("ConnectyCube identity conflict during %s: %s", self.request.path, exc)
+            logger.error("ConnectyCube conflict during %s: %s", self.request.path, exc)
             return _error(
                 _(
-                    "This account's ConnectyCube identity is in conflict; an operator has to "
-                    "resolve it."
+                    "This account could not be set up on ConnectyCube (it conflicts with data "
+                    "there); an administrator has to resolve it."
                 ),
-                "connectycube_conflict",
+                CONFLICT,
                 status.HTTP_409_CONFLICT,
             )
         if isinstance(exc, ConnectyCubeError):
@@ -182,7 +184,9 @@ class SessionResponseMixin:
 _LOGIN_ERRORS = {
     400: OpenApiResponse(description="Invalid input (field errors)."),
     401: OpenApiResponse(ErrorSerializer, description="Not authenticated or bad credentials."),
+    409: OpenApiResponse(ErrorSerializer, description="Account conflict on ConnectyCube."),
     429: OpenApiResponse(ErrorSerializer, description="Too many failed logins (Retry-After)."),
+    502: OpenApiResponse(ErrorSerializer, description="ConnectyCube refused a call."),
     503: OpenApiResponse(ErrorSerializer, description="ConnectyCube unavailable (Retry-After)."),
 }
 
@@ -372,6 +376,8 @@ class SessionView(SessionResponseMixin, ConnectyCubeAPIView):
         responses={
             200: SessionSerializer,
             401: OpenApiResponse(ErrorSerializer),
+            409: OpenApiResponse(ErrorSerializer),
+            502: OpenApiResponse(ErrorSerializer),
             503: OpenApiResponse(ErrorSerializer),
         }
     )
