@@ -19,7 +19,13 @@ pytestmark = [pytest.mark.usefixtures("no_broker", "clean_cache"), pytest.mark.d
 
 @pytest.fixture
 def cube(connectycube_emulator, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRIES": 0}
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "RETRIES": 0,
+        # The test project vouches that its phone field only holds numbers users have proven.
+        "FIREBASE_PHONE_LOOKUP": "phone",
+        "FIREBASE_PHONE_FIELD_VERIFIED": True,
+    }
     return connectycube_emulator
 
 
@@ -127,3 +133,13 @@ def test_firebase_outage_is_503(cube):
     response = firebase_login(token_for(cube, "+447700900001"))
     assert response.status_code == 503
     assert response.json()["code"] == "connectycube_unavailable"
+
+
+def test_firebase_phone_login_is_off_until_a_verified_source_is_named(cube, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_PHONE_LOOKUP": None}
+    User.objects.create_user(username="alice", phone="+447700900001")
+    cube.reset_counters()
+    response = firebase_login(token_for(cube, "+447700900001"))
+    assert response.status_code == 403
+    assert response.json()["code"] == "firebase_phone_disabled"
+    assert cube.request_count("POST /session") == 0  # refused before the token is spent

@@ -57,12 +57,19 @@ def cube(connectycube_emulator, worker, settings):
     return connectycube_emulator
 
 
-def remote(cube, user_pk):
-    return [u for u in cube.users if u.get("external_id") == str(user_pk)]
+def external_id_of(user_pk):
+    """The external id minted for the user's link (kept by its tombstone after a delete)."""
+    link = CubeUser.objects.filter(user_id=user_pk).first()
+    return link.external_id if link is not None else None
+
+
+def remote(cube, user_pk, external_id=None):
+    external_id = external_id or external_id_of(user_pk)
+    return [u for u in cube.users if u.get("external_id") == external_id]
 
 
 def synced(user_pk, **expected):
-    link = CubeUser.objects.filter(external_id=str(user_pk)).first()
+    link = CubeUser.objects.filter(user_id=user_pk).first()
     if link is None or link.state != "synced":
         return None
     return link
@@ -83,10 +90,10 @@ def test_create_update_avatar_delete_end_to_end(cube, worker):
     assert json.loads(remote(cube, user.pk)[0]["custom_data"])["avatar_uid"] == link.avatar_uid
     assert cube.get_blob_data(link.avatar_uid) == PNG
 
-    pk = user.pk
+    pk, external_id = user.pk, external_id_of(user.pk)
     user.delete()
-    wait_until(lambda: CubeUser.objects.get(external_id=str(pk)).state == "deleted")
-    assert remote(cube, pk) == []
+    wait_until(lambda: CubeUser.objects.get(external_id=external_id).state == "deleted")
+    assert remote(cube, pk, external_id) == []
 
 
 def test_rollback_sends_nothing(cube, worker):
