@@ -22,21 +22,20 @@ from typing import Any
 from .auth_api import AuthHandlers
 from .base import NEED_USER, NO_SESSION, NOT_FOUND
 from .blobs_api import BlobHandlers
+from .config import CONFIG_KEYS, coerce_setting
 from .control_api import ControlHandlers
 from .faults import FaultRule, FaultSet, route_matches
 from .identity import FirebaseVerifier, HmacFirebaseVerifier
+from .lookups_api import LookupHandlers
 from .routes import CONTROL_PREFIX, CONTROL_ROUTES, CONTROL_TABLE, ROUTE_TABLE, ROUTES
 from .store import Store
+from .switches import SWITCH_DEFAULTS
 from .transport import Request, Response
 from .users_api import UserHandlers
 from .wire import (
     ApiError,
     DropConnection,
-    coerce_bool,
-    coerce_int,
-    coerce_str,
     expiry_header,
-    require_mapping,
 )
 
 __all__ = ["Emulator"]
@@ -60,19 +59,9 @@ _FAULT_MESSAGES = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
-_CONFIG_KEYS = (
-    "application_id",
-    "auth_key",
-    "auth_secret",
-    "require_signature",
-    "cidp_url",
-    "cidp_response_mapping",
-    "deny_auto_create",
-    "firebase_key",
-)
 
 
-class Emulator(AuthHandlers, UserHandlers, BlobHandlers, ControlHandlers):
+class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, ControlHandlers):
     """A ConnectyCube REST server in a WSGI callable, with its state and test helpers.
 
     Each instance has its own store, clock, faults and counters. Serve it with
@@ -90,17 +79,31 @@ class Emulator(AuthHandlers, UserHandlers, BlobHandlers, ControlHandlers):
         deny_auto_create: bool = False,
         firebase_key: str = "emulator-firebase-key",
         firebase_verifier: FirebaseVerifier | None = None,
+        *,
+        v1_users_api: bool = SWITCH_DEFAULTS["v1_users_api"],
+        allow_users_list: bool = SWITCH_DEFAULTS["allow_users_list"],
+        allow_other_user_info: bool = SWITCH_DEFAULTS["allow_other_user_info"],
+        require_email_confirmation: bool = SWITCH_DEFAULTS["require_email_confirmation"],
+        online_users_api: bool = SWITCH_DEFAULTS["online_users_api"],
+        admin_api_key: str | None = SWITCH_DEFAULTS["admin_api_key"],
     ) -> None:
-        self._initial_config: dict[str, Any] = {
-            "application_id": int(application_id),
+        given = {
+            "application_id": application_id,
             "auth_key": auth_key,
             "auth_secret": auth_secret,
-            "require_signature": bool(require_signature),
+            "require_signature": require_signature,
             "cidp_url": cidp_url,
-            "cidp_response_mapping": dict(cidp_response_mapping) if cidp_response_mapping else None,
-            "deny_auto_create": bool(deny_auto_create),
+            "cidp_response_mapping": cidp_response_mapping,
+            "deny_auto_create": deny_auto_create,
             "firebase_key": firebase_key,
+            "v1_users_api": v1_users_api,
+            "allow_users_list": allow_users_list,
+            "allow_other_user_info": allow_other_user_info,
+            "require_email_confirmation": require_email_confirmation,
+            "online_users_api": online_users_api,
+            "admin_api_key": admin_api_key,
         }
+        self._initial_config = {key: coerce_setting(key, value) for key, value in given.items()}
         self._custom_firebase_verifier = firebase_verifier
         self.store = Store()
         self.faults = FaultSet()
@@ -113,41 +116,28 @@ class Emulator(AuthHandlers, UserHandlers, BlobHandlers, ControlHandlers):
     # -- configuration -------------------------------------------------------------------------
 
     def _apply_config(self, config: Mapping[str, Any]) -> None:
-        self.application_id: int = int(config["application_id"])
-        self.auth_key: str = config["auth_key"]
-        self.auth_secret: str = config["auth_secret"]
-        self.require_signature: bool = bool(config["require_signature"])
-        self.cidp_url: str | None = config["cidp_url"]
-        self.cidp_response_mapping: dict[str, Any] | None = config["cidp_response_mapping"]
-        self.deny_auto_create: bool = bool(config["deny_auto_create"])
-        self.firebase_key: str = config["firebase_key"]
-        self.firebase_verifier: FirebaseVerifier = (
-            self._custom_firebase_verifier or HmacFirebaseVerifier(self.firebase_key)
+        for key in CONFIG_KEYS:
+            setattr(self, key, config[key])
+        self.firebase_verifier = self._custom_firebase_verifier or HmacFirebaseVerifier(
+            self.firebase_key
         )
 
     @property
     def config(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _CONFIG_KEYS}
+        return {key: getattr(self, key) for key in CONFIG_KEYS}
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        """Change settings at run time (a shared test server can't be restarted per test)."""
-        unknown = set(changes) - set(_CONFIG_KEYS)
+        """Change settings at run time (a shared test server can't be restarted per test).
+
+        Keys are those of :attr:`config`, including the dashboard switches of
+        :mod:`~django_connectycube.emulator.switches`; ``reset()`` restores the values the
+        emulator was created with.
+        """
+        unknown = set(changes) - set(CONFIG_KEYS)
         if unknown:
             raise ApiError(422, [f"Unknown setting(s): {', '.join(sorted(unknown))}"])
         config = self.config
-        for key, value in changes.items():
-            if key in ("require_signature", "deny_auto_create"):
-                config[key] = coerce_bool(value, key)
-            elif key == "application_id":
-                config[key] = coerce_int(value, key, minimum=1)
-            elif key == "cidp_response_mapping":
-                config[key] = dict(require_mapping(value, key)) or None
-            elif key == "cidp_url":
-                config[key] = None if value in (None, "") else coerce_str(value, key)
-            else:
-                if not isinstance(value, str) or not value:
-                    raise ApiError.field(key, "must be a non-empty string")
-                config[key] = value
+        config.update({key: coerce_setting(key, value) for key, value in changes.items()})
         with self.store.lock:
             self._apply_config(config)
         return self.config

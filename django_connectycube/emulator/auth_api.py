@@ -13,7 +13,7 @@ from typing import Any
 
 from django_connectycube.client.signing import sign
 
-from .base import EmulatorBase
+from .email_confirmation import EmailConfirmation
 from .identity import DEFAULT_CIDP_MAPPING, call_cidp
 from .store import SIGNATURE_WINDOW, User
 from .transport import Request, Response
@@ -22,13 +22,16 @@ from .wire import ApiError, coerce_int, coerce_str, require_mapping
 __all__ = ["AuthHandlers"]
 
 
-class AuthHandlers(EmulatorBase):
+class AuthHandlers(EmailConfirmation):
     """Handlers of the session routes, and identity resolution."""
 
     # -- identities (shared by POST /session and POST /login) ----------------------------------
 
     def _identify(
-        self, credentials: Mapping[str, Any], provider_params: Mapping[str, Any]
+        self,
+        request: Request,
+        credentials: Mapping[str, Any],
+        provider_params: Mapping[str, Any],
     ) -> User | None:
         """The user these credentials stand for (created when the rules say so), or ``None``."""
         provider = provider_params.get("provider")
@@ -67,6 +70,7 @@ class AuthHandlers(EmulatorBase):
             if user is not None:
                 if not user.check_password(password):
                     raise ApiError(401, ["Invalid password"])
+                self._check_email_confirmed(user)
                 return user
             if self.deny_auto_create:
                 raise ApiError(404, ["User not found"])
@@ -75,7 +79,9 @@ class AuthHandlers(EmulatorBase):
                 fields["login"] = login
             if email:
                 fields["email"] = email
-            return self.store.create_user(fields, source="auto")
+            user = self._register(request, fields, source="auto")
+            self._check_email_confirmed(user)
+            return user
 
     def _identify_cidp(self, token: str) -> User:
         assert self.cidp_url is not None
@@ -163,7 +169,7 @@ class AuthHandlers(EmulatorBase):
             raise ApiError(422, ["Unexpected auth key"])
         self._check_signature(params)
         credentials = require_mapping(params.get("user"), "user")
-        user = self._identify(credentials, params)
+        user = self._identify(request, credentials, params)
         session = self.store.create_session(
             self.application_id, user, nonce=params.get("nonce"), ts=params.get("timestamp")
         )
@@ -183,7 +189,7 @@ class AuthHandlers(EmulatorBase):
 
     def handle_login(self, request: Request) -> Response:
         params = request.params
-        user = self._identify(params, params)
+        user = self._identify(request, params, params)
         if user is None:
             raise ApiError(422, {"login": ["can't be blank (login or email)"]})
         assert request.session is not None

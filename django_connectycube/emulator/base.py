@@ -49,6 +49,12 @@ class EmulatorBase:
             raise ApiError(401, NO_SESSION)
         return user
 
+    def _by_external_user_id(self, segment: str) -> User | None:
+        """The user a ``/users/external/{id}`` path names: its integer ``external_user_id``."""
+        if not segment.isdigit():
+            return None
+        return self.store.user_by_external_user_id(int(segment))
+
     def _required_param(self, request: Request, name: str) -> str:
         value = request.params.get(name)
         if value in (None, ""):

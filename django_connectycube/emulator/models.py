@@ -62,6 +62,10 @@ class User:
     password_salt: str = field(default_factory=lambda: secrets.token_hex(8))
     firebase_uid: str | None = None
     source: str = "signup"
+    #: False from sign-up until the link of the confirmation email is followed, on applications
+    #: that "Require email confirmation".
+    email_confirmed: bool = True
+    confirmation_token: str | None = None
 
     def set_password(self, password: str | None) -> None:
         self.password_hash = (
@@ -106,6 +110,7 @@ class User:
         data = self.to_json()
         data["has_password"] = self.password_hash is not None
         data["source"] = self.source
+        data["email_confirmed"] = self.email_confirmed
         return data
 
 

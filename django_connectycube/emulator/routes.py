@@ -43,6 +43,7 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("GET", "/users/by_tags", "handle_users_by_tags", "session"),
     ("GET", "/users/password/reset", "handle_reset_password", "session"),
     ("POST", "/users/password/reset", "handle_reset_password", "session"),
+    ("GET", "/users/online", "handle_online_users", "session"),
     ("GET", "/users/external/{external_id}", "handle_user_by_external_id", "session"),
     ("DELETE", "/users/external/{external_id}", "handle_delete_user_by_external_id", "user"),
     # Any segment, not only digits: the server authorizes before it resolves the id, so the JS
@@ -50,6 +51,8 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("GET", "/users/{id}", "handle_get_user", "session"),
     ("PUT", "/users/{id}", "handle_update_user", "user"),
     ("DELETE", "/users/{id}", "handle_delete_user", "user"),
+    # The link of the confirmation email (on admin.connectycube.com for the real service).
+    ("GET", "/user_email/confirm_email", "handle_confirm_email", "none"),
     ("POST", "/blobs", "handle_create_blob", "user"),
     ("GET", "/blobs", "handle_list_blobs", "user"),
     ("POST", UPLOAD_PATH, "handle_upload", "none"),

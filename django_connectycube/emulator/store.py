@@ -31,7 +31,11 @@ from .models import (
 from .user_fields import clean_user_fields
 from .wire import ApiError, iso
 
+#: The path of the confirmation link (admin.connectycube.com's, served here by the emulator).
+CONFIRM_EMAIL_PATH = "/user_email/confirm_email"
+
 __all__ = [
+    "CONFIRM_EMAIL_PATH",
     "GUEST_SESSION_TTL",
     "SESSION_TTL",
     "SIGNATURE_WINDOW",
@@ -163,6 +167,13 @@ class Store:
             self.used_nonces[key] = now
             return True
 
+    def online_users(self) -> list[User]:
+        """Users with a session that has not expired, by id (the emulator's "online")."""
+        with self.lock:
+            now = self.now()
+            ids = {s.user_id for s in self.sessions.values() if s.expires_at > now and s.user_id}
+            return [self.users[i] for i in sorted(ids) if i in self.users]
+
     # -- users ---------------------------------------------------------------------------------
 
     def user_by_login(self, login: str) -> User | None:
@@ -176,6 +187,13 @@ class Store:
     def user_by_external_id(self, external_id: str) -> User | None:
         user_id = self._by_external_id.get(external_id)
         return None if user_id is None else self.users.get(user_id)
+
+    def user_by_external_user_id(self, external_user_id: int) -> User | None:
+        """The deprecated integer ``external_user_id`` (not indexed: only v1 routes read it)."""
+        with self.lock:
+            return next(
+                (u for u in self.users.values() if u.external_user_id == external_user_id), None
+            )
 
     def _index(self, user: User) -> None:
         if user.login:
@@ -282,6 +300,31 @@ class Store:
             )
             self.outbox.append(message)
             return message
+
+    def request_email_confirmation(self, user: User, base_url: str) -> OutboxEmail:
+        """Mark ``user`` unconfirmed and "send" the confirmation email with its link."""
+        with self.lock:
+            user.email_confirmed = False
+            user.confirmation_token = secrets.token_hex(16)
+            link = f"{base_url}{CONFIRM_EMAIL_PATH}?token={user.confirmation_token}"
+            message = OutboxEmail(
+                to=user.email or "",
+                user_id=user.id,
+                subject="Email confirmation",
+                body=f"Please confirm your registration by following the link: {link}",
+                sent_at=self.now(),
+            )
+            self.outbox.append(message)
+            return message
+
+    def confirm_email(self, user: User) -> None:
+        with self.lock:
+            user.email_confirmed = True
+            user.confirmation_token = None
+
+    def user_by_confirmation_token(self, token: str) -> User | None:
+        with self.lock:
+            return next((u for u in self.users.values() if u.confirmation_token == token), None)
 
     # -- blobs ---------------------------------------------------------------------------------
 
