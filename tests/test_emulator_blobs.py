@@ -64,7 +64,7 @@ def test_create_answers_write_access(api: Api) -> None:
 
 def test_create_validation(api: Api) -> None:
     response = api.post("/blobs", json={"blob": {"name": "x"}})
-    assert response.json() == {"errors": {"content_type": ["can't be blank"]}}
+    assert response.json() == {"errors": {"content_type": ["cannot be blank"]}}
     response = api.post(
         "/blobs", json={"blob": {"name": "x", "content_type": "a/b", "public": "maybe"}}
     )

@@ -9,7 +9,9 @@ import pytest
 from django_connectycube.emulator import Emulator
 from tests.test_emulator_support import Api
 
-NOT_FOUND = {"errors": ["Not found"]}
+USER_NOT_FOUND = {"errors": ["User not found"]}
+COULD_NOT_FIND_USER = {"errors": ["Couldn't find user."]}
+NEED_USER = {"errors": {"base": ["Forbidden. Need user."]}}
 #: The deprecated v1 look-ups are off on a new application; these tests switch them on.
 V1 = pytest.mark.connectycube_emulator(v1_users_api=True)
 
@@ -82,8 +84,8 @@ def test_signup_with_wrong_auth_key_or_nothing(api: Api) -> None:
             {"login": "x" * 71, "password": "p"},
             {"login": ["is too long (maximum is 70 characters)"]},
         ),
-        ({"password": "p"}, {"login": ["can't be blank (login or email)"]}),
-        ({"login": "okname"}, {"password": ["can't be blank"]}),
+        ({"password": "p"}, {"login": ["cannot be blank"]}),
+        ({"login": "okname"}, {"password": ["cannot be blank"]}),
         ({"email": "not-an-email", "password": "p"}, {"email": ["is invalid"]}),
         (
             {"login": "tagger", "password": "p", "tag_list": ["1", "2", "3", "4", "5", "6"]},
@@ -103,6 +105,28 @@ def test_signup_with_wrong_auth_key_or_nothing(api: Api) -> None:
 def test_signup_validation(api: Api, user: dict[str, Any], errors: dict[str, list[str]]) -> None:
     response = api.post("/users", json={"user": user})
     assert (response.status_code, response.json()) == (422, {"errors": errors})
+
+
+def test_signup_normalises_like_the_docs_examples(api: Api) -> None:
+    """[D users.md] "Dacia Kail " is stored trimmed; "pavalli.com.au" gains "http://"."""
+    user = api.signup(
+        "dacia",
+        full_name="Dacia Kail ",
+        website="pavalli.com.au",
+        phone="+6110797757",
+    )
+    assert (user["full_name"], user["website"]) == ("Dacia Kail", "http://pavalli.com.au")
+    api.user_session("dacia")
+    for given, stored in [
+        ("https://gabby.com", "https://gabby.com"),
+        ("HTTP://upper.example", "HTTP://upper.example"),
+        ("ftp://files.example", "ftp://files.example"),
+        ("  ", None),
+    ]:
+        response = api.put(f"/users/{user['id']}", json={"user": {"website": given}})
+        assert response.json()["user"]["website"] == stored, given
+    blank_name = api.put(f"/users/{user['id']}", json={"user": {"full_name": "   "}})
+    assert blank_name.json()["user"]["full_name"] is None
 
 
 def test_signup_exactly_five_tags_and_boundary_logins(api: Api) -> None:
@@ -128,7 +152,7 @@ def test_signup_user_must_be_an_object(api: Api) -> None:
     assert api.post("/users", json={"user": "bob"}).json() == {
         "errors": {"user": ["must be an object"]}
     }
-    assert api.post("/users", json={}).json() == {"errors": {"user": ["can't be blank"]}}
+    assert api.post("/users", json={}).json() == {"errors": {"user": ["cannot be blank"]}}
 
 
 # -- update / delete ----------------------------------------------------------------------------
@@ -152,7 +176,7 @@ def test_update_password_needs_old_password(api: Api) -> None:
     api.user_session("pwd", "old-pass")
     path = f"/users/{user['id']}"
     missing = api.put(path, json={"user": {"password": "new-pass"}})
-    assert missing.json() == {"errors": {"old_password": ["can't be blank"]}}
+    assert missing.json() == {"errors": {"old_password": ["cannot be blank"]}}
     wrong = api.put(path, json={"user": {"password": "new-pass", "old_password": "nope"}})
     assert wrong.json() == {"errors": {"old_password": ["is invalid"]}}
     ok = api.put(path, json={"user": {"password": "new-pass", "old_password": "old-pass"}})
@@ -167,7 +191,9 @@ def test_update_login_uniqueness_and_others_forbidden(api: Api) -> None:
     taken = api.put(f"/users/{second['id']}", json={"user": {"login": "FIRST"}})
     assert taken.json() == {"errors": {"login": ["has already been taken."]}}
     other = api.put("/users/1", json={"user": {"full_name": "hack"}})
-    assert other.status_code == 403
+    assert (other.status_code, other.json()) == (404, COULD_NOT_FIND_USER)
+    missing = api.put("/users/999", json={"user": {"full_name": "hack"}})
+    assert (missing.status_code, missing.json()) == (404, COULD_NOT_FIND_USER)
     # Keeping one's own login is not a conflict.
     same = api.put(f"/users/{second['id']}", json={"user": {"login": "second"}})
     assert same.status_code == 200
@@ -177,11 +203,35 @@ def test_delete_self_only_and_sessions_die(api: Api) -> None:
     first = api.signup("victim")
     second = api.signup("deleter")
     api.user_session("deleter")
-    assert api.delete(f"/users/{first['id']}").status_code == 403
+    assert api.delete(f"/users/{first['id']}").json() == COULD_NOT_FIND_USER
     response = api.delete(f"/users/{second['id']}")
     assert (response.status_code, response.content) == (200, b"")
     assert api.get("/session").status_code == 401
     assert [u["login"] for u in api.emulator.users] == ["victim"]
+
+
+@pytest.mark.parametrize("suffix", ["", ".json"])
+def test_put_users_without_an_id(api: Api, suffix: str) -> None:
+    """The JS SDK sends ``PUT /users.json`` when it knows no current user [S]."""
+    user = api.signup("noid")
+    refused = api.put(f"/users{suffix}", json={"user": {"full_name": "x"}})
+    assert (refused.status_code, refused.json()) == (403, NEED_USER)
+    api.user_session("noid")
+    response = api.put(f"/users{suffix}", json={"user": {"full_name": "Current User"}})
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["id"] == user["id"]
+    assert response.json()["user"]["full_name"] == "Current User"
+
+
+@pytest.mark.parametrize("suffix", ["", ".json"])
+def test_delete_users_without_an_id(api: Api, suffix: str) -> None:
+    api.signup("doomed")
+    refused = api.delete(f"/users{suffix}")
+    assert (refused.status_code, refused.json()) == (403, NEED_USER)
+    api.user_session("doomed")
+    response = api.delete(f"/users{suffix}")
+    assert (response.status_code, response.content) == (200, b"")
+    assert api.emulator.users == []
 
 
 def test_delete_by_external_user_id(api: Api) -> None:
@@ -190,7 +240,7 @@ def test_delete_by_external_user_id(api: Api) -> None:
     api.signup("bystander", external_user_id=10)
     api.user_session("extern")
     assert api.delete("/users/external/10").status_code == 403
-    assert api.delete("/users/external/11").status_code == 404
+    assert api.delete("/users/external/11").json() == USER_NOT_FOUND
     assert api.delete("/users/external/ext-9").status_code == 404  # not the string external_id
     assert api.delete("/users/external/9").status_code == 200
     assert [u["login"] for u in api.emulator.users] == ["bystander"]
@@ -242,7 +292,7 @@ def test_every_single_lookup(api: Api) -> None:
 def test_lookups_not_found(api: Api, path: str, params: Any) -> None:
     api.signup("stringy", external_id="ext-1")  # a string external_id is not external_user_id
     response = api.get(path, params=params)
-    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+    assert (response.status_code, response.json()) == (404, USER_NOT_FOUND)
 
 
 @V1
@@ -250,7 +300,7 @@ def test_lookup_without_parameter_is_422(api: Api) -> None:
     response = api.get("/users/by_login")
     assert (response.status_code, response.json()) == (
         422,
-        {"errors": {"login": ["can't be blank"]}},
+        {"errors": {"login": ["cannot be blank"]}},
     )
 
 

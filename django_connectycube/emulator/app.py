@@ -20,7 +20,7 @@ from http import HTTPStatus
 from typing import Any
 
 from .auth_api import AuthHandlers
-from .base import NEED_USER, NO_SESSION, NOT_FOUND
+from .base import NEED_USER, NO_SESSION, NOT_FOUND, TOKEN_REQUIRED
 from .blobs_api import BlobHandlers
 from .config import CONFIG_KEYS, coerce_setting
 from .control_api import ControlHandlers
@@ -332,6 +332,7 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
             token = request.query.get("token")
             if not isinstance(token, str):
                 token = None
+        request.token_given = bool(token)
         if not token:
             if mode == "optional":
                 return
@@ -339,7 +340,7 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
                 if request.header("CB-AuthKey") != self.auth_key:
                     raise ApiError(401, ["Unexpected auth key"])
                 return
-            raise ApiError(401, NO_SESSION)
+            raise ApiError(401, TOKEN_REQUIRED)
         session = self.store.touch_session(token)
         if session is None:
             if mode == "optional":  # a stale ?token= must not hide a public file

@@ -13,11 +13,12 @@ import json
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 
-from .base import NO_SESSION, NOT_FOUND, EmulatorBase
+from .base import NO_SESSION, NOT_FOUND, TOKEN_REQUIRED, EmulatorBase
 from .routes import UPLOAD_PATH
 from .store import Blob
 from .transport import Request, Response
 from .wire import (
+    BLANK,
     MAX_UPLOAD_BODY,
     ApiError,
     coerce_bool,
@@ -58,7 +59,7 @@ class BlobHandlers(EmulatorBase):
         errors: dict[str, list[str]] = {}
         for name in ("content_type", "name"):
             if data.get(name) in (None, ""):
-                errors[name] = ["can't be blank"]
+                errors[name] = [BLANK]
             elif not isinstance(data[name], str):
                 errors[name] = ["must be a string"]
         if errors:
@@ -134,7 +135,7 @@ class BlobHandlers(EmulatorBase):
                 raise ApiError(403, ["Upload policy has expired"])
             upload = files.get("file")
             if upload is None:
-                raise ApiError.field("file", "can't be blank", status=400)
+                raise ApiError.field("file", BLANK, status=400)
             if len(upload.data) > 100 * 1024 * 1024:
                 raise ApiError(413, ["File too large (limit is 100 MB)"])
             blob.data = upload.data
@@ -202,11 +203,15 @@ class BlobHandlers(EmulatorBase):
         }
         return Response(200, {"blob": body})
 
+    @staticmethod
+    def _missing_session(request: Request) -> ApiError:
+        return ApiError(401, NO_SESSION if request.token_given else TOKEN_REQUIRED)
+
     def _check_readable(self, request: Request, blob: Blob) -> None:
         if not blob.completed or blob.data is None:
             raise ApiError(404, NOT_FOUND)
         if not blob.public and request.session is None:
-            raise ApiError(401, NO_SESSION)
+            raise self._missing_session(request)
 
     def handle_blob_download(self, request: Request, uid: str) -> Response:
         with self.store.lock:
@@ -216,11 +221,11 @@ class BlobHandlers(EmulatorBase):
 
     def handle_get_blob(self, request: Request, id: str) -> Response:
         """``/blobs/{id}`` is the blob's JSON; ``/blobs/{uid}`` (no ``.json``) is the file."""
+        if (id.isdigit() or request.json_suffix) and request.session is None:
+            raise self._missing_session(request)
         with self.store.lock:
             blob = self._blob(id)
             if id.isdigit() or request.json_suffix:
-                if request.session is None:
-                    raise ApiError(401, NO_SESSION)
                 return Response(200, {"blob": blob.to_json()})
             self._check_readable(request, blob)
             data = blob.data or b""

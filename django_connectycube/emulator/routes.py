@@ -46,6 +46,10 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("GET", "/users/online", "handle_online_users", "session"),
     ("GET", "/users/external/{external_id}", "handle_user_by_external_id", "session"),
     ("DELETE", "/users/external/{external_id}", "handle_delete_user_by_external_id", "user"),
+    # No id: what the JS SDK sends when it knows no current user [S]; an application token gets
+    # "Forbidden. Need user." [O], a user token means that user.
+    ("PUT", "/users", "handle_update_current_user", "user"),
+    ("DELETE", "/users", "handle_delete_current_user", "user"),
     # Any segment, not only digits: the server authorizes before it resolves the id, so the JS
     # SDK's "PUT /users/undefined" after a logout answers 403 (need user), not 404.
     ("GET", "/users/{id}", "handle_get_user", "session"),

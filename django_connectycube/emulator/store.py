@@ -28,8 +28,8 @@ from .models import (
     Session,
     User,
 )
-from .user_fields import clean_user_fields
-from .wire import ApiError, iso
+from .user_fields import clean_user_fields, guest_login
+from .wire import BLANK, ApiError, iso
 
 #: The path of the confirmation link (admin.connectycube.com's, served here by the emulator).
 CONFIRM_EMAIL_PATH = "/user_email/confirm_email"
@@ -97,9 +97,10 @@ class Store:
         application_id: int,
         user: User | None,
         *,
-        nonce: Any = None,
-        ts: Any = None,
+        nonce: int | None = None,
+        ts: int | None = None,
     ) -> Session:
+        """A new token; ``nonce``/``ts`` echo the request's, else a random nonce and the time."""
         with self.lock:
             now = self.now()
             ttl = GUEST_SESSION_TTL if user is not None and user.is_guest else SESSION_TTL
@@ -112,8 +113,8 @@ class Store:
                 expires_at=now + ttl,
                 ttl=ttl,
                 user_id=user.id if user is not None else None,
-                nonce=nonce,
-                ts=ts,
+                nonce=secrets.randbelow(2**31) if nonce is None else nonce,
+                ts=int(now.timestamp()) if ts is None else ts,
             )
             self._next_session_id += 1
             self.sessions[session.token] = session
@@ -230,9 +231,9 @@ class Store:
             cleaned, errors = self._clean_fields(data, None)
             if not is_guest and firebase_uid is None:
                 if not cleaned.get("login") and not cleaned.get("email") and "login" not in errors:
-                    errors.setdefault("login", []).append("can't be blank (login or email)")
+                    errors.setdefault("login", []).append(BLANK)
                 if require_password and "password" not in cleaned and "password" not in errors:
-                    errors.setdefault("password", []).append("can't be blank")
+                    errors.setdefault("password", []).append(BLANK)
             if errors:
                 raise ApiError(422, errors)
             now = self.now()
@@ -243,6 +244,9 @@ class Store:
                 setattr(user, name, value)
             user.set_password(password)
             user.is_guest = is_guest
+            if is_guest:  # [D auth.mdx] a generated login and an empty (not null) phone
+                user.login = user.login or guest_login()
+                user.phone = ""
             user.firebase_uid = firebase_uid
             user.source = source
             self.users[user.id] = user
@@ -256,13 +260,13 @@ class Store:
             if "password" in cleaned and user.password_hash is not None:
                 old = data.get("old_password")
                 if old is None or old == "":
-                    errors.setdefault("old_password", []).append("can't be blank")
+                    errors.setdefault("old_password", []).append(BLANK)
                 elif not isinstance(old, (str, int)) or not user.check_password(str(old)):
                     errors.setdefault("old_password", []).append("is invalid")
             login = cleaned.get("login", user.login)
             email = cleaned.get("email", user.email)
             if not login and not email and not user.is_guest and user.firebase_uid is None:
-                errors.setdefault("login", []).append("can't be blank (login or email)")
+                errors.setdefault("login", []).append(BLANK)
             if errors:
                 raise ApiError(422, errors)
             self._unindex(user)

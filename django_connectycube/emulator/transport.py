@@ -34,6 +34,7 @@ class Request:
         "path",
         "session",
         "template",
+        "token_given",
     )
 
     def __init__(self, environ: dict[str, Any], method: str, path: str, json_suffix: bool) -> None:
@@ -42,6 +43,8 @@ class Request:
         self.path = path
         self.json_suffix = json_suffix
         self.session: Session | None = None
+        #: Whether the request carried a token at all (known or not).
+        self.token_given = False
         self.template = ""
         self._params: dict[str, Any] | None = None
 
