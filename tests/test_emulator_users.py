@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -386,6 +387,42 @@ def test_v1_invalid_filters_are_422(api: Api, query: str) -> None:
 
 
 @V1
+@pytest.mark.parametrize(
+    "query",
+    [
+        "filter[]=string id in {ids}",  # [O js-sdk-releases#80]: matches nothing
+        "filter[]=number login eq 5",
+        "filter[]=string created_at gt 2000-01-01",
+        "filter[]=date id gt 2000-01-01",
+    ],
+)
+def test_v1_filter_of_the_wrong_type_matches_nothing(
+    api: Api, people: list[dict[str, Any]], query: str
+) -> None:
+    ids = ",".join(str(p["id"]) for p in people)
+    response = api.get(f"/users?{query.format(ids=ids).replace(' ', '%20')}&per_page=10")
+    assert response.status_code == 200, response.text
+    # [O] {"current_page": 1, "items": [], "per_page": 0, "total_entries": 0}
+    assert response.json() == {"current_page": 1, "per_page": 0, "total_entries": 0, "items": []}
+
+
+@V1
+def test_v1_empty_page_reports_per_page_zero(api: Api, people: list[dict[str, Any]]) -> None:
+    beyond = api.get("/users", params={"page": 3, "per_page": 2}).json()
+    assert (beyond["per_page"], beyond["total_entries"], beyond["items"]) == (0, 4, [])
+    full = api.get("/users", params={"page": 2, "per_page": 2}).json()
+    assert full["per_page"] == 2
+
+
+@V1
+@pytest.mark.parametrize("date", ["2000-01-01", "2000.01.01", "2000-01-01T00:00:00Z"])
+def test_v1_date_filter_forms(api: Api, people: list[dict[str, Any]], date: str) -> None:
+    """[D] "date format must be yyyy-mm-dd or yyyy.mm.dd"."""
+    response = api.get(f"/users?filter[]=date%20created_at%20gt%20{date}")
+    assert _logins(response.json()) == ["alice", "bob", "carol", "dave"]
+
+
+@V1
 def test_v1_by_full_name_and_by_tags(api: Api, people: list[dict[str, Any]]) -> None:
     page = api.get("/users/by_full_name", params={"full_name": "smith"}).json()
     assert _logins(page) == ["alice", "bob"]
@@ -444,6 +481,35 @@ def test_v2_filters(
     assert _v2_logins(_v2(api, params)) == expected
 
 
+def test_v2_date_forms_the_clients_send(api: Api, people: list[dict[str, Any]]) -> None:
+    """[D] ISO strings and Unix timestamps; [S] the JS SDK also writes ``String(new Date())``."""
+    created = api.emulator.users[0]["created_at"]  # e.g. 2024-05-01T10:00:00Z
+    moment = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    earlier = moment - timedelta(days=1)
+    for form in [
+        earlier.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        earlier.strftime("%Y-%m-%dT%H:%M:%S.000Z"),  # Date.toISOString()
+        earlier.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        str(int(earlier.timestamp())),  # seconds, as the docs' example
+        str(int(earlier.timestamp() * 1000)),  # Date.now() milliseconds
+        earlier.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"),
+        earlier.strftime("%a, %d %b %Y %H:%M:%S GMT"),  # Date.toUTCString()
+        earlier.strftime("%Y-%m-%d"),
+    ]:
+        response = _v2(api, {"login[in]": "alice,bob", "created_at[gt]": form})
+        assert _v2_logins(response) == ["alice", "bob"], form
+        none = _v2(api, {"login[in]": "alice,bob", "created_at[lt]": form})
+        assert _v2_logins(none) == [], form
+
+
+def test_v2_date_with_a_plain_value_is_eq(api: Api, people: list[dict[str, Any]]) -> None:
+    """[D] ``phone=...&last_request_at=2020-11-09T08:21:41Z`` is a valid query."""
+    alice = api.emulator.users[0]
+    exact = _v2(api, {"login": "alice", "created_at": alice["created_at"]})
+    assert _v2_logins(exact) == ["alice"]
+    assert _v2_logins(_v2(api, {"login": "alice", "created_at": "2000-01-01T00:00:00Z"})) == []
+
+
 def test_v2_id_filters(api: Api, people: list[dict[str, Any]]) -> None:
     ids = [p["id"] for p in people]
     assert _v2_logins(_v2(api, {"id": ids[1]})) == ["bob"]
@@ -471,8 +537,15 @@ def test_v2_start_with_forces_limit_five(api: Api) -> None:
         {"login[like]": "x"},
         {"login": "a", "sort_asc": "password"},
         {"login": "a", "sort_asc": "id", "sort_desc": "id"},
-        {"login": "a", "created_at": "2000-01-01"},
         {"id": "abc"},
+        # [D users.md] invalid queries: exclude or compare operators alone, short start_with
+        {"login[nin][]": "admin19"},
+        {"user_tags[nin][]": "guest"},
+        {"last_request_at": "2017-07-06T11:21:41Z"},
+        {"created_at[gte]": "2019-11-06T09:21:41Z"},
+        {"login": "a", "id[gt]": "5"},
+        {"login": "a", "created_at[gt]": "yesterday"},
+        {"login": "a", "created_at[eq]": "2000-01-01"},
     ],
 )
 def test_v2_validation(api: Api, params: dict[str, Any]) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from functools import partial
 
 from .base import USER_NOT_FOUND
-from .queries import v1_page, v1_select, v2_page
+from .queries import v1_page, v1_select
 from .store import User
 from .switches import SwitchGuards
 from .transport import Request, Response
+from .v2_query import v2_page
 from .wire import BLANK, ApiError, coerce_int, split_list
 
 __all__ = ["LookupHandlers"]
