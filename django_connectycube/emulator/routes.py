@@ -65,6 +65,7 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("GET", "/blobs/{uid}/object", "handle_blob_object", "session"),
     ("GET", "/blobs/{uid}/download", "handle_blob_download", "optional"),
     ("GET", "/blobs/{id}", "handle_get_blob", "optional"),
+    ("PUT", "/blobs/{id}", "handle_update_blob", "user"),
     ("DELETE", "/blobs/{id}", "handle_delete_blob", "user"),
 ]
 

@@ -31,6 +31,8 @@ from .models import (
 from .user_fields import clean_user_fields, guest_login
 from .wire import BLANK, ApiError, iso
 
+#: How long an upload form stays valid (the docs' example: one hour [D storage.md]).
+UPLOAD_TTL = timedelta(hours=1)
 #: The path of the confirmation link (admin.connectycube.com's, served here by the emulator).
 CONFIRM_EMAIL_PATH = "/user_email/confirm_email"
 
@@ -344,12 +346,44 @@ class Store:
                 public=public,
                 created_at=now,
                 updated_at=now,
-                upload_expires=now + timedelta(hours=1),
+                upload_expires=now + UPLOAD_TTL,
             )
             self._next_blob_id += 1
             self.blobs[blob.id] = blob
             self.blobs_by_uid[blob.uid] = blob
             return blob
+
+    def store_upload(self, blob: Blob, data: bytes) -> None:
+        with self.lock:
+            blob.data = data
+            blob.updated_at = self.now()
+
+    def complete_blob(self, blob: Blob, size: int) -> None:
+        with self.lock:
+            now = self.now()
+            blob.size = size
+            blob.blob_status = "complete"
+            blob.set_completed_at = now
+            blob.updated_at = now
+
+    def update_blob(
+        self,
+        blob: Blob,
+        *,
+        renew: bool = False,
+        name: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        """Rename or retype a blob; ``renew`` opens a new upload and makes it incomplete."""
+        with self.lock:
+            now = self.now()
+            blob.name = name or blob.name
+            blob.content_type = content_type or blob.content_type
+            if renew:
+                blob.blob_status = None
+                blob.set_completed_at = None
+                blob.upload_expires = now + UPLOAD_TTL
+            blob.updated_at = now
 
     def delete_blob(self, blob: Blob) -> None:
         with self.lock:
