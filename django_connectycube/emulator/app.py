@@ -19,6 +19,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
+from .admin_api import AdminHandlers
 from .auth_api import AuthHandlers
 from .base import NEED_USER, NO_SESSION, NOT_FOUND, TOKEN_REQUIRED
 from .blobs_api import BlobHandlers
@@ -51,7 +52,9 @@ _CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Expose-Headers", "CB-Token-ExpirationDate, Date"),
 ]
-_PREFLIGHT_HEADERS = "CB-Token, CB-AuthKey, CB-SDK, Content-Type, Accept, Authorization"
+_PREFLIGHT_HEADERS = (
+    "CB-Token, CB-AuthKey, CB-SDK, CB-Administration-API-Key, Content-Type, Accept, Authorization"
+)
 _FAULT_MESSAGES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -61,7 +64,9 @@ _FAULT_MESSAGES = {
 }
 
 
-class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, ControlHandlers):
+class Emulator(
+    AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, AdminHandlers, ControlHandlers
+):
     """A ConnectyCube REST server in a WSGI callable, with its state and test helpers.
 
     Each instance has its own store, clock, faults and counters. Serve it with

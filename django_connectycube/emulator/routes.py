@@ -55,6 +55,8 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("GET", "/users/{id}", "handle_get_user", "session"),
     ("PUT", "/users/{id}", "handle_update_user", "user"),
     ("DELETE", "/users/{id}", "handle_delete_user", "user"),
+    # The Admin API authenticates with its own header, checked by the handler.
+    ("DELETE", "/admin/user/{id}", "handle_admin_delete_user", "none"),
     # The link of the confirmation email (on admin.connectycube.com for the real service).
     ("GET", "/user_email/confirm_email", "handle_confirm_email", "none"),
     ("POST", "/blobs", "handle_create_blob", "user"),
