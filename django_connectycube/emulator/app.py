@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -91,7 +92,12 @@ class Emulator(
         require_email_confirmation: bool = SWITCH_DEFAULTS["require_email_confirmation"],
         online_users_api: bool = SWITCH_DEFAULTS["online_users_api"],
         admin_api_key: str | None = SWITCH_DEFAULTS["admin_api_key"],
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        """Keyword arguments after ``firebase_verifier`` are the dashboard switches
+        (:mod:`.switches`) and ``state_file``, a SQLite file that keeps users, sessions and blobs
+        across restarts (:mod:`.persistence`; created when missing).
+        """
         given = {
             "application_id": application_id,
             "auth_key": auth_key,
@@ -110,7 +116,7 @@ class Emulator(
         }
         self._initial_config = {key: coerce_setting(key, value) for key, value in given.items()}
         self._custom_firebase_verifier = firebase_verifier
-        self.store = Store()
+        self.store = Store(state_file)
         self.faults = FaultSet()
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -150,7 +156,8 @@ class Emulator(
     # -- Python-side helpers for tests ---------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything: state, clock offset, faults, counters, run-time configuration."""
+        """Forget everything: state (the state file's too), clock offset, faults, counters and
+        run-time configuration."""
         with self.store.lock:
             self.store.reset()
             self._apply_config(self._initial_config)
@@ -206,7 +213,10 @@ class Emulator(
 
     def create_user(self, **fields: Any) -> dict[str, Any]:
         """Seed a user directly (same validation as ``POST /users``); returns its wire object."""
-        return self.store.create_user(fields, source="seed").to_json()
+        with self.store.lock:
+            user = self.store.create_user(fields, source="seed")
+            self.store.commit()
+            return user.to_json()
 
     def create_session(self, user_id: int | None = None) -> str:
         """Seed a session token (an application session when ``user_id`` is ``None``)."""
@@ -216,7 +226,13 @@ class Emulator(
                 user = self.store.users.get(user_id)
                 if user is None:
                     raise KeyError(f"no user with id {user_id}")
-            return self.store.create_session(self.application_id, user).token
+            token = self.store.create_session(self.application_id, user).token
+            self.store.commit()
+            return token
+
+    def close(self) -> None:
+        """Save and close the state file, if any (the server calls this when it stops)."""
+        self.store.close()
 
     def get_blob_data(self, uid: str) -> bytes | None:
         with self.store.lock:
@@ -306,6 +322,8 @@ class Emulator(
         except Exception:
             logger.exception("emulator handler failed: %s %s", method, raw_path)
             response = Response(500, {"errors": ["Internal Server Error"]})
+        finally:
+            self.store.commit()
         session = request.session
         if session is not None and session.token in self.store.sessions:
             response.headers.append(("CB-Token-ExpirationDate", expiry_header(session.expires_at)))
@@ -319,7 +337,10 @@ class Emulator(
                 continue
             request = Request(environ, method, raw_path, False)
             try:
-                return getattr(self, route.handler)(request, **captured)
+                with self.store.lock:  # commit what the control call changed (reset, seeds)
+                    response = getattr(self, route.handler)(request, **captured)
+                    self.store.commit()
+                return response
             except ApiError as error:
                 return self._error(error)
             except Exception:
