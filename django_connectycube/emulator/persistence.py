@@ -138,22 +138,8 @@ class StateFile:
         connection = self._connect()
         connection.execute("BEGIN")
         try:
-            for user_id in changes.users:
-                user = users.get(user_id)
-                if user is None:
-                    connection.execute("DELETE FROM users WHERE id = ?", (user_id,))
-                else:
-                    connection.execute(
-                        "INSERT OR REPLACE INTO users VALUES (?, ?)", (user_id, _dump(user))
-                    )
-            for token in changes.sessions:
-                session = sessions.get(token)
-                if session is None:
-                    connection.execute("DELETE FROM sessions WHERE token = ?", (token,))
-                else:
-                    connection.execute(
-                        "INSERT OR REPLACE INTO sessions VALUES (?, ?)", (token, _dump(session))
-                    )
+            self._write_records(connection, "users", "id", changes.users, users)
+            self._write_records(connection, "sessions", "token", changes.sessions, sessions)
             self._write_blobs(connection, changes, blobs)
             connection.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -163,6 +149,24 @@ class StateFile:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+
+    @staticmethod
+    def _write_records(
+        connection: sqlite3.Connection,
+        table: str,
+        key_column: str,
+        keys: set[Any],
+        records: dict[Any, User] | dict[Any, Session],
+    ) -> None:
+        for key in keys:
+            record = records.get(key)
+            if record is None:
+                connection.execute(f"DELETE FROM {table} WHERE {key_column} = ?", (key,))  # noqa: S608
+            else:
+                connection.execute(
+                    f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",  # noqa: S608 (fixed names)
+                    (key, _dump(record)),
+                )
 
     @staticmethod
     def _write_blobs(
