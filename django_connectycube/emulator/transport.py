@@ -53,7 +53,15 @@ class Request:
 
     @property
     def base_url(self) -> str:
+        """The URL clients reach the emulator at, for the upload and download URLs it hands out.
+
+        Behind a TLS-terminating proxy (how the JS SDK 3, which only speaks https, is tested)
+        the proxy's ``X-Forwarded-Proto`` names the scheme; the ``Host`` header the address.
+        """
         scheme = self.environ.get("wsgi.url_scheme", "http")
+        forwarded = (self.environ.get("HTTP_X_FORWARDED_PROTO") or "").split(",")[0].strip()
+        if forwarded.lower() in ("http", "https"):
+            scheme = forwarded.lower()
         host = self.environ.get("HTTP_HOST")
         if not host:
             name = self.environ.get("SERVER_NAME", "127.0.0.1")
