@@ -11,8 +11,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
+from django.core.management import CommandError, call_command
 
 from django_connectycube.emulator import Emulator, EmulatorServer
+from django_connectycube.emulator.persistence import StateFileError
 from tests.test_emulator_support import Api
 
 
@@ -125,8 +127,22 @@ def test_a_file_of_another_schema_is_refused_clearly(tmp_path: Path) -> None:
     Emulator(state_file=path).close()
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE meta SET value = '999' WHERE key = 'schema'")
-    with pytest.raises(ValueError, match="delete the file"):
+    with pytest.raises(StateFileError, match="delete the file"):
         Emulator(state_file=path)
+
+
+def test_a_file_that_is_not_sqlite_stops_the_cli_with_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not the users you are looking for\n" * 100)
+    command = [sys.executable, "-m", "django_connectycube.emulator", "--port", "0"]
+    result = subprocess.run(
+        [*command, "--state-file", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"ConnectyCube emulator: cannot use {path}"), result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(CommandError):
+        call_command("connectycube_emulator", "--port", "0", "--state-file", str(path))
 
 
 def test_without_a_state_file_nothing_is_written(tmp_path: Path) -> None:

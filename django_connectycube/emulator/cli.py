@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+from .persistence import StateFileError
 from .server import SERVER_KINDS, EmulatorServer
 from .switches import SWITCH_DEFAULTS
 
@@ -151,7 +152,11 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
     """Serve in the foreground; print the URL alone on stdout first so scripts can read it."""
     out = out or sys.stdout
     err = err or sys.stderr
-    server = make_server(options)
+    try:
+        server = make_server(options)
+    except StateFileError as exc:
+        err.write(f"ConnectyCube emulator: {exc}\n")
+        return 2
     server._bind()
     out.write(f"{server.url}\n")
     out.flush()

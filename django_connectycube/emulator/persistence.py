@@ -25,7 +25,7 @@ from typing import Any
 
 from .models import Blob, Session, User
 
-__all__ = ["Changes", "Loaded", "PersistedStore", "StateFile"]
+__all__ = ["Changes", "Loaded", "PersistedStore", "StateFile", "StateFileError"]
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, record TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, record TEXT NOT NULL, data BLOB);
 """
 _COUNTERS = ("next_user_id", "next_session_id", "next_blob_id")
+
+
+class StateFileError(ValueError):
+    """The state file cannot be used (not a SQLite file, another schema, unreadable records)."""
 
 
 @dataclass
@@ -94,17 +98,24 @@ class StateFile:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_SCHEMA)
-            row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(
+                    self.path, check_same_thread=False, isolation_level=None
+                )
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_SCHEMA)
+                row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            except (OSError, sqlite3.DatabaseError) as exc:
+                raise StateFileError(
+                    f"cannot use {self.path} as the emulator's state: {exc}"
+                ) from exc
             if row is None:
                 connection.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
                 connection.close()
-                raise ValueError(
+                raise StateFileError(
                     f"{self.path} holds emulator state of schema {row[0]}, not {SCHEMA_VERSION}; "
                     "delete the file to start afresh"
                 )
@@ -113,12 +124,17 @@ class StateFile:
 
     def load(self) -> Loaded:
         connection = self._connect()
-        users = [_load(User, r) for (r,) in connection.execute("SELECT record FROM users")]
-        sessions = [_load(Session, r) for (r,) in connection.execute("SELECT record FROM sessions")]
-        blobs = [
-            _load(Blob, record, data=data)
-            for record, data in connection.execute("SELECT record, data FROM blobs")
-        ]
+        try:
+            users = [_load(User, r) for (r,) in connection.execute("SELECT record FROM users")]
+            sessions = [
+                _load(Session, r) for (r,) in connection.execute("SELECT record FROM sessions")
+            ]
+            blobs = [
+                _load(Blob, record, data=data)
+                for record, data in connection.execute("SELECT record, data FROM blobs")
+            ]
+        except (ValueError, TypeError, sqlite3.DatabaseError) as exc:
+            raise StateFileError(f"{self.path} holds unreadable emulator state: {exc}") from exc
         counters = {
             key: int(value)
             for key, value in connection.execute("SELECT key, value FROM meta")
