@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+from .persistence import StateFileError
 from .server import SERVER_KINDS, EmulatorServer
+from .switches import SWITCH_DEFAULTS
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
 
@@ -64,8 +66,54 @@ def add_arguments(
         default="emulator-firebase-key",
         help="HS256 key that Firebase access tokens must be signed with",
     )
+    switches = parser.add_argument_group(
+        "dashboard switches",
+        "A new ConnectyCube application's defaults unless changed (see docs/fidelity.md)",
+    )
+    switches.add_argument(
+        "--enable-v1-users-api",
+        dest="v1_users_api",
+        action="store_true",
+        help="uncheck DISABLE LIST USERS API V1: serve the deprecated v1 user look-ups",
+    )
+    switches.add_argument(
+        "--deny-users-list",
+        dest="allow_users_list",
+        action="store_false",
+        help='untick "Allow to retrieve a list of users via API"',
+    )
+    switches.add_argument(
+        "--deny-other-user-info",
+        dest="allow_other_user_info",
+        action="store_false",
+        help='untick "Allow to retrieve other user\'s info"',
+    )
+    switches.add_argument(
+        "--require-email-confirmation",
+        action="store_true",
+        help='tick "Require email confirmation": sign-ups need an email and its link',
+    )
+    switches.add_argument(
+        "--enable-online-users-api",
+        dest="online_users_api",
+        action="store_true",
+        help='tick "Enable Online Users API" (GET /users/online)',
+    )
+    switches.add_argument(
+        "--admin-api-key",
+        default=None,
+        metavar="KEY",
+        help="Administration API key: enables DELETE /admin/user/{id}",
+    )
     parser.add_argument(
         "--server", choices=sorted(SERVER_KINDS), default="threaded", help="HTTP server to use"
+    )
+    parser.add_argument(
+        "--state-file",
+        default=None,
+        metavar="PATH",
+        help="SQLite file that keeps users, sessions and blobs across restarts (created if "
+        "missing; POST /_emulator/reset empties it)",
     )
 
 
@@ -91,6 +139,8 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
         cidp_response_mapping=options["cidp_mapping"],
         deny_auto_create=options["deny_auto_create"],
         firebase_key=options["firebase_key"],
+        state_file=options.get("state_file"),
+        **{key: options[key] for key in SWITCH_DEFAULTS},
     )
 
 
@@ -102,14 +152,21 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
     """Serve in the foreground; print the URL alone on stdout first so scripts can read it."""
     out = out or sys.stdout
     err = err or sys.stderr
-    server = make_server(options)
+    try:
+        server = make_server(options)
+    except StateFileError as exc:
+        err.write(f"ConnectyCube emulator: {exc}\n")
+        return 2
     server._bind()
     out.write(f"{server.url}\n")
     out.flush()
     emulator = server.emulator
+    kept = emulator.store.state_file
     err.write(
         f"ConnectyCube emulator: application_id={emulator.application_id} "
-        f"auth_key={emulator.auth_key} server={server.server_kind}; Ctrl+C to stop\n"
+        f"auth_key={emulator.auth_key} server={server.server_kind} "
+        f"v1_users_api={emulator.v1_users_api} "
+        f"state={kept.path if kept is not None else 'in memory'}; Ctrl+C to stop\n"
     )
     err.flush()
     previous = None

@@ -5,28 +5,43 @@ and benchmarks on a developer machine, where a single lock is far below the HTTP
 every operation trivially atomic (no two signups can both take the same login). Each
 :class:`~django_connectycube.emulator.Emulator` owns its own store, so instances share nothing.
 
-Domain rules (uniqueness, field validation, sliding expiry) live here rather than in the HTTP
-layer, so the Python-side helpers that tests call and the wire handlers behave identically.
+Domain rules (uniqueness, field validation in :mod:`.user_fields`, sliding expiry) live here
+rather than in the HTTP layer, so the Python-side helpers that tests call and the wire handlers
+behave identically. The records themselves are in :mod:`.models`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
+import os
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .wire import ApiError, coerce_int, coerce_str, iso, split_list
+from .models import (
+    GUEST_SESSION_TTL,
+    SESSION_TTL,
+    SIGNATURE_WINDOW,
+    Blob,
+    OutboxEmail,
+    Session,
+    User,
+)
+from .outbox import CONFIRM_EMAIL_PATH, Mailbox
+from .persistence import Changes, PersistedStore, StateFile
+from .user_fields import clean_user_fields, guest_login
+from .wire import BLANK, ApiError, iso
+
+#: How long an upload form stays valid (the docs' example: one hour [D storage.md]).
+UPLOAD_TTL = timedelta(hours=1)
 
 __all__ = [
+    "CONFIRM_EMAIL_PATH",
     "GUEST_SESSION_TTL",
     "SESSION_TTL",
+    "SIGNATURE_WINDOW",
     "Blob",
     "OutboxEmail",
     "Session",
@@ -34,213 +49,19 @@ __all__ = [
     "User",
 ]
 
-SESSION_TTL = timedelta(hours=2)
-GUEST_SESSION_TTL = timedelta(days=1)
-#: How far a signed request's timestamp may be from the server's clock (either direction).
-SIGNATURE_WINDOW = timedelta(minutes=60)
 
-LOGIN_MIN, LOGIN_MAX = 3, 70
-MAX_TAGS = 5
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-
-#: Writable string fields of a user, besides login/email/password which have their own rules.
-USER_STRING_FIELDS = (
-    "full_name",
-    "phone",
-    "website",
-    "custom_data",
-    "avatar",
-    "external_id",
-    "facebook_id",
-    "twitter_id",
-)
-
-
-def _hash_password(password: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}:{password}".encode()).hexdigest()
-
-
-@dataclass
-class User:
-    """A ConnectyCube user as the emulator stores it (the password only as a salted hash)."""
-
-    id: int
-    created_at: datetime
-    updated_at: datetime
-    login: str | None = None
-    email: str | None = None
-    full_name: str | None = None
-    phone: str | None = None
-    website: str | None = None
-    custom_data: str | None = None
-    user_tags: str | None = None
-    avatar: str | None = None
-    external_user_id: int | None = None
-    external_id: str | None = None
-    facebook_id: str | None = None
-    twitter_id: str | None = None
-    timezone: int | str | None = None
-    is_guest: bool = False
-    blob_id: int | None = None
-    last_request_at: datetime | None = None
-    password_hash: str | None = None
-    password_salt: str = field(default_factory=lambda: secrets.token_hex(8))
-    firebase_uid: str | None = None
-    source: str = "signup"
-
-    def set_password(self, password: str | None) -> None:
-        self.password_hash = (
-            None if password is None else _hash_password(password, self.password_salt)
-        )
-
-    def check_password(self, password: str) -> bool:
-        if self.password_hash is None:
-            return False
-        return hmac.compare_digest(self.password_hash, _hash_password(password, self.password_salt))
-
-    @property
-    def tags(self) -> list[str]:
-        return [t for t in (self.user_tags or "").split(",") if t]
-
-    def to_json(self) -> dict[str, Any]:
-        """The user object exactly as ConnectyCube returns it (never the password)."""
-        return {
-            "id": self.id,
-            "login": self.login,
-            "email": self.email,
-            "full_name": self.full_name,
-            "phone": self.phone,
-            "website": self.website,
-            "custom_data": self.custom_data,
-            "user_tags": self.user_tags,
-            "avatar": self.avatar,
-            "external_user_id": self.external_user_id,
-            "external_id": self.external_id,
-            "facebook_id": self.facebook_id,
-            "twitter_id": self.twitter_id,
-            "timezone": self.timezone,
-            "is_guest": self.is_guest,
-            "blob_id": self.blob_id,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "last_request_at": iso(self.last_request_at),
-        }
-
-    def to_state(self) -> dict[str, Any]:
-        """The control API's view: the wire object plus what tests need to assert on."""
-        data = self.to_json()
-        data["has_password"] = self.password_hash is not None
-        data["source"] = self.source
-        return data
-
-
-@dataclass
-class Session:
-    """A session token; ``user_id`` is ``None`` for an application (read-only) session."""
-
-    id: int
-    token: str
-    application_id: int
-    created_at: datetime
-    updated_at: datetime
-    expires_at: datetime
-    ttl: timedelta
-    user_id: int | None = None
-    nonce: int | str | None = None
-    ts: int | str | None = None
-
-    def to_json(self, user: User | None) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": self.id,
-            "user_id": self.user_id,
-            "application_id": self.application_id,
-            "token": self.token,
-            "nonce": self.nonce,
-            "ts": self.ts,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
-        if user is not None:
-            data["user"] = user.to_json()
-        return data
-
-    def to_state(self) -> dict[str, Any]:
-        data = self.to_json(None)
-        data["expires_at"] = iso(self.expires_at)
-        return data
-
-
-@dataclass
-class Blob:
-    """A stored file; ``data`` is ``None`` until the multipart upload arrives."""
-
-    id: int
-    uid: str
-    owner_id: int
-    content_type: str
-    name: str
-    public: bool
-    created_at: datetime
-    updated_at: datetime
-    size: int | None = None
-    blob_status: str | None = None
-    set_completed_at: datetime | None = None
-    data: bytes | None = None
-    upload_expires: datetime | None = None
-
-    @property
-    def completed(self) -> bool:
-        return self.blob_status == "complete"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "uid": self.uid,
-            "content_type": self.content_type,
-            "name": self.name,
-            "size": self.size,
-            "public": self.public,
-            "blob_status": self.blob_status,
-            "set_completed_at": iso(self.set_completed_at),
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
-
-    def to_state(self) -> dict[str, Any]:
-        data = self.to_json()
-        data["owner_id"] = self.owner_id
-        data["uploaded"] = self.data is not None
-        data["uploaded_size"] = None if self.data is None else len(self.data)
-        return data
-
-
-@dataclass
-class OutboxEmail:
-    """A password-reset email the real service would have sent."""
-
-    to: str
-    user_id: int
-    subject: str
-    body: str
-    sent_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "user_id": self.user_id,
-            "subject": self.subject,
-            "body": self.body,
-            "sent_at": iso(self.sent_at),
-        }
-
-
-class Store:
+class Store(Mailbox, PersistedStore):
     """All mutable state of one emulator instance, plus its clock (real time + offset)."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_file: str | os.PathLike[str] | None = None) -> None:
         self.lock = threading.RLock()
         self.clock_offset = timedelta(0)
+        #: Where the records are kept across restarts (:mod:`.persistence`), if anywhere.
+        self.state_file = StateFile(state_file) if state_file is not None else None
+        self._changes = Changes()
         self._clear()
+        if self.state_file is not None:
+            self._restore(self.state_file.load())
 
     def _clear(self) -> None:
         self.users: dict[int, User] = {}
@@ -262,9 +83,13 @@ class Store:
             yield self
 
     def reset(self) -> None:
+        """Forget everything, in the state file too."""
         with self.lock:
             self._clear()
+            self._changes = Changes()
             self.clock_offset = timedelta(0)
+            if self.state_file is not None:
+                self.state_file.clear()
 
     # -- clock ---------------------------------------------------------------------------------
 
@@ -284,9 +109,10 @@ class Store:
         application_id: int,
         user: User | None,
         *,
-        nonce: Any = None,
-        ts: Any = None,
+        nonce: int | None = None,
+        ts: int | None = None,
     ) -> Session:
+        """A new token; ``nonce``/``ts`` echo the request's, else a random nonce and the time."""
         with self.lock:
             now = self.now()
             ttl = GUEST_SESSION_TTL if user is not None and user.is_guest else SESSION_TTL
@@ -299,13 +125,15 @@ class Store:
                 expires_at=now + ttl,
                 ttl=ttl,
                 user_id=user.id if user is not None else None,
-                nonce=nonce,
-                ts=ts,
+                nonce=secrets.randbelow(2**31) if nonce is None else nonce,
+                ts=int(now.timestamp()) if ts is None else ts,
             )
             self._next_session_id += 1
             self.sessions[session.token] = session
+            self._changed_session(session.token)
             if user is not None:
                 user.last_request_at = now
+                self._changed_user(user.id)
             return session
 
     def touch_session(self, token: str) -> Session | None:
@@ -315,6 +143,7 @@ class Store:
             if session is None:
                 return None
             now = self.now()
+            self._changed_session(token)
             if now >= session.expires_at:
                 del self.sessions[token]
                 return None
@@ -325,6 +154,7 @@ class Store:
                     del self.sessions[token]
                     return None
                 user.last_request_at = now
+                self._changed_user(user.id)
             return session
 
     def bind_session(self, session: Session, user: User | None) -> None:
@@ -336,10 +166,12 @@ class Store:
                 session.ttl = GUEST_SESSION_TTL
             else:
                 session.ttl = SESSION_TTL
+            self._changed_session(session.token)
 
     def destroy_session(self, token: str) -> None:
         with self.lock:
             self.sessions.pop(token, None)
+            self._changed_session(token)
 
     def use_nonce(self, nonce: str, timestamp: str) -> bool:
         """Record a signed request's nonce+timestamp; ``False`` when the pair was seen before."""
@@ -354,6 +186,13 @@ class Store:
             self.used_nonces[key] = now
             return True
 
+    def online_users(self) -> list[User]:
+        """Users with a session that has not expired, by id (the emulator's "online")."""
+        with self.lock:
+            now = self.now()
+            ids = {s.user_id for s in self.sessions.values() if s.expires_at > now and s.user_id}
+            return [self.users[i] for i in sorted(ids) if i in self.users]
+
     # -- users ---------------------------------------------------------------------------------
 
     def user_by_login(self, login: str) -> User | None:
@@ -367,6 +206,13 @@ class Store:
     def user_by_external_id(self, external_id: str) -> User | None:
         user_id = self._by_external_id.get(external_id)
         return None if user_id is None else self.users.get(user_id)
+
+    def user_by_external_user_id(self, external_user_id: int) -> User | None:
+        """The deprecated integer ``external_user_id`` (not indexed: only v1 routes read it)."""
+        with self.lock:
+            return next(
+                (u for u in self.users.values() if u.external_user_id == external_user_id), None
+            )
 
     def _index(self, user: User) -> None:
         if user.login:
@@ -387,84 +233,7 @@ class Store:
     def _clean_fields(
         self, data: Mapping[str, Any], existing: User | None
     ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        """Validate writable fields; return the cleaned values and the field errors."""
-        cleaned: dict[str, Any] = {}
-        errors: dict[str, list[str]] = {}
-
-        def fail(name: str, message: str) -> None:
-            errors.setdefault(name, []).append(message)
-
-        for name in ("login", "email", *USER_STRING_FIELDS):
-            if name not in data:
-                continue
-            value = data[name]
-            if value is None or value == "":
-                cleaned[name] = None
-                continue
-            try:
-                cleaned[name] = (
-                    coerce_str(value, name).strip()
-                    if name in ("login", "email")
-                    else coerce_str(value, name)
-                )
-            except ApiError:
-                fail(name, "must be a string")
-        login = cleaned.get("login")
-        if login is not None:
-            if len(login) < LOGIN_MIN:
-                fail("login", f"is too short (minimum is {LOGIN_MIN} characters)")
-            elif len(login) > LOGIN_MAX:
-                fail("login", f"is too long (maximum is {LOGIN_MAX} characters)")
-            else:
-                other = self.user_by_login(login)
-                if other is not None and (existing is None or other.id != existing.id):
-                    fail("login", "has already been taken.")
-        email = cleaned.get("email")
-        if email is not None:
-            if not _EMAIL.match(email) or len(email) > 255:
-                fail("email", "is invalid")
-            else:
-                other = self.user_by_email(email)
-                if other is not None and (existing is None or other.id != existing.id):
-                    fail("email", "has already been taken.")
-        external_id = cleaned.get("external_id")
-        if external_id is not None:
-            other = self.user_by_external_id(external_id)
-            if other is not None and (existing is None or other.id != existing.id):
-                fail("external_id", "has already been taken.")
-        for name in ("tag_list", "user_tags"):
-            if name not in data:
-                continue
-            try:
-                tags = split_list(data[name])
-            except ValueError:
-                fail("tag_list", "must be an array or a comma-separated string")
-                continue
-            if len(tags) > MAX_TAGS:
-                fail("tag_list", f"is too long (maximum is {MAX_TAGS} tags)")
-            cleaned["user_tags"] = ",".join(tags) if tags else None
-        for name in ("external_user_id", "blob_id"):
-            if name in data:
-                if data[name] is None or data[name] == "":
-                    cleaned[name] = None
-                    continue
-                try:
-                    cleaned[name] = coerce_int(data[name], name)
-                except ApiError:
-                    fail(name, "must be an integer")
-        if "timezone" in data:
-            value = data["timezone"]
-            if value is not None and (isinstance(value, (bool, dict, list))):
-                fail("timezone", "must be a number or a string")
-            else:
-                cleaned["timezone"] = value
-        if "password" in data:
-            value = data["password"]
-            if not isinstance(value, (str, int)) or isinstance(value, bool) or value == "":
-                fail("password", "must be a non-empty string")
-            else:
-                cleaned["password"] = str(value)
-        return cleaned, errors
+        return clean_user_fields(data, existing, self)
 
     def create_user(
         self,
@@ -480,9 +249,9 @@ class Store:
             cleaned, errors = self._clean_fields(data, None)
             if not is_guest and firebase_uid is None:
                 if not cleaned.get("login") and not cleaned.get("email") and "login" not in errors:
-                    errors.setdefault("login", []).append("can't be blank (login or email)")
+                    errors.setdefault("login", []).append(BLANK)
                 if require_password and "password" not in cleaned and "password" not in errors:
-                    errors.setdefault("password", []).append("can't be blank")
+                    errors.setdefault("password", []).append(BLANK)
             if errors:
                 raise ApiError(422, errors)
             now = self.now()
@@ -493,10 +262,14 @@ class Store:
                 setattr(user, name, value)
             user.set_password(password)
             user.is_guest = is_guest
+            if is_guest:  # [D auth.mdx] a generated login and an empty (not null) phone
+                user.login = user.login or guest_login()
+                user.phone = ""
             user.firebase_uid = firebase_uid
             user.source = source
             self.users[user.id] = user
             self._index(user)
+            self._changed_user(user.id)
             return user
 
     def update_user(self, user: User, data: Mapping[str, Any]) -> User:
@@ -506,13 +279,13 @@ class Store:
             if "password" in cleaned and user.password_hash is not None:
                 old = data.get("old_password")
                 if old is None or old == "":
-                    errors.setdefault("old_password", []).append("can't be blank")
+                    errors.setdefault("old_password", []).append(BLANK)
                 elif not isinstance(old, (str, int)) or not user.check_password(str(old)):
                     errors.setdefault("old_password", []).append("is invalid")
             login = cleaned.get("login", user.login)
             email = cleaned.get("email", user.email)
             if not login and not email and not user.is_guest and user.firebase_uid is None:
-                errors.setdefault("login", []).append("can't be blank (login or email)")
+                errors.setdefault("login", []).append(BLANK)
             if errors:
                 raise ApiError(422, errors)
             self._unindex(user)
@@ -523,6 +296,7 @@ class Store:
                 user.set_password(password)
             user.updated_at = self.now()
             self._index(user)
+            self._changed_user(user.id)
             return user
 
     def delete_user(self, user: User) -> None:
@@ -530,26 +304,10 @@ class Store:
         with self.lock:
             self._unindex(user)
             self.users.pop(user.id, None)
+            self._changed_user(user.id)
             for token in [t for t, s in self.sessions.items() if s.user_id == user.id]:
                 del self.sessions[token]
-
-    def record_password_reset(self, email: str) -> OutboxEmail | None:
-        with self.lock:
-            user = self.user_by_email(email)
-            if user is None:
-                return None
-            message = OutboxEmail(
-                to=user.email or email,
-                user_id=user.id,
-                subject="Password reset instructions",
-                body=(
-                    "Someone asked to reset the password of your account. "
-                    f"Reset code: {secrets.token_hex(8)}"
-                ),
-                sent_at=self.now(),
-            )
-            self.outbox.append(message)
-            return message
+                self._changed_session(token)
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -565,17 +323,54 @@ class Store:
                 public=public,
                 created_at=now,
                 updated_at=now,
-                upload_expires=now + timedelta(hours=1),
+                upload_expires=now + UPLOAD_TTL,
             )
             self._next_blob_id += 1
             self.blobs[blob.id] = blob
             self.blobs_by_uid[blob.uid] = blob
+            self._changed_blob(blob.id)
             return blob
+
+    def store_upload(self, blob: Blob, data: bytes) -> None:
+        with self.lock:
+            blob.data = data
+            blob.updated_at = self.now()
+            self._changed_blob(blob.id, data=True)
+
+    def complete_blob(self, blob: Blob, size: int) -> None:
+        with self.lock:
+            now = self.now()
+            blob.size = size
+            blob.blob_status = "complete"
+            blob.set_completed_at = now
+            blob.updated_at = now
+            self._changed_blob(blob.id)
+
+    def update_blob(
+        self,
+        blob: Blob,
+        *,
+        renew: bool = False,
+        name: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        """Rename or retype a blob; ``renew`` opens a new upload and makes it incomplete."""
+        with self.lock:
+            now = self.now()
+            blob.name = name or blob.name
+            blob.content_type = content_type or blob.content_type
+            if renew:
+                blob.blob_status = None
+                blob.set_completed_at = None
+                blob.upload_expires = now + UPLOAD_TTL
+            blob.updated_at = now
+            self._changed_blob(blob.id)
 
     def delete_blob(self, blob: Blob) -> None:
         with self.lock:
             self.blobs.pop(blob.id, None)
             self.blobs_by_uid.pop(blob.uid, None)
+            self._changed_blob(blob.id)
 
     # -- control API views ---------------------------------------------------------------------
 

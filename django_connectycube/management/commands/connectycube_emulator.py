@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_connectycube.conf import app_settings
 from django_connectycube.emulator.cli import add_arguments, run
@@ -34,4 +34,5 @@ class Command(BaseCommand):
         add_arguments(parser, _settings_defaults())
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run(options, out=self.stdout, err=self.stderr)
+        if run(options, out=self.stdout, err=self.stderr):
+            raise CommandError("the emulator could not start (the reason is above)")
