@@ -257,13 +257,20 @@ def test_app_session_cannot_write(client):
 
 def test_delete_self_and_by_external_id(client):
     first = signup(client, 1)
-    signup(client, 2)
+    second = signup(client, 2, external_user_id=7002)
     client.as_user(login(client, 1)).delete_self()
     with pytest.raises(NotFound) as info:
         client.get_user(first.id)
     assert info.value.status == 404
-    client.as_user(login(client, 2)).delete_user_by_external_id("102")
-    assert client.find_user_by_external_id("102") is None
+    # The legacy route addresses the integer external_user_id, not the string external_id.
+    with pytest.raises(NotFound):
+        client.as_user(login(client, 2)).delete_user_by_external_user_id(102)
+    client.as_user(login(client, 2)).delete_user_by_external_user_id(7002)
+    assert client.find_user(id=second.id) is None
+    third = signup(client, 3, external_user_id=7003)
+    with pytest.deprecated_call():
+        client.as_user(login(client, 3)).delete_user_by_external_id(7003)
+    assert client.find_user(id=third.id) is None
 
 
 def test_lookups(client):
@@ -312,7 +319,7 @@ def test_paged_listings(client):
 def enable_v1(server) -> None:
     """Turn the v1 user look-ups on where the emulator models the dashboard switch (they are off
     on a new application); an emulator without the switch serves them anyway."""
-    if "v1_users_api" in control(server, "GET", "config"):
+    if "v1_users_api" in control(server, "GET", "config")["config"]:
         control(server, "POST", "config", {"v1_users_api": True})
 
 

@@ -190,6 +190,17 @@ def test_other_403s_stay_plain_permission_denied(rsps):
     assert not isinstance(info.value, V1ApiDisabled)
 
 
+def test_the_same_refusal_of_a_v2_look_up_names_the_other_switches(rsps):
+    # "Allow to retrieve a list of users" / "other user's info" refuse v2 with this text too:
+    # telling the operator to turn v1 on would send them to the wrong switch.
+    rsps.get(f"{API}/users/v2", status=403, json=V1_OFF)
+    with pytest.raises(PermissionDenied) as info:
+        make_client().get_user(7)
+    assert not isinstance(info.value, V1ApiDisabled)
+    assert "Allow to retrieve a list of users via API" in str(info.value)
+    assert "DISABLE LIST USERS API V1" not in str(info.value)
+
+
 # ---- Admin API -------------------------------------------------------------------------------
 
 

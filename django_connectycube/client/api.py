@@ -20,6 +20,7 @@ import json as jsonlib
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -685,10 +686,21 @@ class UserClient(_BaseApi):
         """Delete the session's own user (``DELETE /users/{id}``)."""
         self._call("DELETE", f"users/{self._own_id(None)}")
 
-    def delete_user_by_external_id(self, external_id: str | int) -> None:
-        """``DELETE /users/external/{id}``: the route addresses the deprecated INTEGER
-        ``external_user_id``, not the string ``external_id`` (use :meth:`delete_self`)."""
-        self._call("DELETE", f"users/external/{quote(str(external_id), safe='')}")
+    def delete_user_by_external_user_id(self, external_user_id: int) -> None:
+        """``DELETE /users/external/{id}``, a legacy call: the route addresses the deprecated
+        INTEGER ``external_user_id``, not the string ``external_id``; prefer :meth:`delete_self`."""
+        self._call("DELETE", f"users/external/{int(external_user_id)}")
+
+    def delete_user_by_external_id(self, external_id: int) -> None:
+        """Deprecated name of :meth:`delete_user_by_external_user_id` (it never addressed the
+        string ``external_id``)."""
+        warnings.warn(
+            "delete_user_by_external_id() is deprecated: it addresses the integer "
+            "external_user_id; call delete_user_by_external_user_id()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.delete_user_by_external_user_id(external_id)
 
     # ---- blobs -----------------------------------------------------------------------------
 

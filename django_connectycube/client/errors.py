@@ -63,6 +63,11 @@ V1_DISABLED_MESSAGE = "Users retrieving forbidden"
 
 #: The dashboard switch that turns the v1 user look-ups on again.
 V1_SWITCH = "Overview → Permissions → DISABLE LIST USERS API V1"
+#: The dashboard switches that refuse v2 look-ups with the same text.
+USERS_SWITCHES = (
+    "Overview → Permissions → \"Allow to retrieve a list of users via API\" and "
+    "\"Allow to retrieve other user's info\""
+)
 
 
 class ConfigurationError(ImproperlyConfigured):
@@ -262,13 +267,18 @@ def error_for_status(
     if status == 401 and any(SESSION_MISSING_MESSAGE.lower() in m.lower() for m in messages):
         return SessionExpired(message, **kwargs)
     # Documented text; its status is only inferred to be 403, so any refusal carrying it counts.
-    v1_off = any(V1_DISABLED_MESSAGE.lower() in m.lower() for m in messages)
-    if 400 <= status < 500 and status != 429 and v1_off:
-        message += (
-            f". This application has the v1 user look-ups switched off: use the v2 look-ups "
-            f"(get_user, search_users, ...), or uncheck {V1_SWITCH} in the ConnectyCube dashboard."
-        )
-        return V1ApiDisabled(message, **kwargs)
+    users_forbidden = any(V1_DISABLED_MESSAGE.lower() in m.lower() for m in messages)
+    if 400 <= status < 500 and users_forbidden:
+        if "users/v2" not in (path or ""):
+            message += (
+                f". This application has the v1 user look-ups switched off: use the v2 look-ups "
+                f"(get_user, search_users, ...), or uncheck {V1_SWITCH} in the ConnectyCube "
+                "dashboard."
+            )
+            return V1ApiDisabled(message, **kwargs)
+        # The same refusal of a v2 look-up comes from the application's other user switches.
+        message += f". Check {USERS_SWITCHES} in the ConnectyCube dashboard."
+        return PermissionDenied(message, **kwargs)
     cls = _BY_STATUS.get(status, APIError)
     return cls(message, **kwargs)
 
