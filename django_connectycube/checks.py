@@ -143,6 +143,16 @@ def _check_values() -> list[CheckMessage]:
                 'e.g. {1: env("CUBE_PASSWORD_SECRET")}; never remove a version still in use.',
             )
         )
+    admin_key = app_settings.get("ADMIN_API_KEY")
+    if admin_key is not None and (not isinstance(admin_key, str) or not admin_key.strip()):
+        messages.append(
+            _e002(
+                "ADMIN_API_KEY",
+                f"must be a non-empty string or None, got {type(admin_key).__name__}.",
+                "Copy the key from the ConnectyCube dashboard (Overview → Administration API "
+                "Credentials), or leave the setting out.",
+            )
+        )
     keys = app_settings.get("TOKEN_KEYS")
     if keys is not None and (isinstance(keys, str | bytes) or not keys):
         messages.append(_e002("TOKEN_KEYS", "must be a non-empty list of keys, newest first."))

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "APPLICATION_ID": None,
     "AUTH_KEY": None,
     "AUTH_SECRET": None,
+    # Administration API key (dashboard → Overview, Advanced plan and up). Optional: when set,
+    # remote deletes use DELETE /admin/user/{id}, which needs no session of the user.
+    "ADMIN_API_KEY": None,
     # HTTP behaviour of the client.
     "TIMEOUT": (5.0, 30.0),  # (connect, read) seconds, or one number for both
     "RETRIES": 3,  # retries after the first attempt, for requests that are safe to repeat

@@ -130,6 +130,8 @@ def test_only_celerys_fallback_app_counts_as_none(monkeypatch):
         ("TOKEN_KEYS", "single-key-not-a-list"),
         ("AVATAR_FIELD", "no_such_field"),
         ("AVATAR_FIELD", "no.such.callable"),
+        ("ADMIN_API_KEY", 12345),
+        ("ADMIN_API_KEY", "  "),
     ],
 )
 def test_bad_values_are_e002_naming_the_key(name, value):
@@ -141,7 +143,14 @@ def test_bad_values_are_e002_naming_the_key(name, value):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("TIMEOUT", 3), ("TIMEOUT", (3.05, 27)), ("AVATAR_FIELD", "avatar"), ("TOKEN_KEYS", ["k"])],
+    [
+        ("TIMEOUT", 3),
+        ("TIMEOUT", (3.05, 27)),
+        ("AVATAR_FIELD", "avatar"),
+        ("TOKEN_KEYS", ["k"]),
+        ("ADMIN_API_KEY", "admin-key"),
+        ("ADMIN_API_KEY", None),
+    ],
 )
 def test_good_values_pass(name, value):
     with override_settings(CONNECTYCUBE={**GOOD, name: value}):

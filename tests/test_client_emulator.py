@@ -300,9 +300,55 @@ def test_paged_listings(client):
     assert odd.total == 4
     all_tagged = list(client.iter_pages(client.get_users_by_tags, tags=["all"], per_page=2))
     assert sorted(u.id for u in all_tagged) == sorted(ids)
-    named = client.get_users_by_full_name("User Number", per_page=5)
-    assert named.total == 7
-    assert len(named.items) == 5
+    named = client.get_users_by_full_name("User Number3", per_page=5)
+    assert [u.id for u in named.items] == [ids[2]]
+    by_login = client.get_users_by_ids(ids, per_page=2, order_by="login", descending=True)
+    assert [u.login for u in by_login.items] == ["user7", "user6"]
+    with pytest.raises(ValueError, match="per_page"):
+        client.get_users_by_ids(ids, per_page=101)
+    assert client.get_users_by_ids([]).total == 0
+
+
+def enable_v1(server) -> None:
+    """Turn the v1 user look-ups on where the emulator models the dashboard switch (they are off
+    on a new application); an emulator without the switch serves them anyway."""
+    if "v1_users_api" in control(server, "GET", "config"):
+        control(server, "POST", "config", {"v1_users_api": True})
+
+
+def test_lookups_use_only_v2(emu, client):
+    users = [signup(client, n, phone=f"+1555000{n}", tag_list=["t1"]) for n in range(1, 3)]
+    ids = [u.id for u in users]
+    client.get_user(ids[0])
+    client.get_user_by_login("user1")
+    client.get_user_by_email("user1@example.com")
+    client.get_user_by_phone("+15550001")
+    client.get_user_by_external_id("101")
+    client.find_user_by_external_id("nobody")
+    client.find_user(full_name="User Number2")
+    client.get_users_by_ids(ids)
+    client.get_users_by_full_name("User Number1")
+    client.get_users_by_tags(["t1"])
+    list(client.iter_pages(client.get_users_by_tags, tags="t1", per_page=1))
+    client.as_user(login(client, 1)).get_user(ids[1])
+    reads = {k: n for k, n in counts(emu)["routes"].items() if k.startswith("GET /users")}
+    assert set(reads) == {"GET /users/v2"}
+
+
+def test_v1_legacy_lookups(emu, client):
+    enable_v1(emu)
+    first = signup(client, 1, phone="+15550001", tag_list=["t1"])
+    signup(client, 2, tag_list=["t2"])
+    assert client.v1_get_user(first.id).id == first.id
+    assert client.v1_get_user_by_login("user1").id == first.id
+    assert client.v1_get_user_by_email("user1@example.com").id == first.id
+    assert client.v1_get_user_by_phone("+15550001").id == first.id
+    assert client.v1_list_users([f"number id in {first.id}"]).total == 1
+    assert client.v1_get_users_by_tags("t2").total == 1
+    assert client.v1_get_users_by_full_name("User Number").total == 2
+    with pytest.raises(NotFound):
+        client.v1_get_user(999_999)
+    assert route_count(emu, "GET /users/{id}") == 2
 
 
 def test_v2_search(client):
@@ -417,7 +463,7 @@ def test_expired_app_session_is_renewed_transparently(emu):
     advance_clock(emu, 3 * 60 * 60)
     assert client.get_user(user.id).id == user.id  # no error reaches the caller
     assert client.app_token() != old_token
-    assert route_count(emu, "GET /users/{id}") == 2  # the 401, then the success
+    assert route_count(emu, "GET /users/v2") == 2  # the 401, then the success
     # 1 initial + the renewal. Today the emulator's Date header ignores its advanced clock, so
     # the signed attempt is refused for its timestamp and an unsigned one follows (3); once Date
     # follows the clock, the client signs on the server's clock from the 401's Date (2).
@@ -431,7 +477,7 @@ def test_app_session_renewed_before_expiry_without_a_401(emu):
     now[0] += 2 * 60 * 60 - 30  # inside the renewal margin, on our clock only
     client.get_user(user.id)
     assert route_count(emu, "POST /session") == 2
-    assert route_count(emu, "GET /users/{id}") == 1
+    assert route_count(emu, "GET /users/v2") == 1
 
 
 def test_one_renewal_for_many_threads(emu):
@@ -467,27 +513,27 @@ def test_concurrent_use_from_threads(client):
 def test_503_then_success_is_retried(emu, client):
     user = signup(client)
     control(emu, "POST", "faults",
-            {"route": "GET /users/{id}", "sequence": [503, 200]})
-    before = route_count(emu, "GET /users/{id}")
+            {"route": "GET /users/v2", "sequence": [503, 200]})
+    before = route_count(emu, "GET /users/v2")
     assert client.get_user(user.id).id == user.id
-    assert route_count(emu, "GET /users/{id}") - before == 2
+    assert route_count(emu, "GET /users/v2") - before == 2
 
 
 def test_persistent_5xx_is_server_error(emu):
     client = make_client(emu, retries=2)
     user = signup(client)
-    control(emu, "POST", "faults", {"route": "GET /users/{id}", "error_rate": 1.0,
+    control(emu, "POST", "faults", {"route": "GET /users/v2", "error_rate": 1.0,
                                     "statuses": [500]})
     with pytest.raises(ServerError) as info:
         client.get_user(user.id)
     assert info.value.status == 500
-    assert route_count(emu, "GET /users/{id}") == 3
+    assert route_count(emu, "GET /users/v2") == 3
 
 
 def test_429_retry_after_is_waited(emu, client):
     user = signup(client)
     control(emu, "POST", "faults",
-            {"route": "GET /users/{id}", "rate_limit_rate": 1.0, "retry_after": 1, "count": 1})
+            {"route": "GET /users/v2", "rate_limit_rate": 1.0, "retry_after": 1, "count": 1})
     started = time.monotonic()
     assert client.get_user(user.id).id == user.id
     assert time.monotonic() - started >= 1.0
@@ -497,7 +543,7 @@ def test_429_retry_after_above_the_cap_raises(emu):
     client = make_client(emu, max_retry_wait=5.0)
     user = signup(client)
     control(emu, "POST", "faults",
-            {"route": "GET /users/{id}", "rate_limit_rate": 1.0, "retry_after": 60})
+            {"route": "GET /users/v2", "rate_limit_rate": 1.0, "retry_after": 60})
     with pytest.raises(RateLimited) as info:
         client.get_user(user.id)
     assert info.value.retry_after == 60
@@ -534,7 +580,7 @@ def test_500_on_signup_is_not_resent(emu, client):
 def test_dropped_get_is_retried(emu, client):
     user = signup(client)
     control(emu, "POST", "faults",
-            {"route": "GET /users/{id}", "sequence": ["drop", "ok"]})
+            {"route": "GET /users/v2", "sequence": ["drop", "ok"]})
     assert client.get_user(user.id).id == user.id
 
 
@@ -584,7 +630,7 @@ def test_no_secret_in_logs(emu, caplog):
         session = login(client)
         me = client.as_user(session)
         me.update_user(password="changed-pass-99", old_password=PASSWORD)
-        control(emu, "POST", "faults", {"route": "GET /users/{id}", "sequence": [503, 200]})
+        control(emu, "POST", "faults", {"route": "GET /users/v2", "sequence": [503, 200]})
         client.get_user(session.user_id)
         advance_clock(emu, 3 * 60 * 60)
         client.get_user(session.user_id)

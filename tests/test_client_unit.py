@@ -63,6 +63,10 @@ def _refused() -> requests.ConnectionError:
     return requests.ConnectionError(MaxRetryError(None, "/users", reason=reason))
 
 
+def _v2_page(*users: dict) -> dict:
+    return {"limit": 1, "skip": 0, "total_entries": len(users), "items": list(users)}
+
+
 def _expiry_headers(seconds: int = 7200) -> dict[str, str]:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     return {
@@ -432,7 +436,7 @@ def test_non_json_error_body():
 def test_session_creation_is_signed_and_reused():
     responses.post(f"{API}/session", status=201, json=_session_body("app-token-1"),
                    headers=_expiry_headers())
-    responses.get(f"{API}/users/7", json={"user": USER}, headers=_expiry_headers())
+    responses.get(f"{API}/users/v2", json=_v2_page(USER), headers=_expiry_headers())
     client, _ = make_client()
     assert client.get_user(7).login == "bob"
     assert client.get_user(7).login == "bob"
@@ -452,9 +456,9 @@ def test_session_creation_is_signed_and_reused():
 def test_app_session_renewed_on_401_transparently():
     responses.post(f"{API}/session", status=201, json=_session_body("old-token-1"))
     responses.post(f"{API}/session", status=201, json=_session_body("new-token-2"))
-    responses.get(f"{API}/users/7", status=401,
+    responses.get(f"{API}/users/v2", status=401,
                   json={"errors": {"base": ["Required session does not exist"]}})
-    responses.get(f"{API}/users/7", json={"user": USER})
+    responses.get(f"{API}/users/v2", json=_v2_page(USER))
     client, _ = make_client()
     assert client.get_user(7).id == 7
     assert responses.calls[-1].request.headers["CB-Token"] == "new-token-2"
@@ -466,7 +470,7 @@ def test_app_session_renewed_before_expiry():
     now = [1_000_000.0]
     responses.post(f"{API}/session", status=201, json=_session_body("t-first-1"))
     responses.post(f"{API}/session", status=201, json=_session_body("t-second-2"))
-    responses.get(f"{API}/users/7", json={"user": USER})
+    responses.get(f"{API}/users/v2", json=_v2_page(USER))
     client, _ = make_client(clock=lambda: now[0])
     client.get_user(7)
     now[0] += 7200 - 30  # inside the 60 s safety margin
@@ -495,7 +499,7 @@ def test_password_change_requires_old_password():
 @responses.activate
 def test_two_clients_share_the_app_session_through_the_store():
     responses.post(f"{API}/session", status=201, json=_session_body("shared-token-1"))
-    responses.get(f"{API}/users/7", json={"user": USER})
+    responses.get(f"{API}/users/v2", json=_v2_page(USER))
     store = MemoryAppSessionStore()
     first, _ = make_client(app_session_store=store)
     second, _ = make_client(app_session_store=store)
@@ -514,7 +518,7 @@ def test_from_settings_uses_the_django_cache():
 
     cache.clear()
     responses.post(f"{API}/session", status=201, json=_session_body("cached-token-1"))
-    responses.get(f"{API}/users/7", json={"user": USER})
+    responses.get(f"{API}/users/v2", json=_v2_page(USER))
     client = ConnectyCubeClient.from_settings()
     assert client.application_id == 3
     assert client.transport.timeout == (2.0, 9.0)
@@ -534,8 +538,8 @@ def test_from_settings_names_the_missing_setting():
 @responses.activate
 def test_logs_never_show_secrets(caplog):
     responses.post(f"{API}/session", status=201, json=_session_body("log-token-xyz-1"))
-    responses.get(f"{API}/users/7", status=503, json={"errors": ["busy"]})
-    responses.get(f"{API}/users/7", json={"user": USER})
+    responses.get(f"{API}/users/v2", status=503, json={"errors": ["busy"]})
+    responses.get(f"{API}/users/v2", json=_v2_page(USER))
     responses.post(f"{API}/users", body=requests.ReadTimeout("timed out"))
     client, _ = make_client()
     with caplog.at_level(logging.DEBUG, logger="django_connectycube"):
@@ -616,7 +620,7 @@ class BrokenStore(MemoryAppSessionStore):
 @responses.activate
 def test_broken_store_degrades_to_a_process_local_session(caplog):
     responses.post(f"{API}/session", status=201, json=_session_body("local-token-1"))
-    responses.get(f"{API}/users/7", json={"user": USER})
+    responses.get(f"{API}/users/v2", json=_v2_page(USER))
     client, _ = make_client(app_session_store=BrokenStore(), lock_wait=0.0)
     assert client.get_user(7).id == 7
     assert client.get_user(7).id == 7

@@ -42,8 +42,8 @@ from ..client import (
     Page,
     Session,
     User,
+    ValidationError,
 )
-from ..client.api import _order_type
 from ..conf import ConfigurationError, app_settings
 from ..models import CubeSession, CubeUser
 from ..remote import get_client
@@ -413,33 +413,19 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
         number, per_page = params["page"], params["per_page"]
         ordering: str = params["ordering"]
         descending, field = ordering.startswith("-"), ordering.lstrip("-")
+        sort = {"order_by": field, "descending": descending}
         if name == "ids":
-            return client.get_users_by_ids(
-                value, page=number, per_page=per_page, order_by=field, descending=descending
-            )
-        if name in ("full_name", "tags"):
-            route = "users/by_full_name" if name == "full_name" else "users/by_tags"
-            direction = "desc" if descending else "asc"
-            query = {
-                name: value if name == "full_name" else ",".join(value),
-                "page": number,
-                "per_page": per_page,
-                "order": f"{direction} {_order_type(field)} {field}",
-            }
-            data = client._json_call("GET", route, params=query)
-            return Page.from_v1(data, User.from_api)
-        single = {
-            "login": client.get_user_by_login,
-            "email": client.get_user_by_email,
-            "phone": client.get_user_by_phone,
-            "external_id": client.get_user_by_external_id,
-        }[name]
-        try:
-            found = [single(value)]
-        except NotFound:
-            found = []
-        items = found if number == 1 else []
-        return Page(items=items, total=len(found), page=number, per_page=per_page)
+            return client.get_users_by_ids(value, page=number, per_page=per_page, **sort)
+        if name == "full_name":
+            return client.get_users_by_full_name(value, page=number, per_page=per_page, **sort)
+        if name == "tags":
+            return client.get_users_by_tags(value, page=number, per_page=per_page, **sort)
+        # login, email, phone, external_id: one v2 query, paged like the others.
+        return client.search_users(
+            offset=(number - 1) * per_page,
+            limit=per_page,
+            **{"sort_desc" if descending else "sort_asc": field, name: value},
+        )
 
 
 class UserDetailView(ProfileMixin, ConnectyCubeAPIView):
@@ -457,7 +443,8 @@ class UserDetailView(ProfileMixin, ConnectyCubeAPIView):
     def get(self, request: Request, user_id: int) -> Response:
         try:
             user = get_client().get_user(user_id)
-        except NotFound:
+        except (NotFound, ValidationError):
+            # A 422 on a look-up by id can only mean ConnectyCube takes no such id: no such user.
             return _error(_("Not found."), "not_found", status.HTTP_404_NOT_FOUND)
         return Response(ProfileSerializer(user, context=self.profile_context()).data)
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         ServerError,
         SessionExpired,
         TransportError,
+        V1ApiDisabled,
         ValidationError,
     )
     from .redaction import RedactingFilter, redact, register_secret
@@ -62,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "User": "types",
     "UserClient": "api",
     "UserSession": "types",
+    "V1ApiDisabled": "errors",
     "ValidationError": "errors",
     "default_app_session_store": "api",
     "iterate_pages": "types",
@@ -108,6 +110,7 @@ __all__ = [
     "User",
     "UserClient",
     "UserSession",
+    "V1ApiDisabled",
     "ValidationError",
     "default_app_session_store",
     "iterate_pages",

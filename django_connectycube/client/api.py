@@ -20,15 +20,16 @@ import json as jsonlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import requests
 
 from .. import __version__
-from .errors import APIError, ConfigurationError, NotFound, SessionExpired, ValidationError
+from .admin_api import AdminApi
+from .errors import APIError, ConfigurationError, SessionExpired, ValidationError
 from .redaction import forget_secret, log, redact, register_secret
 from .signing import signed_session_params
 from .stores import (
@@ -39,13 +40,12 @@ from .stores import (
     store_key,
 )
 from .transport import DEFAULT_TIMEOUT, RetryBudget, RetryPolicy, Transport
-from .types import Blob, Page, Session, User, iterate_pages, parse_expiration_header
+from .types import Blob, Session, User, parse_expiration_header
+from .users import UserReads
 
 __all__ = ["ConnectyCubeClient", "UserClient", "default_app_session_store"]
 
 logger = logging.getLogger("django_connectycube")
-
-T = TypeVar("T")
 
 
 def _info(message: str, *args: object) -> None:
@@ -54,6 +54,7 @@ def _info(message: str, *args: object) -> None:
 
 def _warn(message: str, *args: object) -> None:
     log(logger, logging.WARNING, message, *args)
+
 
 #: A session lives this long after its last use when the server does not say otherwise.
 DEFAULT_SESSION_TTL = 2 * 60 * 60
@@ -138,15 +139,7 @@ def _server_clock_offset(response: requests.Response | None) -> float | None:
     return server_now.timestamp() - time.time()
 
 
-def _order_type(field: str) -> str:
-    if field == "id" or (field.endswith("_id") and field != "external_id"):
-        return "number"
-    if field.endswith("_at"):
-        return "date"
-    return "string"
-
-
-class _BaseApi:
+class _BaseApi(UserReads):
     """The calls any session may make (reads); subclasses decide which token is sent."""
 
     _client: ConnectyCubeClient
@@ -164,123 +157,6 @@ class _BaseApi:
 
     def _json_call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return _json(self._call(method, path, **kwargs), method, "/" + path)
-
-    # ---- users: look-ups -------------------------------------------------------------------
-
-    def get_user(self, user_id: int) -> User:
-        """The user with this ConnectyCube id (``NotFound`` if none)."""
-        return User.from_api(self._json_call("GET", f"users/{int(user_id)}"))
-
-    def get_user_by_login(self, login: str) -> User:
-        """The user with this login."""
-        return User.from_api(self._json_call("GET", "users/by_login", params={"login": login}))
-
-    def get_user_by_email(self, email: str) -> User:
-        """The user with this email."""
-        return User.from_api(self._json_call("GET", "users/by_email", params={"email": email}))
-
-    def get_user_by_phone(self, phone: str) -> User:
-        """The user with this phone number."""
-        return User.from_api(self._json_call("GET", "users/phone", params={"phone": phone}))
-
-    def get_user_by_external_id(self, external_id: str | int) -> User:
-        """The user whose ``external_id`` is this (our local primary key)."""
-        path = f"users/external/{quote(str(external_id), safe='')}"
-        return User.from_api(self._json_call("GET", path))
-
-    def find_user_by_external_id(self, external_id: str | int) -> User | None:
-        """Like :meth:`get_user_by_external_id` but None when absent (the sync layer's look-up)."""
-        try:
-            return self.get_user_by_external_id(external_id)
-        except NotFound:
-            return None
-
-    # ---- users: listings -------------------------------------------------------------------
-
-    def get_users_by_ids(
-        self,
-        ids: Iterable[int],
-        *,
-        page: int = 1,
-        per_page: int = 10,
-        order_by: str = "created_at",
-        descending: bool = False,
-    ) -> Page[User]:
-        """Users with these ids, one page, sorted by ``order_by``."""
-        id_list = ",".join(str(int(i)) for i in ids)
-        return self.list_users(
-            [f"number id in {id_list}"],
-            page=page,
-            per_page=per_page,
-            order_by=order_by,
-            descending=descending,
-        )
-
-    def list_users(
-        self,
-        filters: Sequence[str] = (),
-        *,
-        page: int = 1,
-        per_page: int = 10,
-        order_by: str | None = None,
-        descending: bool = False,
-    ) -> Page[User]:
-        """A v1 ``GET /users`` page with raw filters, e.g. ``"number id in 1,2"``."""
-        params: list[tuple[str, Any]] = [("filter[]", f) for f in filters]
-        params += [("page", page), ("per_page", per_page)]
-        if order_by:
-            direction = "desc" if descending else "asc"
-            params.append(("order", f"{direction} {_order_type(order_by)} {order_by}"))
-        return Page.from_v1(self._json_call("GET", "users", params=params), User.from_api)
-
-    def get_users_by_full_name(
-        self, full_name: str, *, page: int = 1, per_page: int = 10
-    ) -> Page[User]:
-        """Users whose full name matches, one page."""
-        params = {"full_name": full_name, "page": page, "per_page": per_page}
-        data = self._json_call("GET", "users/by_full_name", params=params)
-        return Page.from_v1(data, User.from_api)
-
-    def get_users_by_tags(
-        self, tags: str | Iterable[str], *, page: int = 1, per_page: int = 10
-    ) -> Page[User]:
-        """Users carrying any of these tags, one page."""
-        tag_text = tags if isinstance(tags, str) else ",".join(tags)
-        params = {"tags": tag_text, "page": page, "per_page": per_page}
-        return Page.from_v1(self._json_call("GET", "users/by_tags", params=params), User.from_api)
-
-    def search_users(
-        self,
-        *,
-        offset: int = 0,
-        limit: int = 100,
-        sort_asc: str | None = None,
-        sort_desc: str | None = None,
-        **filters: Any,
-    ) -> Page[User]:
-        """A v2 ``GET /users/v2`` page. Filters use lookups: ``login="bob"``, ``id__in=[1, 2]``,
-        ``login__start_with="mart"``, ``created_at__gt="2024-01-01T00:00:00Z"``.
-        """
-        params: list[tuple[str, Any]] = []
-        for key, value in filters.items():
-            name, _, lookup = key.partition("__")
-            if lookup in ("in", "nin"):
-                values = value.split(",") if isinstance(value, str) else list(value)
-                params += [(f"{name}[{lookup}][]", v) for v in values]
-            elif lookup:
-                params.append((f"{name}[{lookup}]", value))
-            else:
-                params.append((name, value))
-        params += [("offset", offset), ("limit", limit)]
-        if sort_asc:
-            params.append(("sort_asc", sort_asc))
-        if sort_desc:
-            params.append(("sort_desc", sort_desc))
-        return Page.from_v2(self._json_call("GET", "users/v2", params=params), User.from_api)
-
-    def iter_pages(self, fetch: Callable[..., Page[T]], /, **kwargs: Any) -> Iterator[T]:
-        """Every item across pages: ``iter_pages(client.get_users_by_tags, tags=x)``."""
-        return iterate_pages(fetch, **kwargs)
 
     # ---- blobs: reads ----------------------------------------------------------------------
 
@@ -308,7 +184,7 @@ class _BaseApi:
         return f"{self.blob_public_url(uid)}?token={quote(token, safe='')}"
 
 
-class ConnectyCubeClient(_BaseApi):
+class ConnectyCubeClient(AdminApi, _BaseApi):
     """A client for one ConnectyCube application.
 
     Credentials are arguments, so one process may hold clients for several applications.
@@ -333,6 +209,7 @@ class ConnectyCubeClient(_BaseApi):
         lock_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        admin_api_key: str | None = None,
     ) -> None:
         for name, value in (
             ("api_url", api_url),
@@ -351,6 +228,9 @@ class ConnectyCubeClient(_BaseApi):
         self._auth_secret = auth_secret
         register_secret(auth_key)
         register_secret(auth_secret)
+        self._admin_api_key = admin_api_key or None
+        if admin_api_key:
+            register_secret(admin_api_key)
         self.renew_margin = renew_margin
         self.lock_wait = lock_wait
         self._clock = clock
@@ -391,6 +271,7 @@ class ConnectyCubeClient(_BaseApi):
             "timeout": setting("TIMEOUT", DEFAULT_TIMEOUT),
             "retries": setting("RETRIES", 3),
             "max_retry_wait": setting("MAX_RETRY_WAIT", 30.0),
+            "admin_api_key": setting("ADMIN_API_KEY", None),
         }
         if "app_session_store" not in overrides:
             kwargs["app_session_store"] = DjangoCacheAppSessionStore(
@@ -805,7 +686,8 @@ class UserClient(_BaseApi):
         self._call("DELETE", f"users/{self._own_id(None)}")
 
     def delete_user_by_external_id(self, external_id: str | int) -> None:
-        """Delete a user by ``external_id`` (``DELETE /users/external/{id}``)."""
+        """``DELETE /users/external/{id}``: the route addresses the deprecated INTEGER
+        ``external_user_id``, not the string ``external_id`` (use :meth:`delete_self`)."""
         self._call("DELETE", f"users/external/{quote(str(external_id), safe='')}")
 
     # ---- blobs -----------------------------------------------------------------------------
@@ -815,9 +697,7 @@ class UserClient(_BaseApi):
         body = {"blob": {"content_type": content_type, "name": name, "public": public}}
         return Blob.from_api(self._json_call("POST", "blobs", json=body, safe=False))
 
-    def upload_blob_content(
-        self, blob: Blob, content: bytes, *, name: str | None = None
-    ) -> None:
+    def upload_blob_content(self, blob: Blob, content: bytes, *, name: str | None = None) -> None:
         """Step 2: POST the bytes to the storage URL from ``blob.access.params`` (expects 201)."""
         if blob.access is None or not blob.access.params:
             raise ValueError("This blob has no upload access; create it with create_blob().")
@@ -884,8 +764,10 @@ class UserClient(_BaseApi):
         """
         target = self._own_id(user_id)
         blob = self.upload_file(fileobj, name, content_type, public=public)
-        current = dict(custom_data) if custom_data is not None else (
-            self.get_user(target).custom_data_json
+        current = (
+            dict(custom_data)
+            if custom_data is not None
+            else (self.get_user(target).custom_data_json)
         )
         current["avatar_uid"] = blob.uid
         return self.update_user(target, avatar=blob.uid, custom_data=current)

@@ -12,6 +12,7 @@ exception, so code that already catches ``requests.Timeout`` keeps working.
     │   ├── AuthenticationError       401
     │   │   └── SessionExpired        401 "Required session does not exist"
     │   ├── PermissionDenied          403
+    │   │   └── V1ApiDisabled         403 "Users retrieving forbidden" (v1 look-ups switched off)
     │   ├── NotFound                  404
     │   ├── ValidationError           422 (field_errors)
     │   ├── RateLimited               429 (retry_after seconds)
@@ -46,6 +47,7 @@ __all__ = [
     "ServerError",
     "SessionExpired",
     "TransportError",
+    "V1ApiDisabled",
     "ValidationError",
     "error_for_status",
     "error_messages",
@@ -55,6 +57,12 @@ __all__ = [
 
 #: The server's message for an unknown or expired token (the one answer that means "renew").
 SESSION_MISSING_MESSAGE = "Required session does not exist"
+
+#: The start of the server's 403 message when the application has the v1 user look-ups off.
+V1_DISABLED_MESSAGE = "Users retrieving forbidden"
+
+#: The dashboard switch that turns the v1 user look-ups on again.
+V1_SWITCH = "Overview → Permissions → DISABLE LIST USERS API V1"
 
 
 class ConfigurationError(ImproperlyConfigured):
@@ -125,6 +133,11 @@ class SessionExpired(AuthenticationError):
 
 class PermissionDenied(APIError):
     """403: the session may not do this (e.g. a write with an application session)."""
+
+
+class V1ApiDisabled(PermissionDenied):
+    """403 from a v1 user look-up on an application that has them switched off (the default
+    of a new application). Use the v2 look-ups, or uncheck the switch named in the message."""
 
 
 class NotFound(APIError):
@@ -248,6 +261,12 @@ def error_for_status(
         return ServerError(message, **kwargs)
     if status == 401 and any(SESSION_MISSING_MESSAGE.lower() in m.lower() for m in messages):
         return SessionExpired(message, **kwargs)
+    if status == 403 and any(V1_DISABLED_MESSAGE.lower() in m.lower() for m in messages):
+        message += (
+            f". This application has the v1 user look-ups switched off: use the v2 look-ups "
+            f"(get_user, search_users, ...), or uncheck {V1_SWITCH} in the ConnectyCube dashboard."
+        )
+        return V1ApiDisabled(message, **kwargs)
     cls = _BY_STATUS.get(status, APIError)
     return cls(message, **kwargs)
 
