@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from .application import check_admin_api_key, check_v1_users_api
 from .connection import check_clock, check_credentials
 from .context import DoctorContext
 from .findings import Finding, Status, render_json, render_text
@@ -36,6 +37,8 @@ Check = Callable[[DoctorContext], Finding]
 CHECKS: tuple[tuple[str, Check], ...] = (
     ("credentials", check_credentials),
     ("clock", check_clock),
+    ("v1_users_api", check_v1_users_api),
+    ("admin_api_key", check_admin_api_key),
     ("broker", check_broker),
     ("sweep_schedule", check_sweep_schedule),
     ("sync_health", check_sync_health),
