@@ -21,6 +21,12 @@ from .test_doctor_connection import closed_port
 User = get_user_model()
 
 
+@pytest.fixture(autouse=True)
+def _broker_from_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Celery lets the CELERY_BROKER_URL environment variable override the app's broker.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+
+
 def celery_app(broker: str, **conf) -> Celery:
     app = Celery("doctor-test", broker=broker, set_as_current=False)
     app.conf.update(conf)

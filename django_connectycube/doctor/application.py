@@ -82,8 +82,8 @@ def _v1_on(title: str) -> Finding:
         "v1_users_api",
         title,
         Status.INFO,
-        f"On ('{V1_SWITCH}' unchecked). This app does not need them; checking the switch "
-        "again changes nothing here.",
+        f"On (the dashboard switch '{V1_SWITCH}' is unchecked). This app does not use v1 "
+        "look-ups, so you may check it.",
         details={"enabled": True},
     )
 

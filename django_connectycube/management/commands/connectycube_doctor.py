@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -40,7 +43,8 @@ class Command(BaseCommand):
         selected = options["check"]
         checks = [pair for pair in CHECKS if not selected or pair[0] in selected]
         ctx = DoctorContext(timeout=options["timeout"])
-        findings = run_checks(ctx, checks)
+        with _quiet_client_log(options["verbosity"]):
+            findings = run_checks(ctx, checks)
         where = f"{ctx.api_url}, application {ctx.setting('APPLICATION_ID')}"
         if options["json"]:
             self.stdout.write(render_json(findings, api_url=ctx.api_url))
@@ -51,3 +55,17 @@ class Command(BaseCommand):
         if failed:
             names = ", ".join(f.check for f in failed)
             raise CommandError(f"{len(failed)} check(s) need attention: {names}.", returncode=1)
+
+
+@contextlib.contextmanager
+def _quiet_client_log(verbosity: int) -> Iterator[None]:
+    """The findings already carry every failure; the client's warnings would say it twice
+    (``-v 2`` shows them)."""
+    logger = logging.getLogger("django_connectycube")
+    previous = logger.level
+    if verbosity < 2:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
