@@ -13,6 +13,19 @@ package also registers it through the ``pytest11`` entry point). Two fixtures:
     (``API_URL``, ``APPLICATION_ID``, ``AUTH_KEY``, ``AUTH_SECRET``; other keys are kept).
     ``connectycube_emulator.url`` is the base URL.
 
+The emulator starts as a **new ConnectyCube application** is configured: the deprecated v1 user
+look-ups are switched off (only ``GET /users/v2`` reads users), and the other dashboard switches
+are at their defaults (see :mod:`django_connectycube.emulator.switches`). A test that needs
+another setting changes it for itself, either way::
+
+    def test_legacy_lookup(connectycube_emulator):
+        connectycube_emulator.configure(v1_users_api=True)
+
+    @pytest.mark.connectycube_emulator(v1_users_api=True, admin_api_key="k")
+    def test_legacy_lookup_too(connectycube_emulator): ...
+
+The settings go back to the defaults after the test (``reset()``).
+
 Example::
 
     def test_signup_creates_remote_user(connectycube_emulator):
@@ -33,12 +46,24 @@ import pytest
 
 from django_connectycube.emulator import Emulator, EmulatorServer
 
-__all__ = ["connectycube_emulator", "connectycube_emulator_server"]
+__all__ = ["connectycube_emulator", "connectycube_emulator_server", "pytest_configure"]
 
 #: Credentials the shared test server is started with.
 TEST_APPLICATION_ID = 1
 TEST_AUTH_KEY = "emulator-auth-key"
 TEST_AUTH_SECRET = "emulator-auth-secret"  # noqa: S105
+
+
+MARKER = "connectycube_emulator"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the marker, so ``--strict-markers`` runs accept it."""
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**settings): configure() the ConnectyCube emulator for this test, e.g. "
+        "v1_users_api=True (dashboard switches and credentials; reset afterwards)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +108,13 @@ def connectycube_emulator(
     server = connectycube_emulator_server
     emulator = server.emulator
     emulator.reset()
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError(
+                f"@pytest.mark.{MARKER} takes keyword arguments only, e.g. v1_users_api=True"
+            )
+        emulator.configure(**marker.kwargs)
     override = None
     if _django_configured():
         try:

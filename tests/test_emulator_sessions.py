@@ -309,7 +309,8 @@ def test_application_session_is_read_only(api: Api, method: str, path: str, body
 def test_application_session_can_read(api: Api) -> None:
     user = api.signup("reader")
     api.app_session()
-    assert api.get(f"/users/{user['id']}").status_code == 200
+    response = api.get("/users/v2", params={"id": user["id"]})
+    assert response.status_code == 200 and response.json()["items"][0]["id"] == user["id"]
 
 
 # -- Custom Identity Provider -------------------------------------------------------------------

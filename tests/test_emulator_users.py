@@ -10,6 +10,8 @@ from django_connectycube.emulator import Emulator
 from tests.test_emulator_support import Api
 
 NOT_FOUND = {"errors": ["Not found"]}
+#: The deprecated v1 look-ups are off on a new application; these tests switch them on.
+V1 = pytest.mark.connectycube_emulator(v1_users_api=True)
 
 
 @pytest.fixture
@@ -182,25 +184,29 @@ def test_delete_self_only_and_sessions_die(api: Api) -> None:
     assert [u["login"] for u in api.emulator.users] == ["victim"]
 
 
-def test_delete_by_external_id(api: Api) -> None:
-    api.signup("extern", external_id="ext-9")
-    api.signup("bystander", external_id="ext-10")
+def test_delete_by_external_user_id(api: Api) -> None:
+    """``/users/external/{id}`` addresses the deprecated integer ``external_user_id`` [D]."""
+    api.signup("extern", external_user_id=9, external_id="ext-9")
+    api.signup("bystander", external_user_id=10)
     api.user_session("extern")
-    assert api.delete("/users/external/ext-10").status_code == 403
-    assert api.delete("/users/external/missing").json() == NOT_FOUND
-    assert api.delete("/users/external/ext-9").status_code == 200
+    assert api.delete("/users/external/10").status_code == 403
+    assert api.delete("/users/external/11").status_code == 404
+    assert api.delete("/users/external/ext-9").status_code == 404  # not the string external_id
+    assert api.delete("/users/external/9").status_code == 200
     assert [u["login"] for u in api.emulator.users] == ["bystander"]
 
 
 # -- single look-ups ----------------------------------------------------------------------------
 
 
+@V1
 def test_every_single_lookup(api: Api) -> None:
     user = api.signup(
         "looky",
         email="looky@example.com",
         phone="+100",
         external_id="ext-1",
+        external_user_id=52691165,
         facebook_id="fb1",
         twitter_id="tw1",
     )
@@ -209,8 +215,8 @@ def test_every_single_lookup(api: Api) -> None:
         (f"/users/{user['id']}.json", None),
         ("/users/by_login", {"login": "LOOKY"}),
         ("/users/by_email.json", {"email": "looky@example.com"}),
-        ("/users/external/ext-1", None),
-        ("/users/external/ext-1.json", None),
+        ("/users/external/52691165", None),
+        ("/users/external/52691165.json", None),
         ("/users/phone", {"phone": "+100"}),
         ("/users/by_facebook_id", {"facebook_id": "fb1"}),
         ("/users/by_twitter_id", {"twitter_id": "tw1"}),
@@ -220,6 +226,7 @@ def test_every_single_lookup(api: Api) -> None:
         assert response.json()["user"]["id"] == user["id"]
 
 
+@V1
 @pytest.mark.parametrize(
     ("path", "params"),
     [
@@ -228,14 +235,17 @@ def test_every_single_lookup(api: Api) -> None:
         ("/users/by_login", {"login": "nobody"}),
         ("/users/by_email", {"email": "no@example.com"}),
         ("/users/external/none", None),
+        ("/users/external/ext-1", None),
         ("/users/phone", {"phone": "+0"}),
     ],
 )
 def test_lookups_not_found(api: Api, path: str, params: Any) -> None:
+    api.signup("stringy", external_id="ext-1")  # a string external_id is not external_user_id
     response = api.get(path, params=params)
     assert (response.status_code, response.json()) == (404, NOT_FOUND)
 
 
+@V1
 def test_lookup_without_parameter_is_422(api: Api) -> None:
     response = api.get("/users/by_login")
     assert (response.status_code, response.json()) == (
@@ -261,12 +271,14 @@ def _logins(page: dict[str, Any]) -> list[str]:
     return [item["user"]["login"] for item in page["items"]]
 
 
+@V1
 def test_v1_list_default_page(api: Api, people: list[dict[str, Any]]) -> None:
     page = api.get("/users").json()
     assert (page["current_page"], page["per_page"], page["total_entries"]) == (1, 10, 4)
     assert _logins(page) == ["alice", "bob", "carol", "dave"]
 
 
+@V1
 def test_v1_pagination(api: Api, people: list[dict[str, Any]]) -> None:
     page = api.get("/users", params={"page": 2, "per_page": 3}).json()
     assert _logins(page) == ["dave"]
@@ -275,6 +287,7 @@ def test_v1_pagination(api: Api, people: list[dict[str, Any]]) -> None:
     assert bad.status_code == 422 and "page" in bad.json()["errors"]
 
 
+@V1
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -304,6 +317,7 @@ def test_v1_filters_and_order(
     assert _logins(response.json()) == expected
 
 
+@V1
 @pytest.mark.parametrize(
     "query",
     [
@@ -321,6 +335,7 @@ def test_v1_invalid_filters_are_422(api: Api, query: str) -> None:
     assert "errors" in response.json()
 
 
+@V1
 def test_v1_by_full_name_and_by_tags(api: Api, people: list[dict[str, Any]]) -> None:
     page = api.get("/users/by_full_name", params={"full_name": "smith"}).json()
     assert _logins(page) == ["alice", "bob"]

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from .server import SERVER_KINDS, EmulatorServer
+from .switches import SWITCH_DEFAULTS
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
 
@@ -64,6 +65,45 @@ def add_arguments(
         default="emulator-firebase-key",
         help="HS256 key that Firebase access tokens must be signed with",
     )
+    switches = parser.add_argument_group(
+        "dashboard switches",
+        "A new ConnectyCube application's defaults unless changed (see docs/fidelity.md)",
+    )
+    switches.add_argument(
+        "--enable-v1-users-api",
+        dest="v1_users_api",
+        action="store_true",
+        help="uncheck DISABLE LIST USERS API V1: serve the deprecated v1 user look-ups",
+    )
+    switches.add_argument(
+        "--deny-users-list",
+        dest="allow_users_list",
+        action="store_false",
+        help='untick "Allow to retrieve a list of users via API"',
+    )
+    switches.add_argument(
+        "--deny-other-user-info",
+        dest="allow_other_user_info",
+        action="store_false",
+        help='untick "Allow to retrieve other user\'s info"',
+    )
+    switches.add_argument(
+        "--require-email-confirmation",
+        action="store_true",
+        help='tick "Require email confirmation": sign-ups need an email and its link',
+    )
+    switches.add_argument(
+        "--enable-online-users-api",
+        dest="online_users_api",
+        action="store_true",
+        help='tick "Enable Online Users API" (GET /users/online)',
+    )
+    switches.add_argument(
+        "--admin-api-key",
+        default=None,
+        metavar="KEY",
+        help="Administration API key: enables DELETE /admin/user/{id}",
+    )
     parser.add_argument(
         "--server", choices=sorted(SERVER_KINDS), default="threaded", help="HTTP server to use"
     )
@@ -91,6 +131,7 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
         cidp_response_mapping=options["cidp_mapping"],
         deny_auto_create=options["deny_auto_create"],
         firebase_key=options["firebase_key"],
+        **{key: options[key] for key in SWITCH_DEFAULTS},
     )
 
 

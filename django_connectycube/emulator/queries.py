@@ -23,6 +23,9 @@ V2_LIMIT_MAX = 100
 START_WITH_MIN = 4
 START_WITH_LIMIT = 5
 
+#: Called with the users a page is about to show (e.g. to refuse other users' records).
+Reveal = Callable[[list[User]], None]
+
 #: Fields a v1 ``filter[]``/``order`` may name.
 V1_FIELDS = frozenset(
     {
@@ -178,19 +181,27 @@ def v1_select(users: Iterable[User], params: Mapping[str, Any]) -> list[User]:
     return selected
 
 
-def v1_page(users: list[User], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The v1 page: each item wrapped in ``{"user": ...}``, pages counted from 1."""
+def v1_page(
+    users: list[User], params: Mapping[str, Any], reveal: Reveal | None = None
+) -> dict[str, Any]:
+    """The v1 page: each item wrapped in ``{"user": ...}``, pages counted from 1.
+
+    ``reveal`` sees the users of the page before they are shown, and may refuse them.
+    """
     page = coerce_int(params.get("page", 1) or 1, "page", minimum=1)
     per_page = coerce_int(
         params.get("per_page", V1_PER_PAGE_DEFAULT) or V1_PER_PAGE_DEFAULT, "per_page", minimum=1
     )
     per_page = min(per_page, V1_PER_PAGE_MAX)
     start = (page - 1) * per_page
+    shown = users[start : start + per_page]
+    if reveal is not None:
+        reveal(shown)
     return {
         "current_page": page,
         "per_page": per_page,
         "total_entries": len(users),
-        "items": [{"user": u.to_json()} for u in users[start : start + per_page]],
+        "items": [{"user": u.to_json()} for u in shown],
     }
 
 
@@ -222,8 +233,13 @@ def _v2_user_value(user: User, name: str) -> Any:
     return None if value is None else str(value)
 
 
-def v2_page(users: Iterable[User], params: Mapping[str, Any]) -> dict[str, Any]:
-    """``GET /users/v2``: filters, ``sort_asc``/``sort_desc``, ``offset``/``limit`` (max 100)."""
+def v2_page(
+    users: Iterable[User], params: Mapping[str, Any], reveal: Reveal | None = None
+) -> dict[str, Any]:
+    """``GET /users/v2``: filters, ``sort_asc``/``sort_desc``, ``offset``/``limit`` (max 100).
+
+    ``reveal`` sees the users of the page before they are shown, and may refuse them.
+    """
     predicates: list[Callable[[User], bool]] = []
     standalone = False
     force_limit: int | None = None
@@ -324,9 +340,12 @@ def v2_page(users: Iterable[User], params: Mapping[str, Any]) -> dict[str, Any]:
         )
     else:
         selected.sort(key=lambda u: u.id)
+    shown = selected[offset : offset + limit]
+    if reveal is not None:
+        reveal(shown)
     return {
         "limit": limit,
         "skip": offset,
         "total_entries": len(selected),
-        "items": [u.to_json() for u in selected[offset : offset + limit]],
+        "items": [u.to_json() for u in shown],
     }

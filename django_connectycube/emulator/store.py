@@ -5,233 +5,46 @@ and benchmarks on a developer machine, where a single lock is far below the HTTP
 every operation trivially atomic (no two signups can both take the same login). Each
 :class:`~django_connectycube.emulator.Emulator` owns its own store, so instances share nothing.
 
-Domain rules (uniqueness, field validation, sliding expiry) live here rather than in the HTTP
-layer, so the Python-side helpers that tests call and the wire handlers behave identically.
+Domain rules (uniqueness, field validation in :mod:`.user_fields`, sliding expiry) live here
+rather than in the HTTP layer, so the Python-side helpers that tests call and the wire handlers
+behave identically. The records themselves are in :mod:`.models`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .wire import ApiError, coerce_int, coerce_str, iso, split_list
+from .models import (
+    GUEST_SESSION_TTL,
+    SESSION_TTL,
+    SIGNATURE_WINDOW,
+    Blob,
+    OutboxEmail,
+    Session,
+    User,
+)
+from .user_fields import clean_user_fields
+from .wire import ApiError, iso
+
+#: The path of the confirmation link (admin.connectycube.com's, served here by the emulator).
+CONFIRM_EMAIL_PATH = "/user_email/confirm_email"
 
 __all__ = [
+    "CONFIRM_EMAIL_PATH",
     "GUEST_SESSION_TTL",
     "SESSION_TTL",
+    "SIGNATURE_WINDOW",
     "Blob",
     "OutboxEmail",
     "Session",
     "Store",
     "User",
 ]
-
-SESSION_TTL = timedelta(hours=2)
-GUEST_SESSION_TTL = timedelta(days=1)
-#: How far a signed request's timestamp may be from the server's clock (either direction).
-SIGNATURE_WINDOW = timedelta(minutes=60)
-
-LOGIN_MIN, LOGIN_MAX = 3, 70
-MAX_TAGS = 5
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-
-#: Writable string fields of a user, besides login/email/password which have their own rules.
-USER_STRING_FIELDS = (
-    "full_name",
-    "phone",
-    "website",
-    "custom_data",
-    "avatar",
-    "external_id",
-    "facebook_id",
-    "twitter_id",
-)
-
-
-def _hash_password(password: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}:{password}".encode()).hexdigest()
-
-
-@dataclass
-class User:
-    """A ConnectyCube user as the emulator stores it (the password only as a salted hash)."""
-
-    id: int
-    created_at: datetime
-    updated_at: datetime
-    login: str | None = None
-    email: str | None = None
-    full_name: str | None = None
-    phone: str | None = None
-    website: str | None = None
-    custom_data: str | None = None
-    user_tags: str | None = None
-    avatar: str | None = None
-    external_user_id: int | None = None
-    external_id: str | None = None
-    facebook_id: str | None = None
-    twitter_id: str | None = None
-    timezone: int | str | None = None
-    is_guest: bool = False
-    blob_id: int | None = None
-    last_request_at: datetime | None = None
-    password_hash: str | None = None
-    password_salt: str = field(default_factory=lambda: secrets.token_hex(8))
-    firebase_uid: str | None = None
-    source: str = "signup"
-
-    def set_password(self, password: str | None) -> None:
-        self.password_hash = (
-            None if password is None else _hash_password(password, self.password_salt)
-        )
-
-    def check_password(self, password: str) -> bool:
-        if self.password_hash is None:
-            return False
-        return hmac.compare_digest(self.password_hash, _hash_password(password, self.password_salt))
-
-    @property
-    def tags(self) -> list[str]:
-        return [t for t in (self.user_tags or "").split(",") if t]
-
-    def to_json(self) -> dict[str, Any]:
-        """The user object exactly as ConnectyCube returns it (never the password)."""
-        return {
-            "id": self.id,
-            "login": self.login,
-            "email": self.email,
-            "full_name": self.full_name,
-            "phone": self.phone,
-            "website": self.website,
-            "custom_data": self.custom_data,
-            "user_tags": self.user_tags,
-            "avatar": self.avatar,
-            "external_user_id": self.external_user_id,
-            "external_id": self.external_id,
-            "facebook_id": self.facebook_id,
-            "twitter_id": self.twitter_id,
-            "timezone": self.timezone,
-            "is_guest": self.is_guest,
-            "blob_id": self.blob_id,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "last_request_at": iso(self.last_request_at),
-        }
-
-    def to_state(self) -> dict[str, Any]:
-        """The control API's view: the wire object plus what tests need to assert on."""
-        data = self.to_json()
-        data["has_password"] = self.password_hash is not None
-        data["source"] = self.source
-        return data
-
-
-@dataclass
-class Session:
-    """A session token; ``user_id`` is ``None`` for an application (read-only) session."""
-
-    id: int
-    token: str
-    application_id: int
-    created_at: datetime
-    updated_at: datetime
-    expires_at: datetime
-    ttl: timedelta
-    user_id: int | None = None
-    nonce: int | str | None = None
-    ts: int | str | None = None
-
-    def to_json(self, user: User | None) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": self.id,
-            "user_id": self.user_id,
-            "application_id": self.application_id,
-            "token": self.token,
-            "nonce": self.nonce,
-            "ts": self.ts,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
-        if user is not None:
-            data["user"] = user.to_json()
-        return data
-
-    def to_state(self) -> dict[str, Any]:
-        data = self.to_json(None)
-        data["expires_at"] = iso(self.expires_at)
-        return data
-
-
-@dataclass
-class Blob:
-    """A stored file; ``data`` is ``None`` until the multipart upload arrives."""
-
-    id: int
-    uid: str
-    owner_id: int
-    content_type: str
-    name: str
-    public: bool
-    created_at: datetime
-    updated_at: datetime
-    size: int | None = None
-    blob_status: str | None = None
-    set_completed_at: datetime | None = None
-    data: bytes | None = None
-    upload_expires: datetime | None = None
-
-    @property
-    def completed(self) -> bool:
-        return self.blob_status == "complete"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "uid": self.uid,
-            "content_type": self.content_type,
-            "name": self.name,
-            "size": self.size,
-            "public": self.public,
-            "blob_status": self.blob_status,
-            "set_completed_at": iso(self.set_completed_at),
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
-
-    def to_state(self) -> dict[str, Any]:
-        data = self.to_json()
-        data["owner_id"] = self.owner_id
-        data["uploaded"] = self.data is not None
-        data["uploaded_size"] = None if self.data is None else len(self.data)
-        return data
-
-
-@dataclass
-class OutboxEmail:
-    """A password-reset email the real service would have sent."""
-
-    to: str
-    user_id: int
-    subject: str
-    body: str
-    sent_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "user_id": self.user_id,
-            "subject": self.subject,
-            "body": self.body,
-            "sent_at": iso(self.sent_at),
-        }
 
 
 class Store:
@@ -354,6 +167,13 @@ class Store:
             self.used_nonces[key] = now
             return True
 
+    def online_users(self) -> list[User]:
+        """Users with a session that has not expired, by id (the emulator's "online")."""
+        with self.lock:
+            now = self.now()
+            ids = {s.user_id for s in self.sessions.values() if s.expires_at > now and s.user_id}
+            return [self.users[i] for i in sorted(ids) if i in self.users]
+
     # -- users ---------------------------------------------------------------------------------
 
     def user_by_login(self, login: str) -> User | None:
@@ -367,6 +187,13 @@ class Store:
     def user_by_external_id(self, external_id: str) -> User | None:
         user_id = self._by_external_id.get(external_id)
         return None if user_id is None else self.users.get(user_id)
+
+    def user_by_external_user_id(self, external_user_id: int) -> User | None:
+        """The deprecated integer ``external_user_id`` (not indexed: only v1 routes read it)."""
+        with self.lock:
+            return next(
+                (u for u in self.users.values() if u.external_user_id == external_user_id), None
+            )
 
     def _index(self, user: User) -> None:
         if user.login:
@@ -387,84 +214,7 @@ class Store:
     def _clean_fields(
         self, data: Mapping[str, Any], existing: User | None
     ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        """Validate writable fields; return the cleaned values and the field errors."""
-        cleaned: dict[str, Any] = {}
-        errors: dict[str, list[str]] = {}
-
-        def fail(name: str, message: str) -> None:
-            errors.setdefault(name, []).append(message)
-
-        for name in ("login", "email", *USER_STRING_FIELDS):
-            if name not in data:
-                continue
-            value = data[name]
-            if value is None or value == "":
-                cleaned[name] = None
-                continue
-            try:
-                cleaned[name] = (
-                    coerce_str(value, name).strip()
-                    if name in ("login", "email")
-                    else coerce_str(value, name)
-                )
-            except ApiError:
-                fail(name, "must be a string")
-        login = cleaned.get("login")
-        if login is not None:
-            if len(login) < LOGIN_MIN:
-                fail("login", f"is too short (minimum is {LOGIN_MIN} characters)")
-            elif len(login) > LOGIN_MAX:
-                fail("login", f"is too long (maximum is {LOGIN_MAX} characters)")
-            else:
-                other = self.user_by_login(login)
-                if other is not None and (existing is None or other.id != existing.id):
-                    fail("login", "has already been taken.")
-        email = cleaned.get("email")
-        if email is not None:
-            if not _EMAIL.match(email) or len(email) > 255:
-                fail("email", "is invalid")
-            else:
-                other = self.user_by_email(email)
-                if other is not None and (existing is None or other.id != existing.id):
-                    fail("email", "has already been taken.")
-        external_id = cleaned.get("external_id")
-        if external_id is not None:
-            other = self.user_by_external_id(external_id)
-            if other is not None and (existing is None or other.id != existing.id):
-                fail("external_id", "has already been taken.")
-        for name in ("tag_list", "user_tags"):
-            if name not in data:
-                continue
-            try:
-                tags = split_list(data[name])
-            except ValueError:
-                fail("tag_list", "must be an array or a comma-separated string")
-                continue
-            if len(tags) > MAX_TAGS:
-                fail("tag_list", f"is too long (maximum is {MAX_TAGS} tags)")
-            cleaned["user_tags"] = ",".join(tags) if tags else None
-        for name in ("external_user_id", "blob_id"):
-            if name in data:
-                if data[name] is None or data[name] == "":
-                    cleaned[name] = None
-                    continue
-                try:
-                    cleaned[name] = coerce_int(data[name], name)
-                except ApiError:
-                    fail(name, "must be an integer")
-        if "timezone" in data:
-            value = data["timezone"]
-            if value is not None and (isinstance(value, (bool, dict, list))):
-                fail("timezone", "must be a number or a string")
-            else:
-                cleaned["timezone"] = value
-        if "password" in data:
-            value = data["password"]
-            if not isinstance(value, (str, int)) or isinstance(value, bool) or value == "":
-                fail("password", "must be a non-empty string")
-            else:
-                cleaned["password"] = str(value)
-        return cleaned, errors
+        return clean_user_fields(data, existing, self)
 
     def create_user(
         self,
@@ -550,6 +300,31 @@ class Store:
             )
             self.outbox.append(message)
             return message
+
+    def request_email_confirmation(self, user: User, base_url: str) -> OutboxEmail:
+        """Mark ``user`` unconfirmed and "send" the confirmation email with its link."""
+        with self.lock:
+            user.email_confirmed = False
+            user.confirmation_token = secrets.token_hex(16)
+            link = f"{base_url}{CONFIRM_EMAIL_PATH}?token={user.confirmation_token}"
+            message = OutboxEmail(
+                to=user.email or "",
+                user_id=user.id,
+                subject="Email confirmation",
+                body=f"Please confirm your registration by following the link: {link}",
+                sent_at=self.now(),
+            )
+            self.outbox.append(message)
+            return message
+
+    def confirm_email(self, user: User) -> None:
+        with self.lock:
+            user.email_confirmed = True
+            user.confirmation_token = None
+
+    def user_by_confirmation_token(self, token: str) -> User | None:
+        with self.lock:
+            return next((u for u in self.users.values() if u.confirmation_token == token), None)
 
     # -- blobs ---------------------------------------------------------------------------------
 

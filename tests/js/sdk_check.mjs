@@ -167,43 +167,45 @@ const publicBlob = await step("storage.createAndUpload (public, default)", async
   return { uid: blob.uid };
 });
 
-await step("users.get(id)", async () => {
-  const { user } = await cc.users.get(userId);
-  expect(user.id === userId, JSON.stringify(user));
-  return { id: user.id };
+// A new application has the v1 look-ups (users.get) switched off: only getV2 reads users.
+await step("users.get (v1) is refused on a new application", async () => {
+  try {
+    await cc.users.get(userId);
+  } catch (error) {
+    expect(error.code === 403, `status ${error.code}`);
+    expect(error.info?.errors?.base?.[0]?.startsWith("Users retrieving forbidden"), JSON.stringify(error.info));
+    return error.info;
+  }
+  throw new Error("users.get (v1) answered on a default application");
 });
 
-await step("users.get({login})", async () => {
-  const { user } = await cc.users.get({ login });
-  expect(user.id === userId, JSON.stringify(user));
-  return { id: user.id };
+await step("users.getV2({login})", async () => {
+  const page = await cc.users.getV2({ login });
+  expect(page.items.length === 1 && page.items[0].id === userId, JSON.stringify(page));
+  return { id: page.items[0].id };
 });
 
-await step("users.get({email})", async () => {
-  const { user } = await cc.users.get({ email });
-  expect(user.id === userId, JSON.stringify(user));
-  return { id: user.id };
+await step("users.getV2({email})", async () => {
+  const page = await cc.users.getV2({ email });
+  expect(page.items[0]?.id === userId, JSON.stringify(page));
+  return { id: page.items[0].id };
 });
 
-await step("users.get({full_name})", async () => {
-  const page = await cc.users.get({ full_name: "Checker Updated" });
-  expect(page.items.some((item) => item.user.id === userId), JSON.stringify(page));
+await step("users.getV2({full_name: {start_with}})", async () => {
+  const page = await cc.users.getV2({ full_name: { start_with: "Sdk Checker" } });
+  expect(page.items.some((user) => user.id === userId) && page.limit === 5, JSON.stringify(page));
   return { total_entries: page.total_entries };
 });
 
-await step("users.get({tags})", async () => {
-  const page = await cc.users.get({ tags: ["sdk"] });
-  expect(page.items.some((item) => item.user.id === userId), JSON.stringify(page));
+await step("users.getV2({user_tags})", async () => {
+  const page = await cc.users.getV2({ user_tags: { in: ["sdk"] } });
+  expect(page.items.some((user) => user.id === userId), JSON.stringify(page));
   return { total_entries: page.total_entries };
 });
 
-await step("users.get({filter, order, per_page})", async () => {
-  const page = await cc.users.get({
-    filter: { field: "id", param: "in", value: [userId] },
-    order: { sort: "desc", field: "created_at" },
-    per_page: 5,
-  });
-  expect(page.total_entries === 1 && page.items[0].user.id === userId, JSON.stringify(page));
+await step("users.getV2({id: {in}, sort_desc, limit})", async () => {
+  const page = await cc.users.getV2({ id: { in: [userId] }, sort_desc: "created_at", limit: 5 });
+  expect(page.total_entries === 1 && page.items[0].id === userId, JSON.stringify(page));
   return { total_entries: page.total_entries };
 });
 
