@@ -31,6 +31,23 @@ def run(*checks):
     return run_checks(DoctorContext(timeout=5), named)[1:]
 
 
+def test_v1_off_on_a_new_application(connectycube_emulator):
+    [finding] = run(check_v1_users_api)
+    assert finding.status is Status.INFO
+    assert finding.details["enabled"] is False
+    assert finding.message.startswith("Off (a new application's default)")
+    assert connectycube_emulator.request_count("GET /users/{id}") == 1
+
+
+@pytest.mark.connectycube_emulator(v1_users_api=True)
+def test_v1_on_when_the_switch_is_unchecked(connectycube_emulator):
+    [finding] = run(check_v1_users_api)
+    assert finding.status is Status.INFO
+    assert finding.details["enabled"] is True
+    assert "DISABLE LIST USERS API V1' is unchecked" in finding.message
+    assert not connectycube_emulator.users  # the probe read nobody and created nobody
+
+
 @responses.activate
 @pytest.mark.parametrize(
     ("status", "body", "verdict", "enabled", "words"),
