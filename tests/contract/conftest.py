@@ -49,18 +49,31 @@ PREFIX = f"cct{secrets.token_hex(4)}"
 _numbers = itertools.count(1)
 
 
+ADMIN_VARIABLE = "CONNECTYCUBE_LIVE_ADMIN_API_KEY"
+#: The emulator target's Administration API key.
+EMULATOR_ADMIN_KEY = "contract-admin-key"
+
+
 def live_configured() -> bool:
     return all(os.environ.get(name) for name in LIVE_VARIABLES)
 
 
+def _runnable(item: pytest.Item) -> bool:
+    if not item.get_closest_marker("live"):
+        return True
+    if not live_configured():
+        return False
+    return bool(os.environ.get(ADMIN_VARIABLE)) or "admin_target" not in getattr(
+        item, "fixturenames", ()
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without the live credentials, the live items are deselected (and reported so)."""
-    if live_configured():
-        return
-    live = [item for item in items if item.get_closest_marker("live")]
-    if live:
-        config.hook.pytest_deselected(items=live)
-        items[:] = [item for item in items if not item.get_closest_marker("live")]
+    """Live items without the credentials they need are deselected (and reported so)."""
+    dropped = [item for item in items if not _runnable(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if _runnable(item)]
 
 
 @dataclass
@@ -86,7 +99,7 @@ def live_client() -> Iterator[ConnectyCubeClient]:
         os.environ["CONNECTYCUBE_LIVE_AUTH_KEY"],
         os.environ["CONNECTYCUBE_LIVE_AUTH_SECRET"],
         app_session_store=MemoryAppSessionStore(),
-        **_admin_kwargs(os.environ.get("CONNECTYCUBE_LIVE_ADMIN_API_KEY")),
+        admin_api_key=os.environ.get(ADMIN_VARIABLE) or None,
     )
     with client:
         yield client
@@ -94,27 +107,32 @@ def live_client() -> Iterator[ConnectyCubeClient]:
             client.destroy_session(client.app_token())
 
 
-def _admin_kwargs(key: str | None) -> dict[str, Any]:
-    return {"admin_api_key": key} if key else {}
-
-
 @pytest.fixture(params=["emulator", pytest.param("live", marks=pytest.mark.live)])
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if request.param == "live":
         client = request.getfixturevalue("live_client")
-        yield Target("live", client, os.environ.get("CONNECTYCUBE_LIVE_ADMIN_API_KEY") or None)
+        yield Target("live", client, os.environ.get(ADMIN_VARIABLE) or None)
         return
     emulator: Emulator = request.getfixturevalue("connectycube_emulator")
     assert emulator.url
+    emulator.configure(admin_api_key=EMULATOR_ADMIN_KEY)
     client = ConnectyCubeClient(
         emulator.url,
         emulator.application_id,
         emulator.auth_key,
         emulator.auth_secret,
         app_session_store=MemoryAppSessionStore(),
+        admin_api_key=EMULATOR_ADMIN_KEY,
     )
     with client:
-        yield Target("emulator", client, emulator=emulator)
+        yield Target("emulator", client, EMULATOR_ADMIN_KEY, emulator)
+
+
+@pytest.fixture
+def admin_target(target: Target) -> Target:
+    """A target whose client holds the Administration API key (live: the optional variable)."""
+    assert target.client.has_admin_api_key
+    return target
 
 
 @dataclass
@@ -178,7 +196,7 @@ class Accounts:
         try:
             me = self.as_user(account)
         except AuthenticationError:
-            if not client_has_admin_key(client):
+            if not client.has_admin_api_key:
                 raise
             client.admin_delete_user(account.user.id)  # the password changed: the admin key can
             return
@@ -186,10 +204,6 @@ class Accounts:
             with contextlib.suppress(NotFound):
                 me.delete_blob(blob_id)
         me.delete_self()
-
-
-def client_has_admin_key(client: ConnectyCubeClient) -> bool:
-    return bool(getattr(client, "has_admin_api_key", False))
 
 
 @pytest.fixture
