@@ -36,7 +36,11 @@ REMOTE_FIELDS = (
 
 
 def resync(links: QuerySet[CubeUser]) -> int:
-    """Make rows owed again (failed ones included) and enqueue them after commit."""
+    """Make rows owed again (failed ones included) and enqueue them after commit.
+
+    The fields are pushed again even when they did not change locally: a re-sync checks the
+    remote user (and re-creates it when ConnectyCube forgot it), it does not trust the digest.
+    """
     now = timezone.now()
     count = 0
     for link in links.only("pk", "user_id", "state"):
@@ -44,7 +48,9 @@ def resync(links: QuerySet[CubeUser]) -> int:
             continue
         deleting = link.user_id is None
         state = CubeUser.State.DELETING if deleting else CubeUser.State.PENDING
-        CubeUser.objects.filter(pk=link.pk).update(state=state, attempts=0, enqueued_at=now)
+        CubeUser.objects.filter(pk=link.pk).update(
+            state=state, attempts=0, enqueued_at=now, pushed_digest=""
+        )
         if deleting:
             transaction.on_commit(lambda pk=link.pk: outbox.enqueue_delete(pk))
         else:

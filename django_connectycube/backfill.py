@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models
+from django.db import IntegrityError, models
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from . import mapping, sync
+from . import mapping, remote_ids, sync
 from .client import ConnectyCubeClient, ConnectyCubeError
 from .conf import app_settings
 from .models import CubeUser
@@ -131,7 +131,10 @@ class Batch:
         """Write every success of the batch and release all of its leases, in a few statements.
 
         One ``UPDATE`` per ``(version, password version)`` group (a backfill has one), then one
-        releasing the leases of rows that did not succeed, if any.
+        releasing the leases of rows that did not succeed, if any. When ConnectyCube forgot us
+        (a reset or wiped application) and handed out ids other links still hold, the group's
+        ``UPDATE`` fails on the unique ``cube_id`` and is written again once those claims are
+        settled (:func:`_settle_claims`).
         """
         with self._lock:
             done, self._done = self._done, []
@@ -139,32 +142,64 @@ class Batch:
         groups: dict[tuple[int, int], list[_Done]] = defaultdict(list)
         for item in done:
             groups[(item.version, item.link.password_version)].append(item)
-        for (version, password_version), items in groups.items():
-            CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).update(
-                cube_id=_per_row(items, lambda i: i.link.cube_id, models.PositiveBigIntegerField()),
-                login=_per_row(items, lambda i: i.link.login, models.CharField()),
-                password_version=password_version,
-                avatar_uid=_per_row(items, lambda i: i.link.avatar_uid, models.CharField()),
-                avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),
-                pushed_digest=_per_row(items, lambda i: i.digest, models.CharField()),
-                synced_version=version,
-                state=sync.state_after_push(version),
-                attempts=0,
-                last_error="",
-                last_synced_at=now,
-                updated_at=now,
-                lease_until=Case(
-                    When(lease_until=self.token, then=Value(None)),
-                    default=F("lease_until"),
-                    output_field=models.DateTimeField(),
-                ),
-            )
+        for (version, password_version), group in groups.items():
+            try:
+                with remote_ids.claim_guard():
+                    self._write(group, version, password_version, now)
+                continue
+            except IntegrityError:  # a remote id another link holds (a remote that forgot us)
+                kept = _settle_claims(group)
+            done = [item for item in done if item in kept or item not in group]
+            if kept:
+                self._write(kept, version, password_version, now)
         succeeded = {item.link.pk for item in done}
         rest = [link.pk for link in self.links if link.pk not in succeeded]
         if rest:
             CubeUser.objects.filter(pk__in=rest, lease_until=self.token).update(lease_until=None)
         for item in done:
             user_synced.send(CubeUser, link=item.link, created=item.outcome == sync.CREATED)
+
+    def _write(self, items: list[_Done], version: int, password_version: int, now: Any) -> None:
+        """One ``UPDATE`` recording these successes and releasing their leases."""
+        CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).update(
+            cube_id=_per_row(items, lambda i: i.link.cube_id, models.PositiveBigIntegerField()),
+            login=_per_row(items, lambda i: i.link.login, models.CharField()),
+            password_version=password_version,
+            avatar_uid=_per_row(items, lambda i: i.link.avatar_uid, models.CharField()),
+            avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),
+            pushed_digest=_per_row(items, lambda i: i.digest, models.CharField()),
+            synced_version=version,
+            state=sync.state_after_push(version),
+            attempts=0,
+            last_error="",
+            last_synced_at=now,
+            updated_at=now,
+            lease_until=Case(
+                When(lease_until=self.token, then=Value(None)),
+                default=F("lease_until"),
+                output_field=models.DateTimeField(),
+            ),
+        )
+
+
+def _settle_claims(items: list[_Done]) -> list[_Done]:
+    """The items still to record once the remote ids other links hold are settled: a claim to
+    an id ConnectyCube just created for one of ours is released, any other is that item's
+    recorded conflict (the rare path, so one row at a time)."""
+    by_id = {item.link.cube_id: item for item in items}
+    kept = list(items)
+    holders = CubeUser.objects.filter(cube_id__in=list(by_id)).exclude(
+        pk__in=[item.link.pk for item in items]
+    )
+    for holder in holders:
+        item = by_id[holder.cube_id]
+        if item.outcome == sync.CREATED:
+            remote_ids.release_stale_claim(holder, holder.cube_id)
+        else:
+            message = remote_ids.conflict_message(item.link, holder.cube_id, holder)
+            sync.record_failure(Q(pk=item.link.pk), sync.SyncConflict(message), permanent=True)
+            kept.remove(item)
+    return kept
 
 
 def _per_row(items: list[_Done], value: Any, output_field: models.Field[Any, Any]) -> Any:

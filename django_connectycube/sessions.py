@@ -40,6 +40,7 @@ from .client import (
 from .conf import ConfigurationError, app_settings
 from .models import CubeSession, CubeUser
 from .remote import get_client
+from .remote_ids import other_holder, release_stale_claim, remote_user_of
 
 logger = logging.getLogger("django_connectycube")
 
@@ -114,11 +115,13 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
         except AuthenticationError:
             if attempt == len(candidates):
                 raise
-    if link.cube_id is not None and session.user_id != link.cube_id:
-        stray = session.user
-        if stray is not None and not stray.external_id:
-            # The user was deleted on ConnectyCube and the login auto-created an empty one in
-            # its place: remove it again, and let the caller recreate the real one.
+    stray = session.user
+    auto_created = stray is not None and not stray.external_id
+    if link.cube_id is not None and (session.user_id != link.cube_id or auto_created):
+        if auto_created:
+            # The user was deleted on ConnectyCube (or the remote forgot it) and the login
+            # auto-created an empty one in its place, maybe even under its old id: remove it
+            # again, and let the caller recreate the real one.
             client.as_user(session).delete_self()
         raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
     if attempt > 1 or version != mapping.current_password_version():
@@ -217,20 +220,23 @@ def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
 
 
 def _adopt_remote_user(link: CubeUser, session: Session) -> None:
+    """Link the user ConnectyCube maps our signed ``uid`` to. That mapping is proof: another
+    link's claim to the same id is stale (ConnectyCube forgot that user and reused its id)."""
     remote_login = session.user.login if session.user is not None else None
+
+    def write() -> None:
+        CubeUser.objects.filter(pk=link.pk).update(
+            cube_id=session.user_id, login=remote_login or link.login, updated_at=timezone.now()
+        )
+
     try:
         with transaction.atomic():
-            CubeUser.objects.filter(pk=link.pk).update(
-                cube_id=session.user_id,
-                login=remote_login or link.login,
-                updated_at=timezone.now(),
-            )
-    except IntegrityError as exc:
-        raise SessionUnavailable(
-            f"ConnectyCube user {session.user_id} is already linked to another local user; "
-            f"an operator has to resolve the link of {link.external_id}.",
-            retry_after=300,
-        ) from exc
+            write()
+    except IntegrityError:
+        holder = other_holder(link, int(session.user_id or 0))
+        if holder is not None:
+            release_stale_claim(holder, int(session.user_id or 0))
+        write()
     logger.info("Linked %s to ConnectyCube user %s (CIdP)", link.external_id, session.user_id)
     link.cube_id = session.user_id
     link.login = remote_login or link.login
@@ -261,7 +267,7 @@ def call_as_user(
     except AuthenticationError:
         if link.cube_id is not None:
             # Logging in to a user that no longer exists would auto-create a stray one.
-            client.get_user(link.cube_id)  # NotFound propagates
+            remote_user_of(link, client)  # NotFound propagates
         row = get_user_session(link, client=client, force=True)
         return func(client.as_user(row.token, user_id=row.cube_user_id))
 
@@ -379,17 +385,26 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
                 ) from exc
             time.sleep(0.1)
         except (ConnectyCubeError, sync.SyncConflict) as exc:
+            transient = isinstance(exc, TRANSIENT_ERRORS)
+            if not transient:
+                # As the task would: a dead letter with its reason, not a row owed forever.
+                sync.record_failure(Q(pk=link.pk), exc, permanent=True)
             if not needed:
                 logger.warning("Push before login of %s failed: %s", link.external_id, exc)
                 return link
-            if not isinstance(exc, TRANSIENT_ERRORS):
+            if isinstance(exc, sync.SyncConflict):
+                raise
+            if not transient:
                 logger.error("Could not create %s on ConnectyCube: %s", link.external_id, exc)
-            retry = _retry_after(exc) if isinstance(exc, TRANSIENT_ERRORS) else 60
+            retry = _retry_after(exc) if transient else 60
             raise SessionUnavailable(
                 "This user could not be set up on ConnectyCube yet; try again later.",
                 retry_after=retry,
             ) from exc
     link.refresh_from_db()
+    if link.cube_id is None and link.state == CubeUser.State.FAILED:
+        # A dead letter: waiting will not help, an operator has to act (see its last_error).
+        raise sync.SyncConflict(link.last_error or f"The sync of {link.external_id} failed.")
     if link.cube_id is None:
         raise SessionUnavailable(
             "This user is not on ConnectyCube yet (its sync failed or is disabled); an operator "
@@ -405,8 +420,9 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     A stored token that is still valid costs no remote call. Otherwise the user is first made
     to exist on ConnectyCube (password mode: a bounded synchronous push; CIdP mode: ConnectyCube
     creates it at login), then logged in once even when several requests race. Raises
-    :class:`SessionUnavailable` (with ``retry_after``) when that cannot happen in time, and the
-    client's errors for other remote failures.
+    :class:`SessionUnavailable` (with ``retry_after``) when that cannot happen in time,
+    ``sync.SyncConflict`` when the user cannot be mirrored without an operator (the conflict is
+    recorded on its link), and the client's errors for other remote failures.
     """
     if user is None or getattr(user, "pk", None) is None:
         raise ValueError("A saved local user is required.")
@@ -423,13 +439,20 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     try:
         return get_user_session(link, client=client, wait=wait)
     except NotFound as exc:
-        if cidp:
-            raise SessionUnavailable(
-                "This user's ConnectyCube account is being restored; try again later.",
-                retry_after=60,
-            ) from exc
-    # The remote user vanished (deleted on ConnectyCube behind our back): forget it, create it
-    # again now (the create looks up the external id first, so this never duplicates), log in.
+        return _recreate_and_log_in(user, link, client, exc)
+
+
+def _recreate_and_log_in(
+    user: Any, link: CubeUser, client: ConnectyCubeClient | None, gone: NotFound
+) -> CubeSession:
+    """The remote user vanished (deleted on ConnectyCube behind our back, or forgotten by a
+    remote that was reset): forget it, create it again now (the create looks up the external id
+    first, so this never duplicates), and log in."""
+    if auth_mode() == AUTH_MODE_CIDP:
+        raise SessionUnavailable(
+            "This user's ConnectyCube account is being restored; try again later.",
+            retry_after=60,
+        ) from gone
     from .outbox import mark_dirty
 
     logger.warning("ConnectyCube user of %s is gone; creating it again.", link.external_id)
@@ -437,6 +460,7 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     CubeUser.objects.filter(pk=link.pk).update(cube_id=None, pushed_digest="", avatar_digest="")
     mark_dirty(user)
     link = _push_before_login(user, CubeUser.objects.get(pk=link.pk), client)
+    wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
     return get_user_session(link, client=client, wait=wait)
 
 
@@ -454,9 +478,11 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
         remote = None
     if remote is None or (row.cube_user_id and remote.user_id != row.cube_user_id):
         link = CubeUser.objects.get(user_id=user.pk)
-        return get_user_session(
-            link, client=client, wait=float(app_settings.SYNC_ON_LOGIN_TIMEOUT), force=True
-        )
+        wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
+        try:
+            return get_user_session(link, client=client, wait=wait, force=True)
+        except NotFound as exc:  # the token died with its user (a remote that forgot us)
+            return _recreate_and_log_in(user, link, client, exc)
     now = timezone.now()
     row.expires_at = remote.expires_at or now + SESSION_TTL
     row.last_used_at = now

@@ -25,11 +25,12 @@ from datetime import timedelta
 from typing import IO, Any
 
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import mapping
+from . import mapping, remote_ids
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -144,19 +145,19 @@ def push_user(
                 remote = _update(link, fields, client)
                 outcome = UPDATED
             except (NotFound, PermissionDenied, AuthenticationError):
-                if _remote_exists(client, link.cube_id):
+                if _remote_is_ours(client, link):
                     raise
-                # Deleted on ConnectyCube behind our back: create it again.
+                # Deleted on ConnectyCube behind our back, or forgotten by a remote that was
+                # reset (its id may even be someone else's now): create it again.
                 CubeSession.objects.filter(user_id=link.user_id).delete()
                 link.cube_id = None
-                remote, outcome = _create_or_adopt(link, fields, client)
-                link.cube_id = remote.id
+                remote, outcome = establish(link, fields, client)
         if remote is not None:
             link.login = remote.login or fields.get("login", link.login)
 
         avatar_changed = _push_avatar_locked(link, user, client)
 
-        _record_success(link, version, digest)
+        _record_success(link, version, digest, created=outcome == CREATED)
         if outcome != UNCHANGED or avatar_changed:
             user_synced.send(CubeUser, link=link, created=outcome == CREATED)
         return outcome if outcome != UNCHANGED or not avatar_changed else UPDATED
@@ -168,6 +169,11 @@ def establish(
     """Give a leased link its remote user: create it, or adopt (and update) the one that an
     earlier attempt created. Sets ``cube_id``, ``login`` and ``password_version`` on ``link``."""
     remote, outcome = _create_or_adopt(link, fields, client, absent)
+    if outcome != CREATED:
+        # Found, not made: another link's claim to this id may be the right one.
+        holder = remote_ids.other_holder(link, remote.id)
+        if holder is not None:
+            raise SyncConflict(remote_ids.conflict_message(link, remote.id, holder))
     link.cube_id = remote.id
     link.login = remote.login or fields.get("login", "")
     if outcome == ADOPTED and _differs(remote, fields):
@@ -176,9 +182,9 @@ def establish(
     return remote, outcome
 
 
-def _remote_exists(client: ConnectyCubeClient, cube_id: int) -> bool:
+def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:
     try:
-        client.get_user(cube_id)
+        remote_ids.remote_user_of(link, client)
     except NotFound:
         return False
     return True
@@ -263,8 +269,24 @@ def _update(link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient) 
     return call_as_user(link, lambda uc: uc.update_user(cube_id, fields), client=client)
 
 
-def _record_success(link: CubeUser, version: int, digest: str) -> None:
+def _record_success(link: CubeUser, version: int, digest: str, *, created: bool) -> None:
+    """Record the pushed version; a remote id another link holds (unique ``cube_id``) is either
+    released from that link (ConnectyCube just ``created`` it for this one) or a conflict."""
     now = timezone.now()
+    try:
+        with remote_ids.claim_guard():
+            _write_success(link, version, digest, now)
+        return
+    except IntegrityError as exc:
+        cube_id = link.cube_id or 0
+        holder = remote_ids.other_holder(link, cube_id)
+        if not created or holder is None:
+            raise SyncConflict(remote_ids.conflict_message(link, cube_id, holder)) from exc
+        remote_ids.release_stale_claim(holder, cube_id)
+    _write_success(link, version, digest, now)
+
+
+def _write_success(link: CubeUser, version: int, digest: str, now: Any) -> None:
     CubeUser.objects.filter(pk=link.pk).update(
         cube_id=link.cube_id,
         login=link.login,
@@ -396,7 +418,7 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
             link.login = remote.login or link.login
             link.cube_id = remote.id
             try:
-                call_as_user(link, lambda uc: uc.delete_self(), client=client)
+                _delete(link, remote, client)
                 outcome = DELETED
             except NotFound:
                 outcome = GONE
@@ -412,6 +434,15 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
         link.refresh_from_db()
         user_deleted_remote.send(CubeUser, link=link)
         return outcome
+
+
+def _delete(link: CubeUser, remote: User, client: ConnectyCubeClient) -> None:
+    """With the Administration API key, delete without the user's session (works for CIdP users
+    and users whose derived password no longer works); without it, as the user."""
+    if client.has_admin_api_key:
+        client.admin_delete_user(remote.id)
+    else:
+        call_as_user(link, lambda uc: uc.delete_self(), client=client)
 
 
 # ---- failures --------------------------------------------------------------------------------

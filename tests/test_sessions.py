@@ -61,19 +61,23 @@ def test_a_failing_update_does_not_block_the_login_of_an_existing_user(cube):
     assert CubeUser.objects.get(user=user).state == "pending"
 
 
-def test_a_failed_user_is_unavailable_until_an_operator_resyncs(cube):
+def test_a_failed_user_is_a_conflict_until_an_operator_resyncs(cube):
+    """A dead letter needs an operator: not a 503 that tells the frontend to wait."""
     user = make_user()
-    CubeUser.objects.filter(user=user).update(state=CubeUser.State.FAILED)
-    with pytest.raises(sessions.SessionUnavailable) as info:
+    CubeUser.objects.filter(user=user).update(state=CubeUser.State.FAILED, last_error="boom")
+    with pytest.raises(sync.SyncConflict, match="boom"):
         sessions.get_session_for_user(user)
-    assert info.value.retry_after == 60
     assert cube.request_count("POST /users") == 0
 
 
-def test_a_conflicting_user_is_unavailable(cube):
+def test_a_conflicting_user_is_a_recorded_conflict(cube):
     cube.create_user(login="alice", password="12345678", external_id="someone-else")
-    with pytest.raises(sessions.SessionUnavailable):
-        sessions.get_session_for_user(make_user())
+    user = make_user()
+    with pytest.raises(sync.SyncConflict, match="login 'alice'"):
+        sessions.get_session_for_user(user)
+    link = CubeUser.objects.get(user=user)
+    assert (link.state, link.attempts) == (CubeUser.State.FAILED, 1)
+    assert "login 'alice'" in link.last_error
 
 
 def test_a_worker_finishing_the_push_lets_the_login_proceed(cube, monkeypatch):

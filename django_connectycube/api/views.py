@@ -3,8 +3,9 @@ password reset.
 
 Every view answers errors as ``{"detail": ..., "code": ...}``. ConnectyCube being slow, down or
 rate limiting never turns into a 500: it is a 503 with ``Retry-After`` and the code
-``connectycube_unavailable``. Tokens appear only in the answers of the login and session views,
-and only the requester's own.
+``connectycube_unavailable``; an account the sync cannot set up without an operator (a recorded
+conflict, a dead letter) is a 409 ``connectycube_conflict``. Tokens appear only in the answers of
+the login and session views, and only the requester's own.
 
 Override hooks follow knox's style: subclass a view and replace ``get_post_response_data``,
 ``authenticate_credentials``, ``find_user_by_phone`` or ``send_reset``.
@@ -47,6 +48,7 @@ from ..client import (
 from ..conf import ConfigurationError, app_settings
 from ..models import CubeSession, CubeUser
 from ..remote import get_client
+from ..sync import SyncConflict
 from .openapi import OpenApiResponse, extend_schema
 from .serializers import (
     ErrorSerializer,
@@ -72,6 +74,7 @@ __all__ = [
 ]
 
 UNAVAILABLE = "connectycube_unavailable"
+CONFLICT = "connectycube_conflict"
 
 
 def _error(detail: Any, code: str, status_code: int, **headers: str) -> Response:
@@ -108,6 +111,16 @@ class ConnectyCubeAPIView(APIView):
                 UNAVAILABLE,
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 Retry_After=retry,
+            )
+        if isinstance(exc, SyncConflict):
+            logger.error("ConnectyCube conflict during %s: %s", self.request.path, exc)
+            return _error(
+                _(
+                    "This account could not be set up on ConnectyCube (it conflicts with data "
+                    "there); an administrator has to resolve it."
+                ),
+                CONFLICT,
+                status.HTTP_409_CONFLICT,
             )
         if isinstance(exc, ConnectyCubeError):
             logger.error("ConnectyCube refused a call during %s: %s", self.request.path, exc)
@@ -172,7 +185,9 @@ class SessionResponseMixin:
 _LOGIN_ERRORS = {
     400: OpenApiResponse(description="Invalid input (field errors)."),
     401: OpenApiResponse(ErrorSerializer, description="Not authenticated or bad credentials."),
+    409: OpenApiResponse(ErrorSerializer, description="Account conflict on ConnectyCube."),
     429: OpenApiResponse(ErrorSerializer, description="Too many failed logins (Retry-After)."),
+    502: OpenApiResponse(ErrorSerializer, description="ConnectyCube refused a call."),
     503: OpenApiResponse(ErrorSerializer, description="ConnectyCube unavailable (Retry-After)."),
 }
 
@@ -348,6 +363,8 @@ class SessionView(SessionResponseMixin, ConnectyCubeAPIView):
         responses={
             200: SessionSerializer,
             401: OpenApiResponse(ErrorSerializer),
+            409: OpenApiResponse(ErrorSerializer),
+            502: OpenApiResponse(ErrorSerializer),
             503: OpenApiResponse(ErrorSerializer),
         }
     )
