@@ -41,6 +41,12 @@ def test_the_context_inspects_the_app_the_tasks_are_sent_with():
     assert DoctorContext().celery_app is sweep_dirty.app
 
 
+def test_no_celery_app_of_the_project_is_a_failure():
+    finding = check_broker(DoctorContext(celery_app=Celery("default", set_as_current=False)))
+    assert finding.status is Status.FAIL
+    assert "connectycube.W002" in finding.message
+
+
 def test_an_unreachable_broker_fails_quickly():
     app = celery_app(f"redis://127.0.0.1:{closed_port()}/3")
     finding = check_broker(DoctorContext(celery_app=app, timeout=2))

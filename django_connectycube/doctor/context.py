@@ -88,11 +88,12 @@ class DoctorContext:
 
     @property
     def celery_app(self) -> Any:
-        """The Celery app the sync tasks are sent with (the project's current app)."""
+        """The Celery app the project created (Celery's nameless fallback when it made none)."""
         if self._celery_app is None:
+            from ..checks import configured_celery_app
             from ..tasks import sweep_dirty
 
-            self._celery_app = sweep_dirty.app
+            self._celery_app = configured_celery_app() or sweep_dirty.app
         return self._celery_app
 
     def close(self) -> None:

@@ -55,6 +55,16 @@ def broker_in_use(app: Any) -> bool:
 def check_broker(ctx: DoctorContext) -> Finding:
     """The broker the sync tasks are published to accepts a connection."""
     app = ctx.celery_app
+    if app.main in (None, "default"):
+        return Finding(
+            "broker",
+            BROKER,
+            Status.FAIL,
+            "The project has no Celery app (connectycube.W002): the sync tasks go to Celery's "
+            "fallback app and its default broker, which no worker of yours reads.",
+            "Create one (proj/celery.py with `app.config_from_object('django.conf:settings', "
+            "namespace='CELERY')`) and import it in proj/__init__.py.",
+        )
     if app.conf.task_always_eager:
         return Finding(
             "broker",
