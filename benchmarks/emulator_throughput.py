@@ -50,7 +50,11 @@ def serve(kind: str, app_name: str) -> None:
     from django_connectycube.emulator import EmulatorServer
 
     app = _baseline_app if app_name == "baseline" else None
-    server = EmulatorServer(server=kind, app=app, auth_key=AUTH_KEY, auth_secret=AUTH_SECRET)
+    # GET /users/{id} is a v1 look-up, off on a new application: switched on here so the figures
+    # stay comparable across versions (v1 and v2 look-ups share the same store and JSON cost).
+    server = EmulatorServer(
+        server=kind, app=app, auth_key=AUTH_KEY, auth_secret=AUTH_SECRET, v1_users_api=True
+    )
     server.start()
     print(server.url, flush=True)
     try:

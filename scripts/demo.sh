@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 DEMO_PORT="${DEMO_PORT:-8000}"
 EMULATOR_PORT="${EMULATOR_PORT:-8765}"
+EMULATOR_STATE_FILE="${EMULATOR_STATE_FILE:-example_project/.emulator-state.sqlite3}"
 export CONNECTYCUBE_APPLICATION_ID="${CONNECTYCUBE_APPLICATION_ID:-1}"
 export CONNECTYCUBE_AUTH_KEY="${CONNECTYCUBE_AUTH_KEY:-emulator-auth-key}"
 export CONNECTYCUBE_AUTH_SECRET="${CONNECTYCUBE_AUTH_SECRET:-emulator-auth-secret}"
@@ -19,9 +20,11 @@ trap cleanup EXIT INT TERM
 
 if [ -z "${CONNECTYCUBE_API_URL:-}" ]; then
   export CONNECTYCUBE_API_URL="http://127.0.0.1:${EMULATOR_PORT}"
+  # The emulator keeps its users in a file next to the site's database, so a second run finds
+  # the users that the database remembers (delete both files to start afresh).
   "$PY" -m django_connectycube.emulator --host 127.0.0.1 --port "$EMULATOR_PORT" \
     --app-id "$CONNECTYCUBE_APPLICATION_ID" --auth-key "$CONNECTYCUBE_AUTH_KEY" \
-    --auth-secret "$CONNECTYCUBE_AUTH_SECRET" &
+    --auth-secret "$CONNECTYCUBE_AUTH_SECRET" --state-file "$EMULATOR_STATE_FILE" &
   pids+=($!)
   "$PY" - "$CONNECTYCUBE_API_URL" <<'PYEOF'
 import sys, time, urllib.request
@@ -52,7 +55,7 @@ fi
 cat <<MSG
 
   Example site:  http://127.0.0.1:${DEMO_PORT}/      (admin: http://127.0.0.1:${DEMO_PORT}/admin/, user admin / password admin)
-  ConnectyCube:  ${CONNECTYCUBE_API_URL}   (state: ${CONNECTYCUBE_API_URL}/_emulator/state)
+  ConnectyCube:  ${CONNECTYCUBE_API_URL}   (state: ${CONNECTYCUBE_API_URL}/_emulator/state, kept in ${EMULATOR_STATE_FILE})
   Tasks:         ${worker_note}
   Stop with Ctrl-C.
 

@@ -99,6 +99,34 @@ def test_management_command_uses_settings_credentials(monkeypatch: pytest.Monkey
     assert not thread.is_alive()
 
 
+def test_management_command_takes_the_switch_and_state_file_flags(tmp_path: Any) -> None:
+    from django_connectycube.emulator.cli import make_server
+    from django_connectycube.management.commands.connectycube_emulator import Command
+
+    parser = Command().create_parser("manage.py", "connectycube_emulator")
+    options = parser.parse_args(
+        [
+            "--enable-v1-users-api",
+            "--deny-other-user-info",
+            "--admin-api-key",
+            "admin-key",
+            "--state-file",
+            str(tmp_path / "emulator.sqlite3"),
+        ]
+    )
+    emulator = make_server(vars(options)).emulator
+    config = emulator.config
+    assert (config["v1_users_api"], config["allow_other_user_info"], config["admin_api_key"]) == (
+        True,
+        False,
+        "admin-key",
+    )
+    assert config["auth_key"] == settings.CONNECTYCUBE["AUTH_KEY"]
+    assert emulator.store.state_file is not None
+    assert emulator.store.state_file.path == tmp_path / "emulator.sqlite3"
+    emulator.close()
+
+
 def test_fixture_points_settings_at_the_emulator(connectycube_emulator: Emulator) -> None:
     from django_connectycube.conf import app_settings
 

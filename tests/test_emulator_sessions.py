@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from tests.test_emulator_support import Api
 
 NO_SESSION = {"errors": {"base": ["Required session does not exist"]}}
 NEED_USER = {"errors": {"base": ["Forbidden. Need user."]}}
+TOKEN_REQUIRED = {"errors": ["Token is required"]}
 
 
 @pytest.fixture
@@ -105,6 +107,30 @@ def test_signed_session_with_our_client_helper(api: Api) -> None:
     assert response.json()["session"]["nonce"] == body["nonce"]
 
 
+@pytest.mark.parametrize("as_form", [False, True])
+def test_session_nonce_and_ts_are_integers(api: Api, as_form: bool) -> None:
+    """Clients send them as strings (Flutter, forms); the session body has integers [O]."""
+    signed = signed_session_params(1, api.emulator.auth_key, api.emulator.auth_secret, nonce=55)
+    sent = {key: str(value) for key, value in signed.items()}
+    response = api.post("/session", **({"data": sent} if as_form else {"json": sent}))
+    assert response.status_code == 201, response.text
+    session = response.json()["session"]
+    assert (session["nonce"], session["ts"]) == (55, signed["timestamp"])
+    assert type(session["nonce"]) is int and type(session["ts"]) is int
+
+
+def test_unsigned_session_gets_integer_nonce_and_ts_too(api: Api) -> None:
+    """JS SDK 4+ sends neither; the body still has both, as integers [I]."""
+    before = int(api.emulator.now().timestamp())
+    session = api.post("/session", json=api.session_body()).json()["session"]
+    assert isinstance(session["nonce"], int) and isinstance(session["ts"], int)
+    assert before - 1 <= session["ts"] <= before + 5
+    again = api.get("/session", token=session["token"]).json()["session"]
+    assert (again["nonce"], again["ts"]) == (session["nonce"], session["ts"])
+    bad = api.post("/session", json=api.session_body(nonce="abc"))
+    assert (bad.status_code, bad.json()) == (422, {"errors": {"nonce": ["must be an integer"]}})
+
+
 def test_require_signature_refuses_unsigned_sessions(api: Api) -> None:
     api.emulator.configure(require_signature=True)
     response = api.post("/session", json=api.session_body())
@@ -136,13 +162,15 @@ def test_signature_timestamp_must_be_within_an_hour(api: Api) -> None:
         1, api.emulator.auth_key, api.emulator.auth_secret, timestamp=int(time.time()) - 3700
     )
     response = api.post("/session", json=stale)
-    assert response.status_code == 422
-    assert "timestamp" in response.json()["errors"]
+    assert (response.status_code, response.json()) == (
+        422,
+        {"errors": {"timestamp": ["invalid timestamp"]}},
+    )
 
 
 def test_session_needs_known_application_and_key(api: Api) -> None:
     assert api.post("/session", json={"auth_key": "x"}).json() == {
-        "errors": {"application_id": ["can't be blank"]}
+        "errors": {"application_id": ["cannot be blank"]}
     }
     response = api.post("/session", json={"application_id": 99, "auth_key": api.emulator.auth_key})
     assert (response.status_code, response.json()) == (422, {"errors": ["Unknown application"]})
@@ -213,7 +241,29 @@ def test_unknown_token_is_401(api: Api) -> None:
     response = api.get("/session", token="nope")
     assert (response.status_code, response.json()) == (401, NO_SESSION)
     assert "CB-Token-ExpirationDate" not in response.headers
-    assert api.get("/users/1", token=None).json() == NO_SESSION
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/session"),
+        ("DELETE", "/session"),
+        ("POST", "/login"),
+        ("GET", "/users/v2?login=abc"),
+        ("GET", "/users/1"),
+        ("PUT", "/users/1.json"),
+        ("PUT", "/users.json"),
+        ("POST", "/users"),
+        ("POST", "/blobs"),
+        ("GET", "/blobs/1.json"),
+    ],
+)
+def test_no_token_at_all_is_token_required(api: Api, method: str, path: str) -> None:
+    """Only an unknown or expired token is "Required session does not exist" [O]."""
+    response = api.call(method, path, token=None)
+    assert (response.status_code, response.json()) == (401, TOKEN_REQUIRED)
+    empty = api.call(method, path, token=None, headers={"CB-Token": ""})
+    assert (empty.status_code, empty.json()) == (401, TOKEN_REQUIRED)
 
 
 def test_login_upgrades_and_logout_downgrades_the_same_token(api: Api) -> None:
@@ -244,7 +294,7 @@ def test_login_wrong_password(api: Api) -> None:
 
 def test_login_needs_a_session(api: Api) -> None:
     response = api.post("/login", json={"login": "lou", "password": "x"}, token=None)
-    assert (response.status_code, response.json()) == (401, NO_SESSION)
+    assert (response.status_code, response.json()) == (401, TOKEN_REQUIRED)
 
 
 def test_guest_session_lasts_a_day(api: Api) -> None:
@@ -254,6 +304,9 @@ def test_guest_session_lasts_a_day(api: Api) -> None:
     assert response.status_code == 201
     user = response.json()["session"]["user"]
     assert user["is_guest"] is True and user["full_name"] == "Guest"
+    # [D auth.mdx] "login": "guest_login_328A465366359BDDB984904D49EAD187B524", "phone": ""
+    assert re.fullmatch(r"guest_login_[0-9A-F]{36}", user["login"]), user["login"]
+    assert user["phone"] == ""
     api.token = response.json()["session"]["token"]
     api.emulator.advance_clock(3 * 3600)
     assert api.get("/session").status_code == 200
@@ -418,7 +471,7 @@ def test_cidp_unreachable(api: Api) -> None:
 def test_login_without_password_and_without_cidp_is_422(api: Api) -> None:
     response = api.post("/session", json=api.session_body(user={"login": "nopass"}))
     assert response.status_code == 422
-    assert response.json() == {"errors": {"password": ["can't be blank"]}}
+    assert response.json() == {"errors": {"password": ["cannot be blank"]}}
 
 
 # -- Firebase -----------------------------------------------------------------------------------

@@ -311,3 +311,24 @@ def test_online_users_api_is_off_by_default(api: Api) -> None:
     response = api.get("/users/online")
     assert response.status_code == 403
     assert "Online Users API" in response.json()["errors"]["base"][0]
+
+
+@pytest.mark.connectycube_emulator(online_users_api=True)
+def test_online_users_and_their_count(api: Api) -> None:
+    """[S] JS SDK 6: ``listOnline`` → ``{"users": [...]}``, ``getOnlineCount`` → ``{"count"}``."""
+    first = api.signup("online1")
+    second = api.signup("online2")
+    api.signup("offline")
+    api.user_session("online2")
+    api.user_session("online1")
+    listed = api.get("/users/online.json")
+    assert listed.status_code == 200, listed.text
+    assert [u["id"] for u in listed.json()["users"]] == [first["id"], second["id"]]
+    assert (
+        api.get("/users/online", params={"limit": 1, "offset": 1}).json()["users"][0]["id"]
+        == (second["id"])
+    )
+    assert api.get("/users/online", params={"count": "true"}).json() == {"count": 2}
+    api.emulator.advance_clock(7201)
+    api.user_session("online2")
+    assert api.get("/users/online", params={"count": True}).json() == {"count": 1}

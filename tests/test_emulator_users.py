@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from django_connectycube.emulator import Emulator
 from tests.test_emulator_support import Api
 
-NOT_FOUND = {"errors": ["Not found"]}
+USER_NOT_FOUND = {"errors": ["User not found"]}
+COULD_NOT_FIND_USER = {"errors": ["Couldn't find user."]}
+NEED_USER = {"errors": {"base": ["Forbidden. Need user."]}}
 #: The deprecated v1 look-ups are off on a new application; these tests switch them on.
 V1 = pytest.mark.connectycube_emulator(v1_users_api=True)
 
@@ -82,8 +85,8 @@ def test_signup_with_wrong_auth_key_or_nothing(api: Api) -> None:
             {"login": "x" * 71, "password": "p"},
             {"login": ["is too long (maximum is 70 characters)"]},
         ),
-        ({"password": "p"}, {"login": ["can't be blank (login or email)"]}),
-        ({"login": "okname"}, {"password": ["can't be blank"]}),
+        ({"password": "p"}, {"login": ["cannot be blank"]}),
+        ({"login": "okname"}, {"password": ["cannot be blank"]}),
         ({"email": "not-an-email", "password": "p"}, {"email": ["is invalid"]}),
         (
             {"login": "tagger", "password": "p", "tag_list": ["1", "2", "3", "4", "5", "6"]},
@@ -103,6 +106,28 @@ def test_signup_with_wrong_auth_key_or_nothing(api: Api) -> None:
 def test_signup_validation(api: Api, user: dict[str, Any], errors: dict[str, list[str]]) -> None:
     response = api.post("/users", json={"user": user})
     assert (response.status_code, response.json()) == (422, {"errors": errors})
+
+
+def test_signup_normalises_like_the_docs_examples(api: Api) -> None:
+    """[D users.md] "Dacia Kail " is stored trimmed; "pavalli.com.au" gains "http://"."""
+    user = api.signup(
+        "dacia",
+        full_name="Dacia Kail ",
+        website="pavalli.com.au",
+        phone="+6110797757",
+    )
+    assert (user["full_name"], user["website"]) == ("Dacia Kail", "http://pavalli.com.au")
+    api.user_session("dacia")
+    for given, stored in [
+        ("https://gabby.com", "https://gabby.com"),
+        ("HTTP://upper.example", "HTTP://upper.example"),
+        ("ftp://files.example", "ftp://files.example"),
+        ("  ", None),
+    ]:
+        response = api.put(f"/users/{user['id']}", json={"user": {"website": given}})
+        assert response.json()["user"]["website"] == stored, given
+    blank_name = api.put(f"/users/{user['id']}", json={"user": {"full_name": "   "}})
+    assert blank_name.json()["user"]["full_name"] is None
 
 
 def test_signup_exactly_five_tags_and_boundary_logins(api: Api) -> None:
@@ -128,7 +153,7 @@ def test_signup_user_must_be_an_object(api: Api) -> None:
     assert api.post("/users", json={"user": "bob"}).json() == {
         "errors": {"user": ["must be an object"]}
     }
-    assert api.post("/users", json={}).json() == {"errors": {"user": ["can't be blank"]}}
+    assert api.post("/users", json={}).json() == {"errors": {"user": ["cannot be blank"]}}
 
 
 # -- update / delete ----------------------------------------------------------------------------
@@ -152,7 +177,7 @@ def test_update_password_needs_old_password(api: Api) -> None:
     api.user_session("pwd", "old-pass")
     path = f"/users/{user['id']}"
     missing = api.put(path, json={"user": {"password": "new-pass"}})
-    assert missing.json() == {"errors": {"old_password": ["can't be blank"]}}
+    assert missing.json() == {"errors": {"old_password": ["cannot be blank"]}}
     wrong = api.put(path, json={"user": {"password": "new-pass", "old_password": "nope"}})
     assert wrong.json() == {"errors": {"old_password": ["is invalid"]}}
     ok = api.put(path, json={"user": {"password": "new-pass", "old_password": "old-pass"}})
@@ -167,7 +192,9 @@ def test_update_login_uniqueness_and_others_forbidden(api: Api) -> None:
     taken = api.put(f"/users/{second['id']}", json={"user": {"login": "FIRST"}})
     assert taken.json() == {"errors": {"login": ["has already been taken."]}}
     other = api.put("/users/1", json={"user": {"full_name": "hack"}})
-    assert other.status_code == 403
+    assert (other.status_code, other.json()) == (404, COULD_NOT_FIND_USER)
+    missing = api.put("/users/999", json={"user": {"full_name": "hack"}})
+    assert (missing.status_code, missing.json()) == (404, COULD_NOT_FIND_USER)
     # Keeping one's own login is not a conflict.
     same = api.put(f"/users/{second['id']}", json={"user": {"login": "second"}})
     assert same.status_code == 200
@@ -177,11 +204,35 @@ def test_delete_self_only_and_sessions_die(api: Api) -> None:
     first = api.signup("victim")
     second = api.signup("deleter")
     api.user_session("deleter")
-    assert api.delete(f"/users/{first['id']}").status_code == 403
+    assert api.delete(f"/users/{first['id']}").json() == COULD_NOT_FIND_USER
     response = api.delete(f"/users/{second['id']}")
     assert (response.status_code, response.content) == (200, b"")
     assert api.get("/session").status_code == 401
     assert [u["login"] for u in api.emulator.users] == ["victim"]
+
+
+@pytest.mark.parametrize("suffix", ["", ".json"])
+def test_put_users_without_an_id(api: Api, suffix: str) -> None:
+    """The JS SDK sends ``PUT /users.json`` when it knows no current user [S]."""
+    user = api.signup("noid")
+    refused = api.put(f"/users{suffix}", json={"user": {"full_name": "x"}})
+    assert (refused.status_code, refused.json()) == (403, NEED_USER)
+    api.user_session("noid")
+    response = api.put(f"/users{suffix}", json={"user": {"full_name": "Current User"}})
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["id"] == user["id"]
+    assert response.json()["user"]["full_name"] == "Current User"
+
+
+@pytest.mark.parametrize("suffix", ["", ".json"])
+def test_delete_users_without_an_id(api: Api, suffix: str) -> None:
+    api.signup("doomed")
+    refused = api.delete(f"/users{suffix}")
+    assert (refused.status_code, refused.json()) == (403, NEED_USER)
+    api.user_session("doomed")
+    response = api.delete(f"/users{suffix}")
+    assert (response.status_code, response.content) == (200, b"")
+    assert api.emulator.users == []
 
 
 def test_delete_by_external_user_id(api: Api) -> None:
@@ -190,7 +241,7 @@ def test_delete_by_external_user_id(api: Api) -> None:
     api.signup("bystander", external_user_id=10)
     api.user_session("extern")
     assert api.delete("/users/external/10").status_code == 403
-    assert api.delete("/users/external/11").status_code == 404
+    assert api.delete("/users/external/11").json() == USER_NOT_FOUND
     assert api.delete("/users/external/ext-9").status_code == 404  # not the string external_id
     assert api.delete("/users/external/9").status_code == 200
     assert [u["login"] for u in api.emulator.users] == ["bystander"]
@@ -242,7 +293,7 @@ def test_every_single_lookup(api: Api) -> None:
 def test_lookups_not_found(api: Api, path: str, params: Any) -> None:
     api.signup("stringy", external_id="ext-1")  # a string external_id is not external_user_id
     response = api.get(path, params=params)
-    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+    assert (response.status_code, response.json()) == (404, USER_NOT_FOUND)
 
 
 @V1
@@ -250,7 +301,7 @@ def test_lookup_without_parameter_is_422(api: Api) -> None:
     response = api.get("/users/by_login")
     assert (response.status_code, response.json()) == (
         422,
-        {"errors": {"login": ["can't be blank"]}},
+        {"errors": {"login": ["cannot be blank"]}},
     )
 
 
@@ -336,6 +387,42 @@ def test_v1_invalid_filters_are_422(api: Api, query: str) -> None:
 
 
 @V1
+@pytest.mark.parametrize(
+    "query",
+    [
+        "filter[]=string id in {ids}",  # [O js-sdk-releases#80]: matches nothing
+        "filter[]=number login eq 5",
+        "filter[]=string created_at gt 2000-01-01",
+        "filter[]=date id gt 2000-01-01",
+    ],
+)
+def test_v1_filter_of_the_wrong_type_matches_nothing(
+    api: Api, people: list[dict[str, Any]], query: str
+) -> None:
+    ids = ",".join(str(p["id"]) for p in people)
+    response = api.get(f"/users?{query.format(ids=ids).replace(' ', '%20')}&per_page=10")
+    assert response.status_code == 200, response.text
+    # [O] {"current_page": 1, "items": [], "per_page": 0, "total_entries": 0}
+    assert response.json() == {"current_page": 1, "per_page": 0, "total_entries": 0, "items": []}
+
+
+@V1
+def test_v1_empty_page_reports_per_page_zero(api: Api, people: list[dict[str, Any]]) -> None:
+    beyond = api.get("/users", params={"page": 3, "per_page": 2}).json()
+    assert (beyond["per_page"], beyond["total_entries"], beyond["items"]) == (0, 4, [])
+    full = api.get("/users", params={"page": 2, "per_page": 2}).json()
+    assert full["per_page"] == 2
+
+
+@V1
+@pytest.mark.parametrize("date", ["2000-01-01", "2000.01.01", "2000-01-01T00:00:00Z"])
+def test_v1_date_filter_forms(api: Api, people: list[dict[str, Any]], date: str) -> None:
+    """[D] "date format must be yyyy-mm-dd or yyyy.mm.dd"."""
+    response = api.get(f"/users?filter[]=date%20created_at%20gt%20{date}")
+    assert _logins(response.json()) == ["alice", "bob", "carol", "dave"]
+
+
+@V1
 def test_v1_by_full_name_and_by_tags(api: Api, people: list[dict[str, Any]]) -> None:
     page = api.get("/users/by_full_name", params={"full_name": "smith"}).json()
     assert _logins(page) == ["alice", "bob"]
@@ -394,6 +481,35 @@ def test_v2_filters(
     assert _v2_logins(_v2(api, params)) == expected
 
 
+def test_v2_date_forms_the_clients_send(api: Api, people: list[dict[str, Any]]) -> None:
+    """[D] ISO strings and Unix timestamps; [S] the JS SDK also writes ``String(new Date())``."""
+    created = api.emulator.users[0]["created_at"]  # e.g. 2024-05-01T10:00:00Z
+    moment = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    earlier = moment - timedelta(days=1)
+    for form in [
+        earlier.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        earlier.strftime("%Y-%m-%dT%H:%M:%S.000Z"),  # Date.toISOString()
+        earlier.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        str(int(earlier.timestamp())),  # seconds, as the docs' example
+        str(int(earlier.timestamp() * 1000)),  # Date.now() milliseconds
+        earlier.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"),
+        earlier.strftime("%a, %d %b %Y %H:%M:%S GMT"),  # Date.toUTCString()
+        earlier.strftime("%Y-%m-%d"),
+    ]:
+        response = _v2(api, {"login[in]": "alice,bob", "created_at[gt]": form})
+        assert _v2_logins(response) == ["alice", "bob"], form
+        none = _v2(api, {"login[in]": "alice,bob", "created_at[lt]": form})
+        assert _v2_logins(none) == [], form
+
+
+def test_v2_date_with_a_plain_value_is_eq(api: Api, people: list[dict[str, Any]]) -> None:
+    """[D] ``phone=...&last_request_at=2020-11-09T08:21:41Z`` is a valid query."""
+    alice = api.emulator.users[0]
+    exact = _v2(api, {"login": "alice", "created_at": alice["created_at"]})
+    assert _v2_logins(exact) == ["alice"]
+    assert _v2_logins(_v2(api, {"login": "alice", "created_at": "2000-01-01T00:00:00Z"})) == []
+
+
 def test_v2_id_filters(api: Api, people: list[dict[str, Any]]) -> None:
     ids = [p["id"] for p in people]
     assert _v2_logins(_v2(api, {"id": ids[1]})) == ["bob"]
@@ -421,8 +537,15 @@ def test_v2_start_with_forces_limit_five(api: Api) -> None:
         {"login[like]": "x"},
         {"login": "a", "sort_asc": "password"},
         {"login": "a", "sort_asc": "id", "sort_desc": "id"},
-        {"login": "a", "created_at": "2000-01-01"},
         {"id": "abc"},
+        # [D users.md] invalid queries: exclude or compare operators alone, short start_with
+        {"login[nin][]": "admin19"},
+        {"user_tags[nin][]": "guest"},
+        {"last_request_at": "2017-07-06T11:21:41Z"},
+        {"created_at[gte]": "2019-11-06T09:21:41Z"},
+        {"login": "a", "id[gt]": "5"},
+        {"login": "a", "created_at[gt]": "yesterday"},
+        {"login": "a", "created_at[eq]": "2000-01-01"},
     ],
 )
 def test_v2_validation(api: Api, params: dict[str, Any]) -> None:

@@ -95,6 +95,23 @@ def test_body_without_content_type_is_sniffed(api: Api) -> None:
     assert response.status_code == 201, response.text
 
 
+def test_urls_follow_a_tls_proxy(api: Api) -> None:
+    """Behind a TLS-terminating proxy, the upload and download URLs use the proxy's scheme."""
+    api.signup("proxied")
+    api.user_session("proxied")
+    headers = {"X-Forwarded-Proto": "https", "Host": "cube.example:8443"}
+    blob = api.post(
+        "/blobs", json={"blob": {"content_type": "a/b", "name": "x"}}, headers=headers
+    ).json()["blob"]
+    assert blob["blob_object_access"]["params"].startswith("https://cube.example:8443/_storage?")
+    ignored = api.post(
+        "/blobs",
+        json={"blob": {"content_type": "a/b", "name": "y"}},
+        headers={"X-Forwarded-Proto": "gopher"},
+    ).json()["blob"]
+    assert ignored["blob_object_access"]["params"].startswith(f"{api.base}/_storage?")
+
+
 def test_unknown_route_is_404_with_errors(api: Api) -> None:
     response = api.get("/nothing/here")
     assert (response.status_code, response.json()) == (404, {"errors": ["Not found"]})

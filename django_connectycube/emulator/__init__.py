@@ -12,8 +12,12 @@ or in-process::
         requests.post(f"{server.url}/session", json={...})
         server.emulator.advance_clock(7200)
 
-Wire behaviour follows ``shared/connectycube-api.md``; the choices it leaves open are listed in
-:mod:`django_connectycube.emulator.app`'s handlers and in the README.
+Wire behaviour follows ConnectyCube's docs, real-server logs and the official SDKs; each behaviour
+and its source (or "inferred") is listed in ``docs/fidelity.md``. The emulator starts as a new
+ConnectyCube application is configured: the deprecated v1 user look-ups are off (see
+:mod:`django_connectycube.emulator.switches` for every dashboard switch). With ``state_file``
+it keeps its users, sessions and blobs across restarts
+(:mod:`django_connectycube.emulator.persistence`).
 
 Control API (not part of ConnectyCube; never counted, never faulted)
 -------------------------------------------------------------------
@@ -21,18 +25,23 @@ All bodies are JSON; errors are ``{"errors": ...}`` with 4xx statuses.
 
 ``GET  /_emulator/health``   → ``{"ok": true, "now": iso}``
 ``POST /_emulator/reset``    → ``{"ok": true}``; forgets users, sessions, blobs, outbox, nonces,
-                                faults, counters, the clock offset and run-time configuration.
+                                faults, counters, the clock offset and run-time configuration
+                                (and empties the state file, if any).
 ``GET  /_emulator/state``    → ``{"users": [...], "sessions": [...], "blobs": [...],
                                 "outbox": [...], "now": iso}``. Users are wire objects plus
-                                ``has_password`` and ``source`` (signup/auto/guest/cidp/
-                                firebase_phone/firebase_email/seed); sessions add ``expires_at``;
+                                ``has_password``, ``email_confirmed`` and ``source`` (signup/
+                                auto/guest/cidp/firebase_phone/firebase_email/seed); sessions add
+                                ``expires_at``;
                                 blobs add ``owner_id``, ``uploaded``, ``uploaded_size``; outbox
                                 items are ``{"to", "user_id", "subject", "body", "sent_at"}``.
 ``GET  /_emulator/clock``    → ``{"now": iso, "offset": seconds}``
 ``POST /_emulator/clock``    ``{"advance": seconds}`` → same shape as GET.
 ``GET  /_emulator/config``   → ``{"config": {"application_id", "auth_key", "auth_secret",
                                 "require_signature", "cidp_url", "cidp_response_mapping",
-                                "deny_auto_create", "firebase_key"}}``
+                                "deny_auto_create", "firebase_key", "v1_users_api",
+                                "allow_users_list", "allow_other_user_info",
+                                "require_email_confirmation", "online_users_api",
+                                "admin_api_key"}}``
 ``POST /_emulator/config``   any subset of those keys → the new ``{"config": ...}``.
 ``GET  /_emulator/faults``   → ``{"faults": [rule, ...]}``
 ``POST /_emulator/faults``   a rule → 201 ``{"fault": rule}``. Keys (all optional):
@@ -63,13 +72,18 @@ ignores the method; ``*`` matches everything.
 The same operations exist in Python on :class:`Emulator`: ``reset()``, ``state()``, ``users``,
 ``sessions``, ``blobs``, ``outbox``, ``now()``, ``advance_clock(seconds)``,
 ``set_fault(route_pattern, **keys)``, ``clear_faults()``, ``request_count(route_pattern=None)``,
-``request_counts()``, ``reset_counters()``, ``configure(**config)``, and seeding helpers
-``create_user(**fields)`` / ``create_session(user_id=None)``.
+``request_counts()``, ``reset_counters()``, ``configure(**config)``, seeding helpers
+``create_user(**fields)`` / ``create_session(user_id=None)``, ``confirm_email(user_id)`` (what
+the link of a confirmation email does) and ``close()`` (saves and closes the state file).
 
 Upload protocol: ``POST /blobs`` answers ``blob_object_access.params`` as
 ``{emulator}/_storage?Content-Type=…&key=<uid>&policy=…&x-amz-signature=…``; the client posts
 ``multipart/form-data`` with each query pair as a field and then ``file``; the emulator answers
-201 with an S3-style ``<PostResponse>`` XML body.
+201 with an S3-style ``<PostResponse>`` XML body. The form's ``Expires`` is an HTTP date.
+
+The Admin API's ``DELETE /admin/user/{id}`` answers when ``admin_api_key`` is set and the request
+carries it as ``CB-Administration-API-Key``; a confirmation email's link is served at
+``GET /user_email/confirm_email?token=...``.
 
 Firebase logins: see :mod:`django_connectycube.emulator.identity` and
 :func:`mint_firebase_token`.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -19,8 +20,9 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
+from .admin_api import AdminHandlers
 from .auth_api import AuthHandlers
-from .base import NEED_USER, NO_SESSION, NOT_FOUND
+from .base import NEED_USER, NO_SESSION, NOT_FOUND, TOKEN_REQUIRED
 from .blobs_api import BlobHandlers
 from .config import CONFIG_KEYS, coerce_setting
 from .control_api import ControlHandlers
@@ -51,7 +53,9 @@ _CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Expose-Headers", "CB-Token-ExpirationDate, Date"),
 ]
-_PREFLIGHT_HEADERS = "CB-Token, CB-AuthKey, CB-SDK, Content-Type, Accept, Authorization"
+_PREFLIGHT_HEADERS = (
+    "CB-Token, CB-AuthKey, CB-SDK, CB-Administration-API-Key, Content-Type, Accept, Authorization"
+)
 _FAULT_MESSAGES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -61,7 +65,9 @@ _FAULT_MESSAGES = {
 }
 
 
-class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, ControlHandlers):
+class Emulator(
+    AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, AdminHandlers, ControlHandlers
+):
     """A ConnectyCube REST server in a WSGI callable, with its state and test helpers.
 
     Each instance has its own store, clock, faults and counters. Serve it with
@@ -86,7 +92,12 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
         require_email_confirmation: bool = SWITCH_DEFAULTS["require_email_confirmation"],
         online_users_api: bool = SWITCH_DEFAULTS["online_users_api"],
         admin_api_key: str | None = SWITCH_DEFAULTS["admin_api_key"],
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        """Keyword arguments after ``firebase_verifier`` are the dashboard switches
+        (:mod:`.switches`) and ``state_file``, a SQLite file that keeps users, sessions and blobs
+        across restarts (:mod:`.persistence`; created when missing).
+        """
         given = {
             "application_id": application_id,
             "auth_key": auth_key,
@@ -105,7 +116,7 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
         }
         self._initial_config = {key: coerce_setting(key, value) for key, value in given.items()}
         self._custom_firebase_verifier = firebase_verifier
-        self.store = Store()
+        self.store = Store(state_file)
         self.faults = FaultSet()
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -145,7 +156,8 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
     # -- Python-side helpers for tests ---------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything: state, clock offset, faults, counters, run-time configuration."""
+        """Forget everything: state (the state file's too), clock offset, faults, counters and
+        run-time configuration."""
         with self.store.lock:
             self.store.reset()
             self._apply_config(self._initial_config)
@@ -201,7 +213,10 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
 
     def create_user(self, **fields: Any) -> dict[str, Any]:
         """Seed a user directly (same validation as ``POST /users``); returns its wire object."""
-        return self.store.create_user(fields, source="seed").to_json()
+        with self.store.lock:
+            user = self.store.create_user(fields, source="seed")
+            self.store.commit()
+            return user.to_json()
 
     def create_session(self, user_id: int | None = None) -> str:
         """Seed a session token (an application session when ``user_id`` is ``None``)."""
@@ -211,7 +226,13 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
                 user = self.store.users.get(user_id)
                 if user is None:
                     raise KeyError(f"no user with id {user_id}")
-            return self.store.create_session(self.application_id, user).token
+            token = self.store.create_session(self.application_id, user).token
+            self.store.commit()
+            return token
+
+    def close(self) -> None:
+        """Save and close the state file, if any (the server calls this when it stops)."""
+        self.store.close()
 
     def get_blob_data(self, uid: str) -> bytes | None:
         with self.store.lock:
@@ -301,6 +322,8 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
         except Exception:
             logger.exception("emulator handler failed: %s %s", method, raw_path)
             response = Response(500, {"errors": ["Internal Server Error"]})
+        finally:
+            self.store.commit()
         session = request.session
         if session is not None and session.token in self.store.sessions:
             response.headers.append(("CB-Token-ExpirationDate", expiry_header(session.expires_at)))
@@ -314,7 +337,10 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
                 continue
             request = Request(environ, method, raw_path, False)
             try:
-                return getattr(self, route.handler)(request, **captured)
+                with self.store.lock:  # commit what the control call changed (reset, seeds)
+                    response = getattr(self, route.handler)(request, **captured)
+                    self.store.commit()
+                return response
             except ApiError as error:
                 return self._error(error)
             except Exception:
@@ -332,6 +358,7 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
             token = request.query.get("token")
             if not isinstance(token, str):
                 token = None
+        request.token_given = bool(token)
         if not token:
             if mode == "optional":
                 return
@@ -339,7 +366,7 @@ class Emulator(AuthHandlers, UserHandlers, LookupHandlers, BlobHandlers, Control
                 if request.header("CB-AuthKey") != self.auth_key:
                     raise ApiError(401, ["Unexpected auth key"])
                 return
-            raise ApiError(401, NO_SESSION)
+            raise ApiError(401, TOKEN_REQUIRED)
         session = self.store.touch_session(token)
         if session is None:
             if mode == "optional":  # a stale ?token= must not hide a public file

@@ -17,7 +17,7 @@ from .email_confirmation import EmailConfirmation
 from .identity import DEFAULT_CIDP_MAPPING, call_cidp
 from .store import SIGNATURE_WINDOW, User
 from .transport import Request, Response
-from .wire import ApiError, coerce_int, coerce_str, require_mapping
+from .wire import BLANK, ApiError, coerce_int, coerce_str, require_mapping
 
 __all__ = ["AuthHandlers"]
 
@@ -50,7 +50,7 @@ class AuthHandlers(EmailConfirmation):
         email = credentials.get("email")
         password = credentials.get("password")
         if login in (None, "") and email in (None, ""):
-            raise ApiError(422, {"login": ["can't be blank (login or email)"]})
+            raise ApiError(422, {"login": [BLANK]})
         login = None if login in (None, "") else coerce_str(login, "login")
         email = None if email in (None, "") else coerce_str(email, "email")
         if password not in (None, ""):
@@ -62,7 +62,7 @@ class AuthHandlers(EmailConfirmation):
             if password in (None, "") or not local_has_password:
                 return self._identify_cidp(login)
         if password in (None, ""):
-            raise ApiError(422, {"password": ["can't be blank"]})
+            raise ApiError(422, {"password": [BLANK]})
         with self.store.lock:
             user = (
                 self.store.user_by_login(login) if login else self.store.user_by_email(email or "")
@@ -114,9 +114,9 @@ class AuthHandlers(EmailConfirmation):
         project_id = keys.get("project_id")
         access_token = keys.get("access_token")
         if project_id in (None, ""):
-            raise ApiError.field(f"{provider}[project_id]", "can't be blank")
+            raise ApiError.field(f"{provider}[project_id]", BLANK)
         if access_token in (None, ""):
-            raise ApiError.field(f"{provider}[access_token]", "can't be blank")
+            raise ApiError.field(f"{provider}[access_token]", BLANK)
         identity = self.firebase_verifier(
             provider,
             coerce_str(project_id, "project_id"),
@@ -144,12 +144,12 @@ class AuthHandlers(EmailConfirmation):
             return
         nonce, timestamp = params.get("nonce"), params.get("timestamp")
         if nonce in (None, ""):
-            raise ApiError.field("nonce", "can't be blank")
+            raise ApiError.field("nonce", BLANK)
         if timestamp in (None, ""):
-            raise ApiError.field("timestamp", "can't be blank")
+            raise ApiError.field("timestamp", BLANK)
         moment = coerce_int(timestamp, "timestamp")
         if abs(self.store.now().timestamp() - moment) > SIGNATURE_WINDOW.total_seconds():
-            raise ApiError.field("timestamp", "is too far from the server time")
+            raise ApiError.field("timestamp", "invalid timestamp")
         expected = sign(params, self.auth_secret)
         if not isinstance(signature, str) or not hmac.compare_digest(expected, signature.lower()):
             raise ApiError(422, ["Unexpected signature"])
@@ -162,17 +162,20 @@ class AuthHandlers(EmailConfirmation):
         params = request.params
         for name in ("application_id", "auth_key"):
             if params.get(name) in (None, ""):
-                raise ApiError.field(name, "can't be blank")
+                raise ApiError.field(name, BLANK)
         if coerce_int(params["application_id"], "application_id") != self.application_id:
             raise ApiError(422, ["Unknown application"])
         if params["auth_key"] != self.auth_key:
             raise ApiError(422, ["Unexpected auth key"])
         self._check_signature(params)
+        # The session body carries both as integers, whatever type the client sent [O].
+        nonce, ts = (
+            None if params.get(name) in (None, "") else coerce_int(params[name], name)
+            for name in ("nonce", "timestamp")
+        )
         credentials = require_mapping(params.get("user"), "user")
         user = self._identify(request, credentials, params)
-        session = self.store.create_session(
-            self.application_id, user, nonce=params.get("nonce"), ts=params.get("timestamp")
-        )
+        session = self.store.create_session(self.application_id, user, nonce=nonce, ts=ts)
         request.session = session
         return Response(201, {"session": session.to_json(user)})
 
@@ -191,7 +194,7 @@ class AuthHandlers(EmailConfirmation):
         params = request.params
         user = self._identify(request, params, params)
         if user is None:
-            raise ApiError(422, {"login": ["can't be blank (login or email)"]})
+            raise ApiError(422, {"login": [BLANK]})
         assert request.session is not None
         self.store.bind_session(request.session, user)
         return Response(200, {"user": user.to_json()})

@@ -14,15 +14,29 @@ from .faults import FaultSet
 from .identity import FirebaseVerifier
 from .store import Store, User
 from .transport import Request
-from .wire import ApiError, coerce_str
+from .wire import BLANK, ApiError, coerce_str
 
-__all__ = ["NEED_USER", "NOT_FOUND", "NO_SESSION", "EmulatorBase"]
+__all__ = [
+    "COULD_NOT_FIND_USER",
+    "NEED_USER",
+    "NOT_FOUND",
+    "NO_SESSION",
+    "TOKEN_REQUIRED",
+    "USER_NOT_FOUND",
+    "EmulatorBase",
+]
 
 #: An application token on a route that needs a user [O web-samples#108].
 NEED_USER = ApiError(403, {"base": ["Forbidden. Need user."]})
 #: An unknown or expired token; the only text that fires the JS SDK's ``sessionExpired`` [S].
 NO_SESSION = {"base": ["Required session does not exist"]}
+#: No token at all on a route that needs one [O reactnative-samples#131].
+TOKEN_REQUIRED = ["Token is required"]
 NOT_FOUND = ["Not found"]
+#: A user look-up that misses [O flutter-samples#284].
+USER_NOT_FOUND = ["User not found"]
+#: An update of a user that is not the session's [O js-sdk-releases#8].
+COULD_NOT_FIND_USER = ["Couldn't find user."]
 
 
 class EmulatorBase:
@@ -58,5 +72,5 @@ class EmulatorBase:
     def _required_param(self, request: Request, name: str) -> str:
         value = request.params.get(name)
         if value in (None, ""):
-            raise ApiError.field(name, "can't be blank")
+            raise ApiError.field(name, BLANK)
         return coerce_str(value, name)

@@ -107,6 +107,13 @@ def add_arguments(
     parser.add_argument(
         "--server", choices=sorted(SERVER_KINDS), default="threaded", help="HTTP server to use"
     )
+    parser.add_argument(
+        "--state-file",
+        default=None,
+        metavar="PATH",
+        help="SQLite file that keeps users, sessions and blobs across restarts (created if "
+        "missing; POST /_emulator/reset empties it)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +138,7 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
         cidp_response_mapping=options["cidp_mapping"],
         deny_auto_create=options["deny_auto_create"],
         firebase_key=options["firebase_key"],
+        state_file=options.get("state_file"),
         **{key: options[key] for key in SWITCH_DEFAULTS},
     )
 
@@ -148,9 +156,12 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
     out.write(f"{server.url}\n")
     out.flush()
     emulator = server.emulator
+    kept = emulator.store.state_file
     err.write(
         f"ConnectyCube emulator: application_id={emulator.application_id} "
-        f"auth_key={emulator.auth_key} server={server.server_kind}; Ctrl+C to stop\n"
+        f"auth_key={emulator.auth_key} server={server.server_kind} "
+        f"v1_users_api={emulator.v1_users_api} "
+        f"state={kept.path if kept is not None else 'in memory'}; Ctrl+C to stop\n"
     )
     err.flush()
     previous = None

@@ -69,3 +69,4 @@ class EmailConfirmation(SwitchGuards):
             if user is None:
                 raise KeyError(f"no user with id {user_id}")
             self.store.confirm_email(user)
+            self.store.commit()

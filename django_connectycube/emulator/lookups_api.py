@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from .base import NOT_FOUND
-from .queries import v1_page, v1_select, v2_page
+from .base import USER_NOT_FOUND
+from .queries import v1_page, v1_select
 from .store import User
 from .switches import SwitchGuards
 from .transport import Request, Response
-from .wire import ApiError, coerce_int, split_list
+from .v2_query import v2_page
+from .wire import BLANK, ApiError, coerce_int, split_list
 
 __all__ = ["LookupHandlers"]
 
@@ -26,7 +27,7 @@ class LookupHandlers(SwitchGuards):
 
     def _one_user(self, request: Request, user: User | None) -> Response:
         if user is None:
-            raise ApiError(404, NOT_FOUND)
+            raise ApiError(404, USER_NOT_FOUND)
         self._check_other_user_info(request, [user])
         return Response(200, {"user": user.to_json()})
 
@@ -93,7 +94,7 @@ class LookupHandlers(SwitchGuards):
         except ValueError as exc:
             raise ApiError.field("tags", "must be a list of strings") from exc
         if not wanted:
-            raise ApiError.field("tags", "can't be blank")
+            raise ApiError.field("tags", BLANK)
         with self.store.lock:
             found = [u for u in self.store.users.values() if wanted.intersection(u.tags)]
             return self._v1_list(request, found, order_only=True)

@@ -126,8 +126,8 @@ class Session:
     expires_at: datetime
     ttl: timedelta
     user_id: int | None = None
-    nonce: int | str | None = None
-    ts: int | str | None = None
+    nonce: int = 0
+    ts: int = 0
 
     def to_json(self, user: User | None) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -46,11 +46,17 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("GET", "/users/online", "handle_online_users", "session"),
     ("GET", "/users/external/{external_id}", "handle_user_by_external_id", "session"),
     ("DELETE", "/users/external/{external_id}", "handle_delete_user_by_external_id", "user"),
+    # No id: what the JS SDK sends when it knows no current user [S]; an application token gets
+    # "Forbidden. Need user." [O], a user token means that user.
+    ("PUT", "/users", "handle_update_current_user", "user"),
+    ("DELETE", "/users", "handle_delete_current_user", "user"),
     # Any segment, not only digits: the server authorizes before it resolves the id, so the JS
     # SDK's "PUT /users/undefined" after a logout answers 403 (need user), not 404.
     ("GET", "/users/{id}", "handle_get_user", "session"),
     ("PUT", "/users/{id}", "handle_update_user", "user"),
     ("DELETE", "/users/{id}", "handle_delete_user", "user"),
+    # The Admin API authenticates with its own header, checked by the handler.
+    ("DELETE", "/admin/user/{id}", "handle_admin_delete_user", "none"),
     # The link of the confirmation email (on admin.connectycube.com for the real service).
     ("GET", "/user_email/confirm_email", "handle_confirm_email", "none"),
     ("POST", "/blobs", "handle_create_blob", "user"),
@@ -61,6 +67,7 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("GET", "/blobs/{uid}/object", "handle_blob_object", "session"),
     ("GET", "/blobs/{uid}/download", "handle_blob_download", "optional"),
     ("GET", "/blobs/{id}", "handle_get_blob", "optional"),
+    ("PUT", "/blobs/{id}", "handle_update_blob", "user"),
     ("DELETE", "/blobs/{id}", "handle_delete_blob", "user"),
 ]
 

@@ -464,6 +464,7 @@ class EmulatorServer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._thread = None
+        self.emulator.close()
 
     def __enter__(self) -> EmulatorServer:
         return self.start() if self._server is None else self

@@ -12,6 +12,7 @@ behave identically. The records themselves are in :mod:`.models`.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
@@ -28,11 +29,13 @@ from .models import (
     Session,
     User,
 )
-from .user_fields import clean_user_fields
-from .wire import ApiError, iso
+from .outbox import CONFIRM_EMAIL_PATH, Mailbox
+from .persistence import Changes, PersistedStore, StateFile
+from .user_fields import clean_user_fields, guest_login
+from .wire import BLANK, ApiError, iso
 
-#: The path of the confirmation link (admin.connectycube.com's, served here by the emulator).
-CONFIRM_EMAIL_PATH = "/user_email/confirm_email"
+#: How long an upload form stays valid (the docs' example: one hour [D storage.md]).
+UPLOAD_TTL = timedelta(hours=1)
 
 __all__ = [
     "CONFIRM_EMAIL_PATH",
@@ -47,13 +50,18 @@ __all__ = [
 ]
 
 
-class Store:
+class Store(Mailbox, PersistedStore):
     """All mutable state of one emulator instance, plus its clock (real time + offset)."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_file: str | os.PathLike[str] | None = None) -> None:
         self.lock = threading.RLock()
         self.clock_offset = timedelta(0)
+        #: Where the records are kept across restarts (:mod:`.persistence`), if anywhere.
+        self.state_file = StateFile(state_file) if state_file is not None else None
+        self._changes = Changes()
         self._clear()
+        if self.state_file is not None:
+            self._restore(self.state_file.load())
 
     def _clear(self) -> None:
         self.users: dict[int, User] = {}
@@ -75,9 +83,13 @@ class Store:
             yield self
 
     def reset(self) -> None:
+        """Forget everything, in the state file too."""
         with self.lock:
             self._clear()
+            self._changes = Changes()
             self.clock_offset = timedelta(0)
+            if self.state_file is not None:
+                self.state_file.clear()
 
     # -- clock ---------------------------------------------------------------------------------
 
@@ -97,9 +109,10 @@ class Store:
         application_id: int,
         user: User | None,
         *,
-        nonce: Any = None,
-        ts: Any = None,
+        nonce: int | None = None,
+        ts: int | None = None,
     ) -> Session:
+        """A new token; ``nonce``/``ts`` echo the request's, else a random nonce and the time."""
         with self.lock:
             now = self.now()
             ttl = GUEST_SESSION_TTL if user is not None and user.is_guest else SESSION_TTL
@@ -112,13 +125,15 @@ class Store:
                 expires_at=now + ttl,
                 ttl=ttl,
                 user_id=user.id if user is not None else None,
-                nonce=nonce,
-                ts=ts,
+                nonce=secrets.randbelow(2**31) if nonce is None else nonce,
+                ts=int(now.timestamp()) if ts is None else ts,
             )
             self._next_session_id += 1
             self.sessions[session.token] = session
+            self._changed_session(session.token)
             if user is not None:
                 user.last_request_at = now
+                self._changed_user(user.id)
             return session
 
     def touch_session(self, token: str) -> Session | None:
@@ -128,6 +143,7 @@ class Store:
             if session is None:
                 return None
             now = self.now()
+            self._changed_session(token)
             if now >= session.expires_at:
                 del self.sessions[token]
                 return None
@@ -138,6 +154,7 @@ class Store:
                     del self.sessions[token]
                     return None
                 user.last_request_at = now
+                self._changed_user(user.id)
             return session
 
     def bind_session(self, session: Session, user: User | None) -> None:
@@ -149,10 +166,12 @@ class Store:
                 session.ttl = GUEST_SESSION_TTL
             else:
                 session.ttl = SESSION_TTL
+            self._changed_session(session.token)
 
     def destroy_session(self, token: str) -> None:
         with self.lock:
             self.sessions.pop(token, None)
+            self._changed_session(token)
 
     def use_nonce(self, nonce: str, timestamp: str) -> bool:
         """Record a signed request's nonce+timestamp; ``False`` when the pair was seen before."""
@@ -230,9 +249,9 @@ class Store:
             cleaned, errors = self._clean_fields(data, None)
             if not is_guest and firebase_uid is None:
                 if not cleaned.get("login") and not cleaned.get("email") and "login" not in errors:
-                    errors.setdefault("login", []).append("can't be blank (login or email)")
+                    errors.setdefault("login", []).append(BLANK)
                 if require_password and "password" not in cleaned and "password" not in errors:
-                    errors.setdefault("password", []).append("can't be blank")
+                    errors.setdefault("password", []).append(BLANK)
             if errors:
                 raise ApiError(422, errors)
             now = self.now()
@@ -243,10 +262,14 @@ class Store:
                 setattr(user, name, value)
             user.set_password(password)
             user.is_guest = is_guest
+            if is_guest:  # [D auth.mdx] a generated login and an empty (not null) phone
+                user.login = user.login or guest_login()
+                user.phone = ""
             user.firebase_uid = firebase_uid
             user.source = source
             self.users[user.id] = user
             self._index(user)
+            self._changed_user(user.id)
             return user
 
     def update_user(self, user: User, data: Mapping[str, Any]) -> User:
@@ -256,13 +279,13 @@ class Store:
             if "password" in cleaned and user.password_hash is not None:
                 old = data.get("old_password")
                 if old is None or old == "":
-                    errors.setdefault("old_password", []).append("can't be blank")
+                    errors.setdefault("old_password", []).append(BLANK)
                 elif not isinstance(old, (str, int)) or not user.check_password(str(old)):
                     errors.setdefault("old_password", []).append("is invalid")
             login = cleaned.get("login", user.login)
             email = cleaned.get("email", user.email)
             if not login and not email and not user.is_guest and user.firebase_uid is None:
-                errors.setdefault("login", []).append("can't be blank (login or email)")
+                errors.setdefault("login", []).append(BLANK)
             if errors:
                 raise ApiError(422, errors)
             self._unindex(user)
@@ -273,6 +296,7 @@ class Store:
                 user.set_password(password)
             user.updated_at = self.now()
             self._index(user)
+            self._changed_user(user.id)
             return user
 
     def delete_user(self, user: User) -> None:
@@ -280,51 +304,10 @@ class Store:
         with self.lock:
             self._unindex(user)
             self.users.pop(user.id, None)
+            self._changed_user(user.id)
             for token in [t for t, s in self.sessions.items() if s.user_id == user.id]:
                 del self.sessions[token]
-
-    def record_password_reset(self, email: str) -> OutboxEmail | None:
-        with self.lock:
-            user = self.user_by_email(email)
-            if user is None:
-                return None
-            message = OutboxEmail(
-                to=user.email or email,
-                user_id=user.id,
-                subject="Password reset instructions",
-                body=(
-                    "Someone asked to reset the password of your account. "
-                    f"Reset code: {secrets.token_hex(8)}"
-                ),
-                sent_at=self.now(),
-            )
-            self.outbox.append(message)
-            return message
-
-    def request_email_confirmation(self, user: User, base_url: str) -> OutboxEmail:
-        """Mark ``user`` unconfirmed and "send" the confirmation email with its link."""
-        with self.lock:
-            user.email_confirmed = False
-            user.confirmation_token = secrets.token_hex(16)
-            link = f"{base_url}{CONFIRM_EMAIL_PATH}?token={user.confirmation_token}"
-            message = OutboxEmail(
-                to=user.email or "",
-                user_id=user.id,
-                subject="Email confirmation",
-                body=f"Please confirm your registration by following the link: {link}",
-                sent_at=self.now(),
-            )
-            self.outbox.append(message)
-            return message
-
-    def confirm_email(self, user: User) -> None:
-        with self.lock:
-            user.email_confirmed = True
-            user.confirmation_token = None
-
-    def user_by_confirmation_token(self, token: str) -> User | None:
-        with self.lock:
-            return next((u for u in self.users.values() if u.confirmation_token == token), None)
+                self._changed_session(token)
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -340,17 +323,54 @@ class Store:
                 public=public,
                 created_at=now,
                 updated_at=now,
-                upload_expires=now + timedelta(hours=1),
+                upload_expires=now + UPLOAD_TTL,
             )
             self._next_blob_id += 1
             self.blobs[blob.id] = blob
             self.blobs_by_uid[blob.uid] = blob
+            self._changed_blob(blob.id)
             return blob
+
+    def store_upload(self, blob: Blob, data: bytes) -> None:
+        with self.lock:
+            blob.data = data
+            blob.updated_at = self.now()
+            self._changed_blob(blob.id, data=True)
+
+    def complete_blob(self, blob: Blob, size: int) -> None:
+        with self.lock:
+            now = self.now()
+            blob.size = size
+            blob.blob_status = "complete"
+            blob.set_completed_at = now
+            blob.updated_at = now
+            self._changed_blob(blob.id)
+
+    def update_blob(
+        self,
+        blob: Blob,
+        *,
+        renew: bool = False,
+        name: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        """Rename or retype a blob; ``renew`` opens a new upload and makes it incomplete."""
+        with self.lock:
+            now = self.now()
+            blob.name = name or blob.name
+            blob.content_type = content_type or blob.content_type
+            if renew:
+                blob.blob_status = None
+                blob.set_completed_at = None
+                blob.upload_expires = now + UPLOAD_TTL
+            blob.updated_at = now
+            self._changed_blob(blob.id)
 
     def delete_blob(self, blob: Blob) -> None:
         with self.lock:
             self.blobs.pop(blob.id, None)
             self.blobs_by_uid.pop(blob.uid, None)
+            self._changed_blob(blob.id)
 
     # -- control API views ---------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class Request:
         "path",
         "session",
         "template",
+        "token_given",
     )
 
     def __init__(self, environ: dict[str, Any], method: str, path: str, json_suffix: bool) -> None:
@@ -42,6 +43,8 @@ class Request:
         self.path = path
         self.json_suffix = json_suffix
         self.session: Session | None = None
+        #: Whether the request carried a token at all (known or not).
+        self.token_given = False
         self.template = ""
         self._params: dict[str, Any] | None = None
 
@@ -50,7 +53,15 @@ class Request:
 
     @property
     def base_url(self) -> str:
+        """The URL clients reach the emulator at, for the upload and download URLs it hands out.
+
+        Behind a TLS-terminating proxy (how the JS SDK 3, which only speaks https, is tested)
+        the proxy's ``X-Forwarded-Proto`` names the scheme; the ``Host`` header the address.
+        """
         scheme = self.environ.get("wsgi.url_scheme", "http")
+        forwarded = (self.environ.get("HTTP_X_FORWARDED_PROTO") or "").split(",")[0].strip()
+        if forwarded.lower() in ("http", "https"):
+            scheme = forwarded.lower()
         host = self.environ.get("HTTP_HOST")
         if not host:
             name = self.environ.get("SERVER_NAME", "127.0.0.1")

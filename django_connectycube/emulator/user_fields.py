@@ -7,13 +7,22 @@ the same rules as ``POST /users``.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .models import User
 from .wire import ApiError, coerce_int, coerce_str, split_list
 
-__all__ = ["LOGIN_MAX", "LOGIN_MIN", "MAX_TAGS", "USER_STRING_FIELDS", "clean_user_fields"]
+__all__ = [
+    "LOGIN_MAX",
+    "LOGIN_MIN",
+    "MAX_TAGS",
+    "USER_STRING_FIELDS",
+    "clean_user_fields",
+    "guest_login",
+    "normalise",
+]
 
 LOGIN_MIN, LOGIN_MAX = 3, 70
 MAX_TAGS = 5
@@ -32,6 +41,23 @@ USER_STRING_FIELDS = (
 )
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: Fields the server trims [D users.md: "Dacia Kail " is stored as "Dacia Kail"].
+_TRIMMED = frozenset({"login", "email", "full_name", "website"})
+
+
+def normalise(name: str, value: str) -> str | None:
+    """A field as the server stores it: trimmed, and a website with a scheme.
+
+    [D users.md] ``"website": "pavalli.com.au"`` comes back as ``"http://pavalli.com.au"``.
+    """
+    if name in _TRIMMED:
+        value = value.strip()
+    if name == "website" and value and not _SCHEME.match(value):
+        value = f"http://{value}"
+    return value or None
+
+
 class UserLookups(Protocol):
     """The store's unique indexes, which the uniqueness rules consult."""
 
@@ -40,6 +66,11 @@ class UserLookups(Protocol):
     def user_by_email(self, email: str) -> User | None: ...
 
     def user_by_external_id(self, external_id: str) -> User | None: ...
+
+
+def guest_login() -> str:
+    """The login the server gives a guest: ``guest_login_`` and 36 hex digits [D auth.mdx]."""
+    return f"guest_login_{secrets.token_hex(18).upper()}"
 
 
 def clean_user_fields(
@@ -60,11 +91,7 @@ def clean_user_fields(
             cleaned[name] = None
             continue
         try:
-            cleaned[name] = (
-                coerce_str(value, name).strip()
-                if name in ("login", "email")
-                else coerce_str(value, name)
-            )
+            cleaned[name] = normalise(name, coerce_str(value, name))
         except ApiError:
             fail(name, "must be a string")
     login = cleaned.get("login")

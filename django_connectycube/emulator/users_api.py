@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .base import NOT_FOUND
+from .base import COULD_NOT_FIND_USER, USER_NOT_FOUND
 from .email_confirmation import EmailConfirmation
+from .store import User
 from .transport import Request, Response
-from .wire import ApiError, require_mapping
+from .wire import BLANK, ApiError, require_mapping
 
 __all__ = ["UserHandlers"]
 
@@ -16,32 +17,50 @@ class UserHandlers(EmailConfirmation):
     def handle_create_user(self, request: Request) -> Response:
         params = request.params
         if "user" not in params:
-            raise ApiError.field("user", "can't be blank")
+            raise ApiError.field("user", BLANK)
         data = require_mapping(params["user"], "user")
         user = self._register(request, data)
         return Response(201, {"user": user.to_json()})
 
-    def handle_update_user(self, request: Request, id: str) -> Response:
+    def _own_user(self, request: Request, id: str | None) -> User:
+        """The session's user, when ``id`` names it (or is absent, as the JS SDK may send).
+
+        Any other id, existing or not, is "Couldn't find user." [O js-sdk-releases#8]: users
+        can update and delete only themselves (status 404 inferred).
+        """
         user = self._current_user(request)
-        if not id.isdigit() or int(id) != user.id:
-            raise ApiError(403, ["Forbidden. You can only update your own user."])
+        if id is not None and (not id.isdigit() or int(id) != user.id):
+            raise ApiError(404, COULD_NOT_FIND_USER)
+        return user
+
+    def _update(self, request: Request, id: str | None) -> Response:
+        user = self._own_user(request, id)
         data = require_mapping(request.params.get("user"), "user")
         self.store.update_user(user, data)
         return Response(200, {"user": user.to_json()})
 
-    def handle_delete_user(self, request: Request, id: str) -> Response:
-        user = self._current_user(request)
-        if not id.isdigit() or int(id) != user.id:
-            raise ApiError(403, ["Forbidden. You can only delete your own user."])
-        self.store.delete_user(user)
+    def _delete(self, request: Request, id: str | None) -> Response:
+        self.store.delete_user(self._own_user(request, id))
         return Response(200)
+
+    def handle_update_user(self, request: Request, id: str) -> Response:
+        return self._update(request, id)
+
+    def handle_update_current_user(self, request: Request) -> Response:
+        return self._update(request, None)
+
+    def handle_delete_user(self, request: Request, id: str) -> Response:
+        return self._delete(request, id)
+
+    def handle_delete_current_user(self, request: Request) -> Response:
+        return self._delete(request, None)
 
     def handle_delete_user_by_external_id(self, request: Request, external_id: str) -> Response:
         user = self._current_user(request)
         with self.store.lock:
             target = self._by_external_user_id(external_id)
             if target is None:
-                raise ApiError(404, NOT_FOUND)
+                raise ApiError(404, USER_NOT_FOUND)
             if target.id != user.id:
                 raise ApiError(403, ["Forbidden. You can only delete your own user."])
             self.store.delete_user(target)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 __all__ = [
+    "BLANK",
     "MAX_JSON_BODY",
     "MAX_UPLOAD_BODY",
     "ApiError",
@@ -27,6 +28,9 @@ __all__ = [
     "parse_query",
     "split_list",
 ]
+
+#: The real service's word for a missing field [O js-sdk-releases#69].
+BLANK = "cannot be blank"
 
 #: JSON and form bodies larger than this are refused with 413 (the real API is behind a proxy
 #: that refuses them too; nothing legitimate on these routes comes close).
