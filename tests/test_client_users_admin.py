@@ -162,6 +162,14 @@ def test_v1_call_on_an_application_with_v1_off(rsps, call, path):
     assert type(pickle.loads(pickle.dumps(error))) is V1ApiDisabled  # noqa: S301
 
 
+@pytest.mark.parametrize("status", [400, 401, 422])
+def test_the_v1_refusal_is_recognised_by_its_text_whatever_the_status(rsps, status):
+    rsps.get(f"{API}/users/by_login", status=status, json=V1_OFF)
+    with pytest.raises(V1ApiDisabled) as info:
+        make_client().v1_get_user_by_login("bob")
+    assert info.value.status == status
+
+
 def test_v1_calls_work_where_enabled(rsps):
     rsps.get(f"{API}/users/external/42", json={"user": USER})
     rsps.get(

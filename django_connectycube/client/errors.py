@@ -261,7 +261,9 @@ def error_for_status(
         return ServerError(message, **kwargs)
     if status == 401 and any(SESSION_MISSING_MESSAGE.lower() in m.lower() for m in messages):
         return SessionExpired(message, **kwargs)
-    if status == 403 and any(V1_DISABLED_MESSAGE.lower() in m.lower() for m in messages):
+    # Documented text; its status is only inferred to be 403, so any refusal carrying it counts.
+    v1_off = any(V1_DISABLED_MESSAGE.lower() in m.lower() for m in messages)
+    if 400 <= status < 500 and status != 429 and v1_off:
         message += (
             f". This application has the v1 user look-ups switched off: use the v2 look-ups "
             f"(get_user, search_users, ...), or uncheck {V1_SWITCH} in the ConnectyCube dashboard."
