@@ -107,3 +107,25 @@ def test_no_admin_key_is_skipped_without_a_request(settings):
     assert finding.status is Status.SKIP
     assert "ADMIN_API_KEY" in finding.message
     assert not [c for c in responses.calls if "/admin/" in c.request.url]
+
+
+@pytest.mark.connectycube_emulator(admin_api_key="the-admin-key")
+@pytest.mark.parametrize(
+    ("configured", "verdict"), [("the-admin-key", Status.OK), ("a-wrong-key", Status.FAIL)]
+)
+def test_admin_key_accepted_or_refused_by_the_emulator(
+    connectycube_emulator, settings, configured, verdict
+):
+    connectycube_emulator.create_user(login="bystander", password="password-123")
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ADMIN_API_KEY": configured}
+    [finding] = run(check_admin_api_key)
+    assert finding.status is verdict
+    assert connectycube_emulator.request_count("DELETE /admin/user/{id}") == 1
+    assert [u["login"] for u in connectycube_emulator.users] == ["bystander"]  # nothing deleted
+
+
+def test_a_key_for_an_application_without_the_admin_api_is_refused(connectycube_emulator, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ADMIN_API_KEY": "some-key"}
+    [finding] = run(check_admin_api_key)
+    assert finding.status is Status.FAIL
+    assert "not enabled" in finding.message
