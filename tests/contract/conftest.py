@@ -42,16 +42,14 @@ LIVE_VARIABLES = (
     "CONNECTYCUBE_LIVE_AUTH_KEY",
     "CONNECTYCUBE_LIVE_AUTH_SECRET",
 )
+ADMIN_VARIABLE = "CONNECTYCUBE_LIVE_ADMIN_API_KEY"
 PRODUCTION_URL = "https://api.connectycube.com"
+#: The emulator target's Administration API key.
+EMULATOR_ADMIN_KEY = "contract-admin-key"
 
 #: One per run: every login, e-mail, tag and external id the suite creates starts with it.
 PREFIX = f"cct{secrets.token_hex(4)}"
 _numbers = itertools.count(1)
-
-
-ADMIN_VARIABLE = "CONNECTYCUBE_LIVE_ADMIN_API_KEY"
-#: The emulator target's Administration API key.
-EMULATOR_ADMIN_KEY = "contract-admin-key"
 
 
 def live_configured() -> bool:
@@ -84,10 +82,6 @@ class Target:
     client: ConnectyCubeClient
     admin_api_key: str | None = None
     emulator: Emulator | None = None
-
-    @property
-    def is_live(self) -> bool:
-        return self.name == "live"
 
 
 @pytest.fixture(scope="session")
