@@ -1,0 +1,107 @@
+"""What a doctor check reports, and how a list of reports is shown to a person or a machine.
+
+A finding is data, not text: the command renders it as one line per check, or as JSON for a
+deploy pipeline, and decides the exit status from the worst status alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Finding", "Status", "duration", "render_json", "render_text", "summary_line"]
+
+
+class Status(str, enum.Enum):
+    """How bad a finding is; only ``FAIL`` makes the command exit non-zero (``WARN`` with
+    ``--fail-on-warn``)."""
+
+    OK = "ok"
+    INFO = "info"  # a fact about the setup that needs no action
+    SKIP = "skip"  # not applicable here (an optional setting unset, a prerequisite failed)
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def label(self) -> str:
+        return self.value.upper()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's verdict: what was found, and for every WARN/FAIL what to do about it."""
+
+    check: str  # stable id for machines: "credentials", "clock", ...
+    title: str  # short name for people
+    status: Status
+    message: str
+    action: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status in (Status.WARN, Status.FAIL) and not self.action:
+            raise ValueError(f"A {self.status.label} finding must say what to do ({self.check}).")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "title": self.title,
+            "status": self.status.value,
+            "message": self.message,
+            "action": self.action,
+            "details": self.details,
+        }
+
+
+def duration(seconds: float) -> str:
+    """A length of time as a person reads it in a report line: ``45 s``, ``20 min``, ``2.5 h``."""
+    seconds = abs(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _count(findings: Iterable[Finding], status: Status) -> int:
+    return sum(1 for finding in findings if finding.status is status)
+
+
+def summary_line(findings: Sequence[Finding]) -> str:
+    """``2 failed, 1 warning, 4 ok`` — the last line a person reads."""
+    parts = []
+    for status, word in ((Status.FAIL, "failed"), (Status.WARN, "warning")):
+        count = _count(findings, status)
+        if count:
+            plural = "s" if status is Status.WARN and count != 1 else ""
+            parts.append(f"{count} {word}{plural}")
+    fine = len(findings) - _count(findings, Status.FAIL) - _count(findings, Status.WARN)
+    parts.append(f"{fine} fine")
+    return ", ".join(parts) + "."
+
+
+def render_text(findings: Sequence[Finding], *, heading: str = "") -> str:
+    """One line per check, each WARN/FAIL followed by an indented "what to do" line."""
+    width = max((len(f.title) for f in findings), default=0)
+    lines = [heading] if heading else []
+    for finding in findings:
+        lines.append(f"{finding.status.label:<4}  {finding.title:<{width}}  {finding.message}")
+        if finding.action and finding.status in (Status.WARN, Status.FAIL):
+            lines.append(f"{'':<4}  {'':<{width}}  → {finding.action}")
+    lines.append(summary_line(findings))
+    return "\n".join(lines)
+
+
+def render_json(findings: Sequence[Finding], **meta: Any) -> str:
+    """The findings for machines; ``ok`` is False when any check failed."""
+    document = {
+        **meta,
+        "ok": not any(f.status is Status.FAIL for f in findings),
+        "checks": [finding.to_dict() for finding in findings],
+    }
+    return json.dumps(document, indent=2, default=str)

@@ -1,0 +1,87 @@
+"""Is mirroring keeping up: dead letters, and how long the oldest owed change has waited.
+
+Read from the ``CubeUser`` rows alone, so it reports the same thing whether or not a worker or
+broker is running; it is the place to look when the other checks pass but users are missing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import DatabaseError
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..models import CubeUser
+from .context import DoctorContext
+from .findings import Finding, Status, duration
+
+__all__ = ["check_sync_health", "stale_after"]
+
+TITLE = "Sync health"
+
+
+def stale_after() -> timedelta:
+    """How long an owed change may wait before it counts as stuck: three sweep periods, i.e.
+    the sweep had time to re-send it twice and a worker to push it."""
+    return timedelta(seconds=3 * float(app_settings.SWEEP_AFTER))
+
+
+def check_sync_health(ctx: DoctorContext) -> Finding:
+    """Counts of rows per state, failed rows, and the age of the oldest owed change.
+
+    A row has no "owed since" column; its ``updated_at`` moves on every change and every failed
+    attempt, so the age reported is a lower bound: the change has waited at least that long.
+    """
+    try:
+        counts = dict(
+            CubeUser.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+        )
+        oldest = CubeUser.objects.owed().aggregate(oldest=Min("updated_at"))["oldest"]
+    except DatabaseError as exc:
+        return Finding(
+            "sync_health",
+            TITLE,
+            Status.FAIL,
+            f"Cannot read the ConnectyCube user links: {exc}".strip(),
+            "Check the database connection and run `manage.py migrate django_connectycube`.",
+        )
+    failed = int(counts.get(CubeUser.State.FAILED, 0))
+    owed = int(counts.get(CubeUser.State.PENDING, 0)) + int(counts.get(CubeUser.State.DELETING, 0))
+    details: dict[str, Any] = {"states": counts, "failed": failed, "owed": owed}
+    parts = [f"{sum(counts.values())} link(s)", f"{owed} owed", f"{failed} failed"]
+    age = None
+    if oldest is not None:
+        age = timezone.now() - oldest
+        details["oldest_owed_seconds"] = round(age.total_seconds())
+        parts.append(f"oldest owed change waiting at least {duration(age.total_seconds())}")
+    message = "; ".join(parts) + "."
+    problems: list[str] = []
+    actions: list[str] = []
+    if failed:
+        problems.append(f"{failed} user(s) gave up syncing")
+        actions.append(
+            "read their last error in the admin (ConnectyCube users, state failed), fix the "
+            "cause, then use the admin's re-sync action or `manage.py connectycube_sync --user PK`"
+        )
+    if age is not None and age > stale_after():
+        problems.append(
+            f"a change has waited longer than {duration(stale_after().total_seconds())}"
+        )
+        actions.append(
+            "check that a Celery worker consumes the sync queue and that the sweep runs (the "
+            "broker and beat checks above), or push now with `manage.py connectycube_sync`"
+        )
+    if problems:
+        action = "; ".join(actions)
+        return Finding(
+            "sync_health",
+            TITLE,
+            Status.WARN,
+            f"{message} Problem: {'; '.join(problems)}.",
+            action[0].upper() + action[1:] + ".",
+            details,
+        )
+    return Finding("sync_health", TITLE, Status.OK, message, details=details)

@@ -1,0 +1,197 @@
+"""Will pushes reach a worker: the Celery broker, and the sweep in Celery beat.
+
+The doctor inspects the Celery app the sync tasks are sent with, so it sees what the site sees
+(the project's ``CELERY_*`` settings), not a guess from Django settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+from typing import Any
+
+from kombu.utils.url import maybe_sanitize_url
+
+from .context import DoctorContext
+from .findings import Finding, Status, duration
+
+__all__ = ["SWEEP_TASK", "check_broker", "check_sweep_schedule", "sweep_entries"]
+
+#: The registered name of :func:`django_connectycube.tasks.sweep_dirty`.
+SWEEP_TASK = "django_connectycube.sweep_dirty"
+
+#: Python packages each transport needs, checked by import before connecting (kombu's Redis
+#: transport imports ``redis`` lazily and would only fail on the first publish).
+TRANSPORT_PACKAGES: dict[str, tuple[str, ...]] = {
+    "redis": ("redis",),
+    "rediss": ("redis",),
+    "sentinel": ("redis",),
+    "amqp": ("amqp",),
+    "amqps": ("amqp",),
+    "pyamqp": ("amqp",),
+}
+
+#: Brokers that live inside one process: a separate worker never sees what is sent there.
+IN_PROCESS = ("memory",)
+
+BROKER = "Celery broker"
+
+
+def _broker_url(app: Any) -> str:
+    return str(app.conf.broker_url or app.conf.broker_write_url or "")
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else url.lower()
+
+
+def broker_in_use(app: Any) -> bool:
+    """False when tasks never leave this process (eager mode or an in-memory broker)."""
+    if app.conf.task_always_eager:
+        return False
+    return _scheme(_broker_url(app)) not in IN_PROCESS
+
+
+def check_broker(ctx: DoctorContext) -> Finding:
+    """The broker the sync tasks are published to accepts a connection."""
+    app = ctx.celery_app
+    if app.main in (None, "default"):
+        return Finding(
+            "broker",
+            BROKER,
+            Status.FAIL,
+            "The project has no Celery app (connectycube.W002): the sync tasks go to Celery's "
+            "fallback app and its default broker, which no worker of yours reads.",
+            "Create one (proj/celery.py with `app.config_from_object('django.conf:settings', "
+            "namespace='CELERY')`) and import it in proj/__init__.py.",
+        )
+    if app.conf.task_always_eager:
+        return Finding(
+            "broker",
+            BROKER,
+            Status.WARN,
+            "task_always_eager is on: pushes run inside the process that saved the user, "
+            "with no broker, no worker and no retries (fit for a demo only).",
+            "Set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0), turn "
+            "CELERY_TASK_ALWAYS_EAGER off and run a worker: `celery -A <project> worker`.",
+        )
+    url = _broker_url(app)
+    shown = maybe_sanitize_url(url) if url else "amqp://guest@localhost// (Celery's default)"
+    scheme = _scheme(url) or "amqp"
+    if scheme in IN_PROCESS:
+        return Finding(
+            "broker",
+            BROKER,
+            Status.WARN,
+            f"The broker is {shown}: it lives inside one process, so a worker never receives "
+            "the pushes this site sends.",
+            "Set CELERY_BROKER_URL to Redis or RabbitMQ and run a worker.",
+            {"broker": shown},
+        )
+    details: dict[str, Any] = {"broker": shown, "transport": scheme}
+    missing = _missing_packages(scheme)
+    if missing:
+        return Finding(
+            "broker",
+            BROKER,
+            Status.FAIL,
+            f"The {scheme} transport needs Python packages that do not import: {missing}.",
+            "Install them in this environment (Redis: `pip install django-connectycube[redis]`).",
+            details,
+        )
+    try:
+        connection = app.connection_for_write()
+    except ImportError as exc:
+        return Finding(
+            "broker",
+            BROKER,
+            Status.FAIL,
+            f"The {scheme} transport cannot be loaded: {exc}.",
+            "Install the package the message names in this environment.",
+            details,
+        )
+    try:
+        connection.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0, timeout=ctx.timeout
+        )
+    except Exception as exc:  # kombu raises transport-specific errors (OperationalError, OSError)
+        return Finding(
+            "broker",
+            BROKER,
+            Status.FAIL,
+            f"Cannot connect to {shown}: {exc}",
+            "Start the broker or fix CELERY_BROKER_URL; until then changes wait in the database "
+            "and the sweep hands them over once the broker is back.",
+            details,
+        )
+    finally:
+        connection.release()
+    return Finding("broker", BROKER, Status.OK, f"Connected to {shown}.", details=details)
+
+
+def _missing_packages(scheme: str) -> str:
+    problems = []
+    for package in TRANSPORT_PACKAGES.get(scheme, ()):
+        try:
+            importlib.import_module(package)
+        except ImportError as exc:
+            problems.append(f"{package} ({exc})")
+    return ", ".join(problems)
+
+
+def sweep_entries(app: Any) -> dict[str, Any]:
+    """The ``beat_schedule`` entries that run the sweep, by entry name."""
+    schedule = app.conf.beat_schedule or {}
+    return {
+        name: entry
+        for name, entry in schedule.items()
+        if isinstance(entry, dict) and entry.get("task") == SWEEP_TASK
+    }
+
+
+def _every(entry: dict[str, Any]) -> str:
+    value = entry.get("schedule")
+    value = getattr(value, "run_every", value)
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, (int, float)):
+        return f"every {duration(value)}"
+    return f"on {value}"
+
+
+def check_sweep_schedule(ctx: DoctorContext) -> Finding:
+    """The sweep that re-sends pushes a broker or worker outage lost is in ``beat_schedule``."""
+    title = "Sweep in beat"
+    app = ctx.celery_app
+    if not broker_in_use(app):
+        return Finding(
+            "sweep_schedule",
+            title,
+            Status.SKIP,
+            "No broker is in use, so there is no beat to schedule the sweep in.",
+        )
+    entries = sweep_entries(app)
+    if entries:
+        name, entry = next(iter(entries.items()))
+        return Finding(
+            "sweep_schedule",
+            title,
+            Status.OK,
+            f"{SWEEP_TASK} is scheduled as {name!r}, {_every(entry)} (beat must be running).",
+            details={"entries": sorted(entries)},
+        )
+    scheduler = str(app.conf.beat_scheduler or "")
+    note = ""
+    if "celery.beat" not in scheduler:
+        note = f" The beat scheduler is {scheduler}; a schedule kept in a database is not read."
+    return Finding(
+        "sweep_schedule",
+        title,
+        Status.WARN,
+        f"{SWEEP_TASK} is not in the Celery beat schedule: a push lost to a broker or worker "
+        f"outage stays owed until something sweeps.{note}",
+        'Add {"connectycube-sweep": {"task": "django_connectycube.sweep_dirty", "schedule": '
+        "60.0}} to CELERY_BEAT_SCHEDULE and run `celery -A <project> beat`, or run "
+        "`manage.py connectycube_sync --dirty` from cron.",
+        {"scheduler": scheduler},
+    )
