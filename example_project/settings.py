@@ -121,6 +121,8 @@ CONNECTYCUBE = {
     "AUTH_KEY": env("CONNECTYCUBE_AUTH_KEY", default="emulator-auth-key"),
     "AUTH_SECRET": env("CONNECTYCUBE_AUTH_SECRET", default="emulator-auth-secret"),
     "AVATAR_FIELD": "avatar",
+    # Optional: the Administration API key (ConnectyCube's Advanced plan); remote deletes use it.
+    "ADMIN_API_KEY": env("CONNECTYCUBE_ADMIN_API_KEY", default=None),
 }
 
 LOGGING = {

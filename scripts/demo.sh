@@ -24,7 +24,8 @@ if [ -z "${CONNECTYCUBE_API_URL:-}" ]; then
   # the users that the database remembers (delete both files to start afresh).
   "$PY" -m django_connectycube.emulator --host 127.0.0.1 --port "$EMULATOR_PORT" \
     --app-id "$CONNECTYCUBE_APPLICATION_ID" --auth-key "$CONNECTYCUBE_AUTH_KEY" \
-    --auth-secret "$CONNECTYCUBE_AUTH_SECRET" --state-file "$EMULATOR_STATE_FILE" &
+    --auth-secret "$CONNECTYCUBE_AUTH_SECRET" --state-file "$EMULATOR_STATE_FILE" \
+    ${CONNECTYCUBE_ADMIN_API_KEY:+--admin-api-key "$CONNECTYCUBE_ADMIN_API_KEY"} &
   pids+=($!)
   "$PY" - "$CONNECTYCUBE_API_URL" <<'PYEOF'
 import sys, time, urllib.request
