@@ -1,0 +1,94 @@
+"""The base view of the API: permissions and throttles from settings, failures as JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from .. import sessions
+from ..client import ConnectyCubeError
+from ..conf import ConfigurationError, app_settings
+from .errors import UNAVAILABLE, error_response
+
+logger = logging.getLogger("django_connectycube")
+
+__all__ = ["ConnectyCubeAPIView", "import_setting", "setting_paths"]
+
+
+class ConnectyCubeAPIView(APIView):
+    """Base view: permissions and throttles from settings, remote failures as 503/502."""
+
+    #: ``None``: take ``API_PERMISSION_CLASSES`` from settings; views that must stay open
+    #: (login, password reset) set their own.
+    connectycube_permission_classes: list[type[BasePermission]] | None = None
+
+    def get_permissions(self) -> list[BasePermission]:
+        classes = self.connectycube_permission_classes
+        if classes is None:
+            classes = [
+                import_setting(p, "API_PERMISSION_CLASSES")
+                for p in setting_paths("API_PERMISSION_CLASSES")
+            ]
+        return [cls() for cls in classes]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [
+            import_setting(p, "API_THROTTLE_CLASSES")()
+            for p in setting_paths("API_THROTTLE_CLASSES")
+        ]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if sessions.is_transient(exc):
+            logger.warning("ConnectyCube unavailable during %s: %s", self.request.path, exc)
+            retry = str(sessions.retry_after_for(exc))
+            return error_response(
+                _("ConnectyCube is unavailable right now; try again later."),
+                UNAVAILABLE,
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                Retry_After=retry,
+            )
+        if isinstance(exc, ConnectyCubeError):
+            logger.error("ConnectyCube refused a call during %s: %s", self.request.path, exc)
+            return error_response(
+                _("ConnectyCube refused the request."),
+                "connectycube_error",
+                status.HTTP_502_BAD_GATEWAY,
+            )
+        response = super().handle_exception(exc)
+        if (
+            isinstance(exc, APIException)
+            and isinstance(response.data, dict)
+            and set(response.data) == {"detail"}
+        ):
+            codes = exc.get_codes()
+            response.data["code"] = codes if isinstance(codes, str) else "error"
+        return response
+
+
+def setting_paths(name: str) -> list[Any]:
+    """A setting holding one dotted path or a list of them, as a list."""
+    value = getattr(app_settings, name)
+    if isinstance(value, str):
+        value = [value]
+    return list(value or [])
+
+
+def import_setting(path: Any, setting: str) -> Any:
+    """Import a dotted path from a setting; the error names the setting."""
+    if not isinstance(path, str):
+        return path
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f'CONNECTYCUBE["{setting}"]: cannot import {path!r}: {exc}'
+        ) from exc

@@ -1,0 +1,241 @@
+"""``login/``, ``logout/`` and ``session/``: the requester's ConnectyCube session.
+
+Override hooks follow knox's style: subclass a view and replace ``get_post_response_data``,
+``authenticate_credentials`` or ``find_user_by_phone``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from django.contrib.auth import authenticate, get_user_model
+from django.core.exceptions import FieldError
+from django.db import IntegrityError, transaction
+from django.utils.crypto import get_random_string
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import sessions
+from ..client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
+from ..conf import ConfigurationError, app_settings
+from ..models import CubeSession, CubeUser
+from ..remote import get_client
+from .base import ConnectyCubeAPIView, import_setting
+from .errors import error_response
+from .openapi import OpenApiResponse, extend_schema
+from .serializers import ErrorSerializer, LoginSerializer, SessionSerializer
+from .throttling import LoginGuard
+
+__all__ = ["LoginView", "LogoutView", "SessionResponseMixin", "SessionView"]
+
+
+class SessionResponseMixin:
+    """Builds the session answer; override :meth:`get_post_response_data` to add fields."""
+
+    def get_post_response_data(self, request: Request, row: CubeSession) -> dict[str, Any]:
+        return {
+            "token": row.token,
+            "expires_at": row.expires_at,
+            "user_id": row.cube_user_id,
+            "application_id": int(app_settings.APPLICATION_ID),
+            "api_url": app_settings.API_URL,
+        }
+
+    def session_response(self, request: Request, row: CubeSession) -> Response:
+        data = SessionSerializer(self.get_post_response_data(request, row)).data
+        response = Response(data)
+        # A token must never sit in a shared or browser cache.
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+
+_LOGIN_ERRORS = {
+    400: OpenApiResponse(description="Invalid input (field errors)."),
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated or bad credentials."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many failed logins (Retry-After)."),
+    503: OpenApiResponse(ErrorSerializer, description="ConnectyCube unavailable (Retry-After)."),
+}
+
+
+class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
+    """``POST login/``: the requester's ConnectyCube session (a cached valid one costs nothing).
+
+    Who the requester is: the authenticated request's user; else ``{username, password}``
+    checked by Django's ``authenticate()``; else a Firebase phone token verified by ConnectyCube
+    and linked to the local user with that phone.
+    """
+
+    connectycube_permission_classes = [AllowAny]
+    invalid_credentials = _("Invalid credentials.")
+
+    @extend_schema(
+        request=LoginSerializer, responses={200: SessionSerializer, **_LOGIN_ERRORS}, auth=[]
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data.get("provider") == "firebase_phone":
+            return self.firebase_login(request, data["firebase_phone"])
+        if "username" in data:
+            user = self.authenticate_credentials(request, data["username"], data["password"])
+            if isinstance(user, Response):
+                return user
+        elif request.user and request.user.is_authenticated:
+            user = request.user
+        else:
+            raise NotAuthenticated()
+        return self.session_response(request, sessions.get_session_for_user(user))
+
+    # -- credentials -----------------------------------------------------------------------
+
+    def authenticate_credentials(self, request: Request, username: str, password: str) -> Any:
+        """The user for these credentials, or an error response (401, or 429 when locked)."""
+        guard = LoginGuard(request, username)
+        locked = guard.retry_after()
+        if locked is not None:
+            return self.locked_response(locked)
+        user_model = get_user_model()
+        credentials = {user_model.USERNAME_FIELD: username, "password": password}
+        user = authenticate(request._request, **credentials)
+        if user is None or not getattr(user, "is_active", True):
+            guard.record_failure()
+            return error_response(self.invalid_credentials, "invalid_credentials", 401)
+        guard.reset_account()
+        return user
+
+    @staticmethod
+    def locked_response(retry_after: int) -> Response:
+        return error_response(
+            _("Too many failed login attempts; try again later."),
+            "login_locked",
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            Retry_After=str(retry_after),
+        )
+
+    # -- Firebase phone --------------------------------------------------------------------
+
+    def firebase_login(self, request: Request, params: dict[str, Any]) -> Response:
+        """Verify a Firebase phone token with ConnectyCube and log in the local user it names."""
+        configured = app_settings.FIREBASE_PROJECT_ID
+        project_id = params.get("project_id") or configured
+        if not project_id:
+            return Response(
+                {"firebase_phone": {"project_id": [str(_("This field is required."))]}},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        guard = LoginGuard(request, None)
+        locked = guard.retry_after()
+        if locked is not None:
+            return self.locked_response(locked)
+        if configured and str(project_id) != str(configured):
+            guard.record_failure()
+            return error_response(self.invalid_credentials, "invalid_credentials", 401)
+        client = get_client()
+        try:
+            remote = client.create_firebase_phone_session(str(project_id), params["access_token"])
+        except APIError as exc:
+            if sessions.is_transient(exc):
+                raise
+            guard.record_failure()
+            return error_response(self.invalid_credentials, "invalid_credentials", 401)
+        phone = remote.user.phone if remote.user is not None else None
+        user = self.find_user_by_phone(phone) if phone else None
+        if user is None and phone and app_settings.FIREBASE_CREATE_USERS:
+            user = self.create_user_for_phone(phone)
+        if user is None or not getattr(user, "is_active", True):
+            self._discard(client, remote)
+            return error_response(
+                _("No account is linked to this phone number."),
+                "phone_not_linked",
+                status.HTTP_400_BAD_REQUEST,
+            )
+        link = CubeUser.objects.filter(user_id=user.pk).first()
+        if link is not None and link.cube_id is not None and link.cube_id == remote.user_id:
+            row = sessions.store_session(user, remote)
+        else:
+            # ConnectyCube's Firebase user is not this user's mirrored identity: the phone is
+            # proven, so hand out the mirrored identity's session and drop the other one.
+            self._discard(client, remote)
+            row = sessions.get_session_for_user(user)
+        return self.session_response(request, row)
+
+    @staticmethod
+    def _discard(client: ConnectyCubeClient, remote: Session) -> None:
+        with contextlib.suppress(ConnectyCubeError):
+            client.destroy_session(remote.token)
+
+    def find_user_by_phone(self, phone: str) -> Any:
+        """The one active local user with this phone (``FIREBASE_PHONE_LOOKUP``), else None."""
+        lookup = app_settings.FIREBASE_PHONE_LOOKUP
+        if callable(lookup) or (isinstance(lookup, str) and "." in lookup):
+            func = import_setting(lookup, "FIREBASE_PHONE_LOOKUP")
+            return func(phone)
+        manager = get_user_model()._default_manager
+        try:
+            matches = list(manager.filter(**{lookup: phone})[:2])
+        except FieldError as exc:
+            raise ConfigurationError(
+                f'CONNECTYCUBE["FIREBASE_PHONE_LOOKUP"] = {lookup!r} is not a field of the user '
+                "model; name the phone field or give a dotted path to a callable(phone)."
+            ) from exc
+        return matches[0] if len(matches) == 1 else None
+
+    def create_user_for_phone(self, phone: str) -> Any:
+        """A new local user for a verified phone (``FIREBASE_CREATE_USERS``); no password."""
+        user_model = get_user_model()
+        lookup = app_settings.FIREBASE_PHONE_LOOKUP
+        digits = "".join(ch for ch in phone if ch.isdigit()) or get_random_string(8)
+        for attempt in range(5):
+            suffix = "" if attempt == 0 else "_" + get_random_string(4).lower()
+            fields = {user_model.USERNAME_FIELD: f"phone_{digits}{suffix}"}
+            if isinstance(lookup, str) and "." not in lookup:
+                fields[lookup] = phone
+            try:
+                with transaction.atomic():
+                    user = user_model._default_manager.create_user(**fields)
+            except IntegrityError:
+                continue
+            return user
+        return None
+
+
+class LogoutView(ConnectyCubeAPIView):
+    """``POST logout/``: end the requester's ConnectyCube session and forget its token."""
+
+    connectycube_permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Logged out (also when there was no session)."),
+            401: OpenApiResponse(ErrorSerializer),
+            503: OpenApiResponse(ErrorSerializer),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        sessions.destroy_session(request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionView(SessionResponseMixin, ConnectyCubeAPIView):
+    """``GET session/``: the requester's session, confirmed with ConnectyCube and renewed if
+    ConnectyCube no longer knows it."""
+
+    connectycube_permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={
+            200: SessionSerializer,
+            401: OpenApiResponse(ErrorSerializer),
+            503: OpenApiResponse(ErrorSerializer),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        return self.session_response(request, sessions.refresh_session(request.user))
