@@ -73,6 +73,8 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
 
     connectycube_permission_classes = [AllowAny]
     invalid_credentials = _("Invalid credentials.")
+    #: The guard of this request's password check, once it succeeded (sets the device cookie).
+    login_guard: LoginGuard | None = None
 
     @extend_schema(
         request=LoginSerializer, responses={200: SessionSerializer, **_LOGIN_ERRORS}, auth=[]
@@ -91,29 +93,39 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
             user = request.user
         else:
             raise NotAuthenticated()
-        return self.session_response(request, sessions.get_session_for_user(user))
+        response = self.session_response(request, sessions.get_session_for_user(user))
+        if self.login_guard is not None:
+            self.login_guard.remember_device(response)
+        return response
 
     # -- credentials -----------------------------------------------------------------------
 
     def authenticate_credentials(self, request: Request, username: str, password: str) -> Any:
-        """The user for these credentials, or an error response (401, or 429 when locked)."""
+        """The user for these credentials, or an error response (401, or 429 while this account
+        or address must wait); see :mod:`.lockout` for the policy."""
         guard = LoginGuard(request, username)
-        locked = guard.retry_after()
-        if locked is not None:
-            return self.locked_response(locked)
+        wait = guard.reserve()
+        if wait is not None:
+            return self.locked_response(wait)
         user_model = get_user_model()
         credentials = {user_model.USERNAME_FIELD: username, "password": password}
-        user = authenticate(request._request, **credentials)
+        try:
+            user = authenticate(request._request, **credentials)
+        except BaseException:
+            guard.cancel()
+            raise
         if user is None or not getattr(user, "is_active", True):
-            guard.record_failure()
+            guard.failed()
             return error_response(self.invalid_credentials, "invalid_credentials", 401)
-        guard.reset_account()
+        guard.succeeded()
+        self.login_guard = guard
         return user
 
     @staticmethod
     def locked_response(retry_after: int) -> Response:
         return error_response(
-            _("Too many failed login attempts; try again later."),
+            _("Too many failed login attempts; try again in %(seconds)d s.")
+            % {"seconds": retry_after},
             "login_locked",
             status.HTTP_429_TOO_MANY_REQUESTS,
             Retry_After=str(retry_after),
@@ -131,20 +143,25 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         guard = LoginGuard(request, None)
-        locked = guard.retry_after()
-        if locked is not None:
-            return self.locked_response(locked)
+        wait = guard.reserve()
+        if wait is not None:
+            return self.locked_response(wait)
         if configured and str(project_id) != str(configured):
-            guard.record_failure()
+            guard.failed()
             return error_response(self.invalid_credentials, "invalid_credentials", 401)
         client = get_client()
         try:
             remote = client.create_firebase_phone_session(str(project_id), params["access_token"])
         except APIError as exc:
             if sessions.is_transient(exc):
+                guard.cancel()
                 raise
-            guard.record_failure()
+            guard.failed()
             return error_response(self.invalid_credentials, "invalid_credentials", 401)
+        except BaseException:
+            guard.cancel()
+            raise
+        guard.succeeded()
         phone = remote.user.phone if remote.user is not None else None
         user = self.find_user_by_phone(phone) if phone else None
         if user is None and phone and app_settings.FIREBASE_CREATE_USERS:
