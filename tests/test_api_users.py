@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core import mail
 from django.test import Client
 from rest_framework.throttling import BaseThrottle
 
@@ -16,7 +14,6 @@ from django_connectycube.models import CubeUser
 
 User = get_user_model()
 USERS = "/api/connectycube/users/"
-RESET = "/api/connectycube/password-reset/"
 
 pytestmark = [pytest.mark.usefixtures("no_broker", "clean_cache"), pytest.mark.django_db]
 
@@ -27,7 +24,6 @@ def cube(connectycube_emulator, settings):
         **settings.CONNECTYCUBE,
         "RETRIES": 0,
         "MAX_RETRY_WAIT": 1.0,
-        "PASSWORD_RESET_MIN_SECONDS": 0.05,
     }
     return connectycube_emulator
 
@@ -224,55 +220,13 @@ def test_connectycube_outage_on_look_ups_is_503(cube, me, route):
     assert int(response["Retry-After"]) >= 1
 
 
-# ---- password reset ------------------------------------------------------------------------
-
-
-def reset(email):
-    return Client().post(RESET, {"email": email}, content_type="application/json")
-
-
-def test_reset_for_a_local_user_sends_djangos_email(cube):
-    User.objects.create_user(username="alice", email="alice@example.com", password="pw")
-    response = reset("Alice@Example.com")
-    assert response.status_code == 202
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["alice@example.com"]
-    assert "/accounts/reset/" in mail.outbox[0].body
-    assert cube.outbox == []
-    assert cube.request_count("/users/password/reset") == 0
-
-
-def test_reset_for_an_address_only_connectycube_knows_asks_connectycube(cube):
-    cube.create_user(login="remote1", email="remote@example.com", password="12345678")
-    response = reset("remote@example.com")
-    assert response.status_code == 202
-    assert mail.outbox == []
-    assert cube.request_count("/users/password/reset") == 1
-    assert [m["to"] for m in cube.outbox] == ["remote@example.com"]
-
-
-def test_reset_answers_are_identical_for_known_and_unknown(cube, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "PASSWORD_RESET_MIN_SECONDS": 0.2}
-    User.objects.create_user(username="alice", email="alice@example.com", password="pw")
-    timings, answers = [], []
-    for email in ("alice@example.com", "nobody@example.com"):
-        started = time.monotonic()
-        response = reset(email)
-        timings.append(time.monotonic() - started)
-        answers.append((response.status_code, response.json()))
-    assert answers[0] == answers[1]
-    assert answers[0][0] == 202
-    assert all(0.2 <= t < 0.6 for t in timings), timings
-
-
-def test_reset_hides_a_connectycube_outage(cube):
-    cube.set_fault("/users/password/reset", error_rate=1, statuses=[503])
-    response = reset("nobody@example.com")
-    assert response.status_code == 202
-    assert response.json()["code"] == "password_reset_requested"
-
-
-def test_reset_needs_a_valid_email(cube):
-    response = reset("not an email")
-    assert response.status_code == 400
-    assert "email" in response.json()
+def test_lookups_have_a_default_throttle_per_user(cube, me, settings):
+    seed(cube, 1)
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_THROTTLE_RATES": {"lookup": "3/minute"}}
+    answers = [me.get(USERS, {"login": "user0"}).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    assert me.get(f"{USERS}{me.cube_id}/").status_code == 429  # one budget for every look-up
+    other = User.objects.create_user(username="bob", password="pw")
+    client = Client()
+    client.force_login(other)
+    assert client.get(USERS, {"login": "user0"}).status_code == 200  # each user has their own

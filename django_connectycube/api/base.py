@@ -30,6 +30,9 @@ class ConnectyCubeAPIView(APIView):
     #: ``None``: take ``API_PERMISSION_CLASSES`` from settings; views that must stay open
     #: (login, password reset) set their own.
     connectycube_permission_classes: list[type[BasePermission]] | None = None
+    #: This view's own throttles, applied with those of ``API_THROTTLE_CLASSES``; their rates
+    #: come from ``API_THROTTLE_RATES`` (a rate of ``None`` turns one off).
+    connectycube_throttle_classes: list[type[BaseThrottle]] = []
 
     def get_permissions(self) -> list[BasePermission]:
         classes = self.connectycube_permission_classes
@@ -41,10 +44,10 @@ class ConnectyCubeAPIView(APIView):
         return [cls() for cls in classes]
 
     def get_throttles(self) -> list[BaseThrottle]:
-        return [
-            import_setting(p, "API_THROTTLE_CLASSES")()
-            for p in setting_paths("API_THROTTLE_CLASSES")
+        configured = [
+            import_setting(p, "API_THROTTLE_CLASSES") for p in setting_paths("API_THROTTLE_CLASSES")
         ]
+        return [cls() for cls in [*self.connectycube_throttle_classes, *configured]]
 
     def handle_exception(self, exc: Exception) -> Response:
         if sessions.is_transient(exc):

@@ -36,6 +36,7 @@ from .serializers import (
     ProfileSerializer,
     UserQuerySerializer,
 )
+from .throttling import LookupThrottle
 
 __all__ = [
     "ConnectyCubeAPIView",
@@ -53,6 +54,7 @@ class ProfileMixin:
     """Serializes ConnectyCube users as public profiles for this request's user."""
 
     request: Request
+    connectycube_throttle_classes = [LookupThrottle]
 
     def profile_context(self) -> dict[str, Any]:
         user = self.request.user
