@@ -40,6 +40,7 @@ from .client import (
 from .conf import ConfigurationError, app_settings
 from .models import CubeSession, CubeUser
 from .remote import get_client
+from .secrecy import hide_secrets
 
 logger = logging.getLogger("django_connectycube")
 
@@ -95,6 +96,7 @@ def auth_mode() -> str:
     return str(mode)
 
 
+@hide_secrets
 def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
     """A new remote session for a mirrored user: derived password, or a CIdP token."""
     if auth_mode() == AUTH_MODE_CIDP:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core import signals
+from django.utils.log import log_response
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -66,7 +71,12 @@ class ConnectyCubeAPIView(APIView):
                 "connectycube_error",
                 status.HTTP_502_BAD_GATEWAY,
             )
-        response = super().handle_exception(exc)
+        try:
+            response = super().handle_exception(exc)
+        except Exception as raised:
+            if raised is not exc:
+                raise
+            return self.server_error_response(exc)
         if (
             isinstance(exc, APIException)
             and isinstance(response.data, dict)
@@ -75,6 +85,44 @@ class ConnectyCubeAPIView(APIView):
             codes = exc.get_codes()
             response.data["code"] = codes if isinstance(codes, str) else "error"
         return response
+
+    def server_error_response(self, exc: Exception) -> Response:
+        """A bug: reported the way Django reports one (``got_request_exception`` for error
+        trackers, the ``django.request`` logger for ``ADMINS`` mail), answered as JSON.
+
+        Never Django's HTML error page, not even with ``DEBUG`` on: that page lists every local
+        variable of every frame, and Django filters none of them while ``DEBUG`` is on.
+        """
+        request = self.request._request if self.request is not None else None
+        signals.got_request_exception.send(sender=type(self), request=request)
+        response = error_response(
+            _("Internal server error."), "server_error", status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
+        log_response(
+            "Internal Server Error: %s",
+            getattr(request, "path", "?"),
+            response=response,
+            request=request,
+            exception=exc,
+        )
+        return response
+
+    def get_authenticate_header(self, request: Request) -> str | None:
+        """The challenge of a 401, so an unauthenticated call is a 401, not DRF's 403.
+
+        DRF answers 401 only when the *first* authentication class offers a challenge, and
+        ``SessionAuthentication`` offers none. Walking the classes in order, the first challenge
+        wins; a session class first offers ``Cookie`` (the scheme of the cookie-authentication
+        draft, draft-broyer-http-cookie-auth), which tells the client to log in through the site
+        and, unlike ``Basic``, never makes a browser pop up a password dialog.
+        """
+        for authenticator in self.get_authenticators():
+            header = authenticator.authenticate_header(request)
+            if header:
+                return str(header)
+            if isinstance(authenticator, SessionAuthentication):
+                return f'Cookie realm="api", cookie-name="{settings.SESSION_COOKIE_NAME}"'
+        return None
 
 
 def setting_paths(name: str) -> list[Any]:

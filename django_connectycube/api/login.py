@@ -13,7 +13,9 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import FieldError
 from django.db import IntegrityError, transaction
 from django.utils.crypto import get_random_string
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -25,6 +27,7 @@ from ..client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
 from ..conf import ConfigurationError, app_settings
 from ..models import CubeSession, CubeUser
 from ..remote import get_client
+from ..secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
 from .base import ConnectyCubeAPIView, import_setting
 from .errors import error_response
 from .openapi import OpenApiResponse, extend_schema
@@ -63,6 +66,7 @@ _LOGIN_ERRORS = {
 }
 
 
+@method_decorator(sensitive_post_parameters(*SENSITIVE_POST_PARAMETERS), name="dispatch")
 class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
     """``POST login/``: the requester's ConnectyCube session (a cached valid one costs nothing).
 
@@ -79,6 +83,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
     @extend_schema(
         request=LoginSerializer, responses={200: SessionSerializer, **_LOGIN_ERRORS}, auth=[]
     )
+    @method_decorator(hide_secrets)
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -100,6 +105,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
 
     # -- credentials -----------------------------------------------------------------------
 
+    @method_decorator(hide_secrets)
     def authenticate_credentials(self, request: Request, username: str, password: str) -> Any:
         """The user for these credentials, or an error response (401, or 429 while this account
         or address must wait); see :mod:`.lockout` for the policy."""
@@ -133,6 +139,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
 
     # -- Firebase phone --------------------------------------------------------------------
 
+    @method_decorator(hide_secrets)
     def firebase_login(self, request: Request, params: dict[str, Any]) -> Response:
         """Verify a Firebase phone token with ConnectyCube and log in the local user it names."""
         configured = app_settings.FIREBASE_PROJECT_ID
