@@ -121,7 +121,8 @@ def test_ordering_and_paging(cube, me):
         ({"external_id": "not-there"}, []),
     ],
 )
-def test_each_filter(cube, me, params, expected):
+def test_each_filter(cube, me, params, expected, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_CONTACT_LOOKUPS": True}
     seed(cube)
     response = me.get(USERS, params)
     assert response.status_code == 200, response.content
@@ -230,3 +231,33 @@ def test_lookups_have_a_default_throttle_per_user(cube, me, settings):
     client = Client()
     client.force_login(other)
     assert client.get(USERS, {"login": "user0"}).status_code == 200  # each user has their own
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"email": "user0@example.com"}, {"email": "nobody@example.com"}, {"phone": "+1000"}],
+)
+def test_contact_lookups_are_refused_while_contact_fields_are_hidden(cube, me, params):
+    seed(cube, 1)
+    cube.reset_counters()
+    response = me.get(USERS, params)
+    assert response.status_code == 403
+    assert response.json()["code"] == "contact_lookup_disabled"
+    assert cube.request_count() == 0  # known and unknown addresses look the same
+
+
+@pytest.mark.parametrize(
+    ("expose", "lookups", "allowed"),
+    [(True, None, True), (False, True, True), (True, False, False), (False, None, False)],
+)
+def test_contact_lookups_follow_the_settings(cube, me, settings, expose, lookups, allowed):
+    seed(cube, 1)
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "API_EXPOSE_CONTACT_FIELDS": expose,
+        "API_CONTACT_LOOKUPS": lookups,
+    }
+    response = me.get(USERS, {"email": "user0@example.com"})
+    assert (response.status_code == 200) is allowed
+    if allowed:
+        assert [u["login"] for u in response.json()["results"]] == ["user0"]

@@ -50,6 +50,19 @@ __all__ = [
 ]
 
 
+#: Look-ups that would confirm someone's e-mail address or phone number.
+CONTACT_FILTERS = frozenset({"email", "phone"})
+
+
+def contact_lookups_allowed() -> bool:
+    """``API_CONTACT_LOOKUPS``, or when unset ``API_EXPOSE_CONTACT_FIELDS``: an address that
+    profiles do not show must not be confirmable by searching for it either."""
+    explicit = app_settings.API_CONTACT_LOOKUPS
+    if explicit is not None:
+        return bool(explicit)
+    return bool(app_settings.API_EXPOSE_CONTACT_FIELDS)
+
+
 class ProfileMixin:
     """Serializes ConnectyCube users as public profiles for this request's user."""
 
@@ -78,6 +91,8 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
             200: ProfilePageSerializer,
             400: OpenApiResponse(description="Invalid or missing filter (field errors)."),
             401: OpenApiResponse(ErrorSerializer),
+            403: OpenApiResponse(ErrorSerializer, description="E-mail/phone look-ups are off."),
+            429: OpenApiResponse(ErrorSerializer, description="Throttled (Retry-After)."),
             503: OpenApiResponse(ErrorSerializer),
         },
     )
@@ -85,6 +100,12 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
         query = UserQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
+        if params["filter"] in CONTACT_FILTERS and not contact_lookups_allowed():
+            return error_response(
+                _("Looking users up by e-mail or phone is turned off."),
+                "contact_lookup_disabled",
+                status.HTTP_403_FORBIDDEN,
+            )
         page = self.fetch(get_client(), params)
         profiles = ProfileSerializer(page.items, many=True, context=self.profile_context()).data
         number, per_page = params["page"], params["per_page"]
