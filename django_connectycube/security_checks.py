@@ -17,7 +17,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Tags, register
+from django.core.checks import CheckMessage, Tags, Warning, register
 
 from .checks import _e002
 from .conf import DEFAULTS, ConfigurationError, app_settings
@@ -71,16 +71,23 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def _readable() -> bool:
+    """Whether ``CONNECTYCUBE`` can be read (``check_settings`` reports it when it cannot)."""
+    try:
+        app_settings.reload()
+        app_settings.unknown_keys()
+    except ConfigurationError:
+        return False
+    return True
+
+
 @register(Tags.security, CHECK_TAG)
 def check_security_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Type checks for the login guard, the throttles and the CIdP verifier."""
-    try:
-        app_settings.reload()
-        app_settings.unknown_keys()
-    except ConfigurationError:
-        return []  # check_settings reports a CONNECTYCUBE that is not a dict
+    if not _readable():
+        return []
     messages: list[CheckMessage] = []
     for name, (valid, expected) in RULES.items():
         value = app_settings.get(name)
@@ -122,4 +129,41 @@ def _check_rates() -> list[CheckMessage]:
                     f"[{scope!r}] must be a DRF rate such as '10/hour', or None, got {rate!r}.",
                 )
             )
+    return messages
+
+
+@register(Tags.security, CHECK_TAG)
+def check_secrets(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn when ConnectyCube passwords or token encryption hang on ``SECRET_KEY``.
+
+    Rotating ``SECRET_KEY`` then silently changes every derived password (logins survive only
+    while the old key sits in ``SECRET_KEY_FALLBACKS``), and ``password_version`` cannot tell an
+    old key from the new one. Own secrets make a rotation of either a deliberate step.
+    """
+    if not _readable():
+        return []
+    messages: list[CheckMessage] = []
+    if not app_settings.get("PASSWORD_SECRETS"):
+        messages.append(
+            Warning(
+                'CONNECTYCUBE["PASSWORD_SECRETS"] is not set: ConnectyCube passwords are derived '
+                "from SECRET_KEY, so rotating SECRET_KEY changes all of them.",
+                hint="Set PASSWORD_SECRETS = {1: <the current SECRET_KEY value>} (nothing changes "
+                "for existing users), then rotate by adding version 2 and running "
+                "manage.py connectycube_rederive_passwords.",
+                id="connectycube.W004",
+            )
+        )
+    if not app_settings.get("TOKEN_KEYS"):
+        messages.append(
+            Warning(
+                'CONNECTYCUBE["TOKEN_KEYS"] is not set: stored session tokens are encrypted with '
+                "a key derived from SECRET_KEY.",
+                hint="Set TOKEN_KEYS to your own Fernet keys (Fernet.generate_key()), newest "
+                "first; rotate with manage.py connectycube_rotate_keys.",
+                id="connectycube.W005",
+            )
+        )
     return messages

@@ -123,15 +123,17 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
             # its place: remove it again, and let the caller recreate the real one.
             client.as_user(session).delete_self()
         raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
-    if attempt > 1 or version != mapping.current_password_version():
-        _move_to_current_password(link, client, session, password)
+    if version != mapping.current_password_version():
+        version = _move_to_current_password(link, client, session, password, version)
+    record_password_version(link, version)
     return session
 
 
 def _move_to_current_password(
-    link: CubeUser, client: ConnectyCubeClient, session: Session, old_password: str
-) -> None:
-    """After a login with a rotated-out secret, set the password derived from the current one."""
+    link: CubeUser, client: ConnectyCubeClient, session: Session, old_password: str, old: int
+) -> int:
+    """After a login with a rotated-out secret, set the password derived from the current one;
+    returns the version ConnectyCube has now."""
     version = mapping.current_password_version()
     new_password = mapping.derive_password(link.external_id, version)
     try:
@@ -140,10 +142,17 @@ def _move_to_current_password(
         )
     except ConnectyCubeError as exc:  # the login worked; moving on can wait for the next one
         logger.warning("Could not move %s to the current password: %s", link.external_id, exc)
-        return
-    link.password_version = version
-    CubeUser.objects.filter(pk=link.pk).update(password_version=version)
+        return old
     logger.info("Moved %s to password version %s", link.external_id, version)
+    return version
+
+
+def record_password_version(link: CubeUser, version: int) -> None:
+    """Record the secret version the remote password was just proven to have, so
+    ``password_version`` tells an operator which users still depend on an old secret."""
+    if link.password_version != version:
+        link.password_version = version
+        CubeUser.objects.filter(pk=link.pk).update(password_version=version)
 
 
 def get_user_session(
