@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.core.management.base import CommandError
 
@@ -48,8 +48,10 @@ def bounded_float(name: str, low: float, high: float) -> Callable[[str], float]:
     return _bounded(name, low, high, float, "a number")
 
 
-def check_range(name: str, value: object, low: int, high: int) -> int:
-    """For options whose type another module defines: ``CommandError`` unless in range."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+def check_range(name: str, value: Any, low: float, high: float, *, integer: bool = True) -> Any:
+    """``CommandError`` unless ``value`` is in range: for options passed from code (which skip
+    argparse's types) and options whose type another module defines."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
         raise CommandError(_range_error(name, low, high, value))
     return value

@@ -23,7 +23,7 @@ from ...client import AuthenticationError, ConnectyCubeError, NotFound
 from ...conf import app_settings
 from ...models import CubeUser
 from ...remote import get_client
-from ..validation import bounded_float, bounded_int
+from ..validation import bounded_float, bounded_int, check_range
 
 MAX_BATCH = 10_000
 #: Failed pks listed at the end (the count is always complete).
@@ -64,6 +64,9 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="count the users, call nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        check_range("--batch-size", options["batch_size"], 1, MAX_BATCH)
+        check_range("--start-after", options["start_after"], 0, 2**63 - 1)
+        check_range("--pause", options["pause"], 0, 60, integer=False)
         if sessions.auth_mode() == sessions.AUTH_MODE_CIDP:
             raise CommandError(
                 'AUTH_MODE is "cidp": users log in with signed tokens and have no derived '
