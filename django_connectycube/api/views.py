@@ -165,6 +165,7 @@ class UserDetailView(ProfileMixin, ConnectyCubeAPIView):
             200: ProfileSerializer,
             401: OpenApiResponse(ErrorSerializer),
             404: OpenApiResponse(ErrorSerializer),
+            429: OpenApiResponse(ErrorSerializer, description="Throttled (Retry-After)."),
             503: OpenApiResponse(ErrorSerializer),
         },
     )
