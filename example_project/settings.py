@@ -121,6 +121,13 @@ CONNECTYCUBE = {
     "AUTH_KEY": env("CONNECTYCUBE_AUTH_KEY", default="emulator-auth-key"),
     "AUTH_SECRET": env("CONNECTYCUBE_AUTH_SECRET", default="emulator-auth-secret"),
     "AVATAR_FIELD": "avatar",
+    # Own secrets, so that rotating SECRET_KEY never changes ConnectyCube passwords or the key
+    # of stored tokens. The demo's defaults equal what SECRET_KEY would give; set real ones.
+    "PASSWORD_SECRETS": {1: env("CONNECTYCUBE_PASSWORD_SECRET", default=SECRET_KEY)},
+    "TOKEN_KEYS": env.list("CONNECTYCUBE_TOKEN_KEYS", default=[SECRET_KEY]),
+    # Behind a reverse proxy (nginx, a load balancer), count it here so login limits apply
+    # per client rather than to the proxy's address.
+    "NUM_PROXIES": env.int("CONNECTYCUBE_NUM_PROXIES", default=0),
 }
 
 LOGGING = {
