@@ -26,7 +26,7 @@ from ..conf import app_settings
 from ..models import CubeUser
 from ..remote import get_client
 from .base import ConnectyCubeAPIView
-from .errors import error_response
+from .errors import error_response as _error
 from .login import LoginView, LogoutView, SessionResponseMixin, SessionView
 from .openapi import OpenApiResponse, extend_schema
 from .reset import PasswordResetView
@@ -101,7 +101,7 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         if params["filter"] in CONTACT_FILTERS and not contact_lookups_allowed():
-            return error_response(
+            return _error(
                 _("Looking users up by e-mail or phone is turned off."),
                 "contact_lookup_disabled",
                 status.HTTP_403_FORBIDDEN,
@@ -173,5 +173,5 @@ class UserDetailView(ProfileMixin, ConnectyCubeAPIView):
         try:
             user = get_client().get_user(user_id)
         except NotFound:
-            return error_response(_("Not found."), "not_found", status.HTTP_404_NOT_FOUND)
+            return _error(_("Not found."), "not_found", status.HTTP_404_NOT_FOUND)
         return Response(ProfileSerializer(user, context=self.profile_context()).data)
