@@ -232,3 +232,21 @@ def test_behind_a_proxy_each_client_has_its_own_ip_limit(counting_backend, setti
     assert guess(username="a4", HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy).status_code == 429
     other = guess(username="a4", HTTP_X_FORWARDED_FOR="198.51.100.8", **proxy)
     assert other.status_code == 401
+
+
+class BrokenBackend(CountingBackend):
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        super().authenticate(request, username, password, **kwargs)
+        raise RuntimeError("the user database is down")
+
+
+def test_an_attempt_that_could_not_be_checked_counts_for_nothing(counting_backend, settings):
+    counting_backend.delay = 0
+    for _ in range(4):
+        assert guess().status_code == 401
+    settings.AUTHENTICATION_BACKENDS = ["tests.test_api_lockout.BrokenBackend"]
+    broken = Client(raise_request_exception=False)
+    assert guess(broken).status_code == 500  # won the gate, then failed to check
+    settings.AUTHENTICATION_BACKENDS = ["tests.test_api_lockout.CountingBackend"]
+    assert guess().status_code == 401  # no delay was left behind by the broken attempt
+    assert guess().status_code == 429

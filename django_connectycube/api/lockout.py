@@ -32,6 +32,7 @@ import math
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
@@ -116,6 +117,7 @@ class LoginGuard:
         self.device: _Counter | None = None
         self._held: list[_Counter] = []
         self._ttl = self.window
+        self._gate_won = False
 
     # ---- reservation ---------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class LoginGuard:
         delay = delay_after(count - self.limit)
         until = time.time() + delay
         if self.cache.add(self.gate_key, until, delay):
+            self._gate_won = True
             self._ttl = delay + self.window
             self.account_counter.keep(self._ttl)
             return None
@@ -181,6 +184,8 @@ class LoginGuard:
     def cancel(self) -> None:
         """The check could not be made (an error): the attempt counts for nothing."""
         self._give_back()
+        if self._gate_won:
+            self.cache.delete(self.gate_key)
 
     def succeeded(self) -> None:
         """The right password: the address's reservation is given back, and the account's (or
@@ -234,7 +239,8 @@ class LoginGuard:
             value,
             max_age=int(app_settings.LOGIN_DEVICE_COOKIE_AGE),
             path=self.request.path,
-            secure=self.request.is_secure(),
+            # Behind a TLS-terminating proxy is_secure() may be False; follow the session cookie.
+            secure=self.request.is_secure() or bool(settings.SESSION_COOKIE_SECURE),
             httponly=True,
             samesite="Lax",
         )
