@@ -9,6 +9,7 @@ renumber one.
   as the built-in emulator, are exempt).
 - ``connectycube.W002``: no Celery app is configured, so sync tasks have nowhere to run.
 - ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know.
+- ``connectycube.W006``: Firebase phone login is configured without ``FIREBASE_PROJECT_ID``.
 - ``connectycube.E003``: ``FIREBASE_PHONE_LOOKUP`` names a plain profile field nobody vouched
   for as holding verified numbers only (``FIREBASE_PHONE_FIELD_VERIFIED``).
 """
@@ -178,7 +179,7 @@ def _check_identity() -> list[CheckMessage]:
             _e002("FIREBASE_PHONE_FIELD_VERIFIED", f"must be True or False, got {verified!r}.")
         )
     try:
-        firebase.phone_lookup()
+        lookup = firebase.phone_lookup()
     except firebase.UnverifiedPhoneField as exc:
         messages.append(
             Error(
@@ -189,6 +190,16 @@ def _check_identity() -> list[CheckMessage]:
         )
     except ConfigurationError as exc:
         messages.append(Error(str(exc), id="connectycube.E002"))
+    else:
+        if lookup is not None and not app_settings.get("FIREBASE_PROJECT_ID"):
+            messages.append(
+                Warning(
+                    "FIREBASE_PHONE_LOOKUP is set but FIREBASE_PROJECT_ID is not: every Firebase "
+                    "phone login is refused (a token of any other project proves nothing).",
+                    hint="Set FIREBASE_PROJECT_ID to your Firebase project's id.",
+                    id="connectycube.W006",
+                )
+            )
     return messages
 
 

@@ -5,7 +5,9 @@ with Django's ``SECRET_KEY`` (:func:`make_login_token`). ConnectyCube hands that
 verification URL configured in its dashboard, which is :func:`verify` here, and maps our answer
 to its user. Configure, in the ConnectyCube dashboard (or the emulator's ``cidp_url``):
 
-* verification URL ``https://<your site>/<api prefix>/cidp/verify/`` (GET ``?token=``);
+* verification URL ``https://<your site>/<api prefix>/cidp/verify/`` (ConnectyCube sends
+  ``GET ?token=``, with the request mapping ``{"token": "#{login}"}``; POST with a form or JSON
+  ``token`` is accepted too);
 * response mapping ``{"uid": "#{uid}", "login": "#{login}", "email": "#{email}",
   "full_name": "#{full_name}"}``: ``uid`` is the link's minted ``external_id`` (never the bare
   primary key, which anyone could put on an account of theirs beforehand), the same one the sync
@@ -15,6 +17,11 @@ to its user. Configure, in the ConnectyCube dashboard (or the emulator's ``cidp_
 
 The answer has the official starter kit's shape, ``{"uid", "login", "email", "user": {"id",
 "login", "email"}}`` plus ``full_name``, or 422 ``{"error": "..."}``.
+
+Tokens are single-use (:mod:`.cidp_replay`), expire after ``CIDP_TOKEN_MAX_AGE`` seconds and are
+refused when dated more than ``CIDP_CLOCK_SKEW`` seconds in the future. ConnectyCube puts the
+token in the query string, where access logs keep it: by the time anyone reads a log the token
+has been used or has expired, and the README shows how to keep it out of the logs altogether.
 
 A local user that was deleted can no longer log in, yet the sync engine must log its remote user
 in once more to delete it (only a user may delete itself). For that, a *tombstone token* names
@@ -26,17 +33,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
+from django.utils.crypto import get_random_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import identity, mapping
+from . import cidp_replay, identity, mapping
 from .conf import app_settings
 from .models import CubeUser
 
@@ -55,18 +65,47 @@ __all__ = [
 SALT = "django_connectycube.cidp.login"
 
 
+class _TokenSigner(signing.TimestampSigner):
+    """Django's timestamp signer, also refusing tokens dated beyond ``CIDP_CLOCK_SKEW`` ahead
+    (Django's own only refuses old ones, so a token minted on a fast clock lived longer)."""
+
+    def unsign(self, value: str, max_age: float | timedelta | None = None) -> str:
+        result = signing.Signer.unsign(self, value)
+        value, timestamp = result.rsplit(self.sep, 1)
+        signed_at = signing.b62_decode(timestamp)
+        now = time.time()
+        if isinstance(max_age, timedelta):
+            max_age = max_age.total_seconds()
+        if max_age is not None and now - signed_at > max_age:
+            raise signing.SignatureExpired(f"Signature age {now - signed_at} > {max_age} seconds")
+        if signed_at - now > int(app_settings.CIDP_CLOCK_SKEW):
+            raise signing.BadSignature("Signature dated in the future.")
+        return value
+
+
+def _sign(payload: dict[str, str]) -> str:
+    # A nonce makes every token unique: single use must not refuse a second login that happens
+    # to be signed in the same second for the same user.
+    return _TokenSigner(salt=SALT).sign_object(
+        {**payload, "n": get_random_string(12)}, compress=True
+    )
+
+
 def make_login_token(user_pk: Any) -> str:
-    """A token that lets ConnectyCube log this local user in, for ``CIDP_TOKEN_MAX_AGE`` s."""
-    return signing.dumps({"u": str(user_pk)}, salt=SALT, compress=True)
+    """A token that lets ConnectyCube log this local user in once, within
+    ``CIDP_TOKEN_MAX_AGE`` seconds."""
+    return _sign({"u": str(user_pk)})
 
 
 def make_tombstone_token(external_id: str) -> str:
     """A token for the remote user of a deleted local user, so the sync engine can delete it."""
-    return signing.dumps({"x": str(external_id)}, salt=SALT, compress=True)
+    return _sign({"x": str(external_id)})
 
 
 def _payload(token: str) -> dict[str, Any]:
-    payload = signing.loads(token, salt=SALT, max_age=int(app_settings.CIDP_TOKEN_MAX_AGE))
+    payload = _TokenSigner(salt=SALT).unsign_object(
+        token, max_age=int(app_settings.CIDP_TOKEN_MAX_AGE)
+    )
     if not isinstance(payload, dict) or not any(
         isinstance(payload.get(key), str) for key in ("u", "x")
     ):
@@ -120,11 +159,22 @@ def _refuse(message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=422)
 
 
+ALLOWED_METHODS = ("GET", "POST")
+
+
 @csrf_exempt  # called server-to-server by ConnectyCube, with no cookie
 @never_cache
-@require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("token")
+@sensitive_variables("token", "payload")
 def verify(request: HttpRequest) -> JsonResponse:
     """The verification endpoint ConnectyCube calls with the token our login sent it."""
+    if request.method not in ALLOWED_METHODS:
+        response = JsonResponse(
+            {"detail": f"Method {request.method} not allowed.", "code": "method_not_allowed"},
+            status=405,
+        )
+        response["Allow"] = ", ".join(ALLOWED_METHODS)
+        return response
     token = _token_from(request)
     if not token:
         return _refuse("token is required")
@@ -132,6 +182,9 @@ def verify(request: HttpRequest) -> JsonResponse:
         payload = _payload(token)
     except signing.BadSignature:  # SignatureExpired is a subclass
         return _refuse("invalid or expired token")
+    if not cidp_replay.first_use(token):
+        logger.warning("A CIdP token was presented a second time; refused.")
+        return _refuse("token already used")
     if isinstance(payload.get("x"), str):
         return _tombstone_answer(payload["x"])
     user_pk = payload["u"]

@@ -66,16 +66,30 @@ DEFAULTS: dict[str, Any] = {
     # the Custom Identity Provider: a short-lived signed token, checked at our verify endpoint).
     "AUTH_MODE": "password",
     "CIDP_TOKEN_MAX_AGE": 60,  # seconds a signed CIdP login token is accepted by the verifier
+    "CIDP_CLOCK_SKEW": 5,  # seconds a CIdP token may be dated in the future (servers' clocks)
+    "CIDP_REPLAY_CACHE": "default",  # Django cache alias remembering used CIdP tokens (shared)
     # REST API (django_connectycube.api).
     "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],  # user look-ups
-    "API_THROTTLE_CLASSES": [],  # DRF throttle classes for every API view (dotted paths)
+    "API_THROTTLE_CLASSES": [],  # extra DRF throttle classes for every API view (dotted paths)
+    # Requests per period of the built-in throttles, by scope; None turns one off.
+    "API_THROTTLE_RATES": {
+        "password_reset": "10/hour",  # reset requests per client address
+        "password_reset_email": "3/hour",  # reset requests per e-mail address
+        "lookup": "120/minute",  # user look-ups per requesting user
+    },
     "API_EXPOSE_CONTACT_FIELDS": False,  # True: e-mail/phone in every profile, not only one's own
-    "LOGIN_FAILURE_LIMIT": 5,  # failed logins per account within the window before a 429
-    "LOGIN_FAILURE_IP_LIMIT": 50,  # failed logins per client IP within the window before a 429
-    "LOGIN_FAILURE_WINDOW": 900,  # seconds the failure counters live (the lockout's length)
+    "API_CONTACT_LOOKUPS": None,  # users/?email= and ?phone=; None: as API_EXPOSE_CONTACT_FIELDS
+    "NUM_PROXIES": 0,  # reverse proxies in front of the site that append to X-Forwarded-For
+    "LOGIN_FAILURE_LIMIT": 5,  # wrong passwords per account answered at once; then delays
+    "LOGIN_FAILURE_DELAY": 1,  # seconds of the first delay; each further attempt doubles it
+    "LOGIN_FAILURE_MAX_DELAY": 900,  # seconds; the delay never grows beyond this
+    "LOGIN_FAILURE_IP_LIMIT": 50,  # failed logins per client address within the window
+    "LOGIN_FAILURE_WINDOW": 900,  # seconds without a failure after which counts are forgotten
     "LOGIN_FAILURE_CACHE": "default",  # Django cache alias for the counters (shared: Redis)
+    "LOGIN_DEVICE_COOKIE": "connectycube_device",  # known-device cookie name; None: off
+    "LOGIN_DEVICE_COOKIE_AGE": 365 * 24 * 3600,  # seconds a known-device cookie stays valid
     "UNAVAILABLE_RETRY_AFTER": 5,  # Retry-After seconds on a 503 when ConnectyCube gives none
-    "PASSWORD_RESET_MIN_SECONDS": 0.3,  # reset answers never sooner (known/unknown look alike)
+    "PASSWORD_RESET_MIN_SECONDS": 0.3,  # every reset answer takes this long (known/unknown alike)
     "PASSWORD_RESET_OPTIONS": {},  # keyword arguments for Django's PasswordResetForm.save()
     # Firebase phone login through ConnectyCube.
     "FIREBASE_PROJECT_ID": None,  # when set, the only accepted project (and the default one)

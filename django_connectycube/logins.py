@@ -35,6 +35,7 @@ from .conf import ConfigurationError, app_settings
 from .failures import SyncConflict
 from .models import CubeUser
 from .remote_ids import other_holder, release_stale_claim, remote_user_of
+from .secrecy import hide_secrets
 
 logger = logging.getLogger("django_connectycube")
 
@@ -57,6 +58,7 @@ def auth_mode() -> str:
     return str(mode)
 
 
+@hide_secrets
 def login_link(link: CubeUser, client: ConnectyCubeClient) -> Session:
     """A new remote session for a mirrored user: derived password, or a CIdP token."""
     if auth_mode() == AUTH_MODE_CIDP:
@@ -67,7 +69,7 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Session:
         link.login = client.get_user(link.cube_id).login or ""
     try:
         session: Session | None
-        session, version, password, tries = _password_login(link, link.login, client)
+        session, version, password = _password_login(link, link.login, client)
     except AuthenticationError as exc:
         session, refused = None, exc
     else:
@@ -82,12 +84,13 @@ def login_link(link: CubeUser, client: ConnectyCubeClient) -> Session:
             if refused is not None:
                 raise refused
             raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
-        session, version, password, tries = _password_login(link, current, client)
+        session, version, password = _password_login(link, current, client)
         if not _is_ours(link, session, client):
             raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
         _owe_identity(link, current)
-    if tries > 1 or version != mapping.current_password_version():
-        _move_to_current_password(link, client, session, password)
+    if version != mapping.current_password_version():
+        version = _move_to_current_password(link, client, session, password, version)
+    record_password_version(link, version)
     return session
 
 
@@ -110,10 +113,12 @@ def _is_ours(link: CubeUser, session: Session, client: ConnectyCubeClient) -> bo
     return link.cube_id is None or session.user_id == link.cube_id
 
 
+@hide_secrets
 def _password_login(
     link: CubeUser, login: str, client: ConnectyCubeClient
-) -> tuple[Session, int, str, int]:
-    """Log in under ``login`` with the derived passwords, newest likely first."""
+) -> tuple[Session, int, str]:
+    """Log in under ``login`` with the derived passwords, the likeliest first; returns the
+    session and the version and password that worked."""
     candidates = mapping.password_candidates(link.external_id, link.password_version or None)
     for tries, (version, password) in enumerate(candidates, start=1):
         try:
@@ -124,7 +129,7 @@ def _password_login(
             if tries == len(candidates):
                 raise
         else:
-            return session, version, password, tries
+            return session, version, password
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -155,10 +160,12 @@ def _owe_identity(link: CubeUser, current: str) -> None:
     )
 
 
+@hide_secrets
 def _move_to_current_password(
-    link: CubeUser, client: ConnectyCubeClient, session: Session, old_password: str
-) -> None:
-    """After a login with a rotated-out secret, set the password derived from the current one."""
+    link: CubeUser, client: ConnectyCubeClient, session: Session, old_password: str, old: int
+) -> int:
+    """After a login with a rotated-out secret, set the password derived from the current one;
+    returns the version ConnectyCube has now."""
     version = mapping.current_password_version()
     new_password = mapping.derive_password(link.external_id, version)
     try:
@@ -167,10 +174,17 @@ def _move_to_current_password(
         )
     except ConnectyCubeError as exc:  # the login worked; moving on can wait for the next one
         logger.warning("Could not move %s to the current password: %s", link.external_id, exc)
-        return
-    link.password_version = version
-    CubeUser.objects.filter(pk=link.pk).update(password_version=version)
+        return old
     logger.info("Moved %s to password version %s", link.external_id, version)
+    return version
+
+
+def record_password_version(link: CubeUser, version: int) -> None:
+    """Record the secret version the remote password was just proven to have, so
+    ``password_version`` tells an operator which users still depend on an old secret."""
+    if link.password_version != version:
+        link.password_version = version
+        CubeUser.objects.filter(pk=link.pk).update(password_version=version)
 
 
 # ---- CIdP ------------------------------------------------------------------------------------

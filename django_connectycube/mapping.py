@@ -215,9 +215,15 @@ def _hmac_password(secret: str, external_id: Any) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii")[:32]
 
 
+#: The version recorded for a password derived from a key in ``SECRET_KEY_FALLBACKS`` (only
+#: with the default secret): an older ``SECRET_KEY``, never the current one.
+FALLBACK_KEY_VERSION = 0
+
+
 def password_candidates(external_id: Any, version: int | None = None) -> list[tuple[int, str]]:
     """Passwords the remote user may have, most likely first: the recorded version, then the
-    other configured versions, then (with the default secret) ``SECRET_KEY_FALLBACKS``.
+    other configured versions, then (with the default secret) ``SECRET_KEY_FALLBACKS``, labelled
+    :data:`FALLBACK_KEY_VERSION`.
 
     Lets a login survive a rotated secret; the caller then moves the user to the current one.
     """
@@ -227,7 +233,9 @@ def password_candidates(external_id: Any, version: int | None = None) -> list[tu
     candidates = [(v, _hmac_password(secrets[v], external_id)) for v in ordered]
     if not app_settings.PASSWORD_SECRETS:
         fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", None) or []
-        candidates += [(1, _hmac_password(str(key), external_id)) for key in fallbacks]
+        candidates += [
+            (FALLBACK_KEY_VERSION, _hmac_password(str(key), external_id)) for key in fallbacks
+        ]
     return candidates
 
 

@@ -23,7 +23,7 @@ from celery import Task, shared_task
 from django.db.models import Q
 from django.utils import timezone
 
-from . import outbox, sync
+from . import outbox, password_reset, sync
 from .client import (
     ConnectyCubeError,
     RateLimited,
@@ -37,7 +37,13 @@ from .sessions import SessionUnavailable
 
 logger = logging.getLogger("django_connectycube")
 
-__all__ = ["delete_remote_user", "push_avatar", "push_user", "sweep_dirty"]
+__all__ = [
+    "delete_remote_user",
+    "push_avatar",
+    "push_user",
+    "send_password_reset",
+    "sweep_dirty",
+]
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     TransportError,
@@ -109,3 +115,33 @@ def delete_remote_user(self: Task, link_id: int) -> str:
 def sweep_dirty(limit: int = 1000) -> int:
     """Re-enqueue owed rows nobody is working on; schedule it with Celery beat (every minute)."""
     return outbox.sweep(limit=limit)
+
+
+#: Reset e-mails are retried this often (a relay or ConnectyCube hiccup), then dropped, logged.
+RESET_MAX_RETRIES = 3
+
+
+@shared_task(
+    name="django_connectycube.send_password_reset",
+    bind=True,
+    ignore_result=True,
+    max_retries=RESET_MAX_RETRIES,
+)
+def send_password_reset(
+    self: Task, email: str, domain: str, site_name: str, use_https: bool
+) -> str:
+    """Send the reset e-mail ``password-reset/`` promised, outside the request."""
+    try:
+        return password_reset.send_reset_email(
+            email, domain=domain, site_name=site_name, use_https=use_https
+        )
+    except (*TRANSIENT, OSError) as exc:  # OSError: the mail relay (smtplib) did not answer
+        if self.request.retries >= RESET_MAX_RETRIES:
+            logger.error(
+                "Password reset e-mail dropped after %d retries: %s", RESET_MAX_RETRIES, exc
+            )
+            return "failed"
+        raise self.retry(countdown=backoff(self.request.retries + 1), exc=exc) from exc
+    except ConnectyCubeError as exc:
+        logger.error("ConnectyCube refused a password reset: %s", exc)
+        return "failed"

@@ -123,6 +123,13 @@ CONNECTYCUBE = {
     "AVATAR_FIELD": "avatar",
     # Optional: the Administration API key (ConnectyCube's Advanced plan); remote deletes use it.
     "ADMIN_API_KEY": env("CONNECTYCUBE_ADMIN_API_KEY", default=None),
+    # Own secrets, so that rotating SECRET_KEY never changes ConnectyCube passwords or the key
+    # of stored tokens. The demo's defaults equal what SECRET_KEY would give; set real ones.
+    "PASSWORD_SECRETS": {1: env("CONNECTYCUBE_PASSWORD_SECRET", default=SECRET_KEY)},
+    "TOKEN_KEYS": env.list("CONNECTYCUBE_TOKEN_KEYS", default=[SECRET_KEY]),
+    # Behind a reverse proxy (nginx, a load balancer), count it here so login limits apply
+    # per client rather than to the proxy's address.
+    "NUM_PROXIES": env.int("CONNECTYCUBE_NUM_PROXIES", default=0),
 }
 
 LOGGING = {

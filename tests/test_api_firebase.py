@@ -25,6 +25,7 @@ def cube(connectycube_emulator, settings):
         # The test project vouches that its phone field only holds numbers users have proven.
         "FIREBASE_PHONE_LOOKUP": "phone",
         "FIREBASE_PHONE_FIELD_VERIFIED": True,
+        "FIREBASE_PROJECT_ID": PROJECT,
     }
     return connectycube_emulator
 
@@ -92,16 +93,26 @@ def test_invalid_or_foreign_tokens_are_401(cube, settings):
         response = firebase_login(token)
         assert response.status_code == 401
         assert response.json()["code"] == "invalid_credentials"
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_PROJECT_ID": PROJECT}
     response = firebase_login(token_for(cube, "+447700900001", project="other"), "other")
     assert response.status_code == 401
 
 
 def test_project_id_defaults_to_the_setting(cube, settings):
     User.objects.create_user(username="alice", phone="+447700900001")
-    assert firebase_login(token_for(cube, "+447700900001"), project=None).status_code == 400
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_PROJECT_ID": PROJECT}
     assert firebase_login(token_for(cube, "+447700900001"), project=None).status_code == 200
+
+
+def test_without_the_sites_own_project_no_firebase_token_counts(cube, settings):
+    # Anyone can make a Firebase project with test numbers and mint a valid token for any
+    # number in it: only tokens of the project the site names prove anything.
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_PROJECT_ID": None}
+    User.objects.create_user(username="alice", phone="+447700900001")
+    cube.reset_counters()
+    attackers = token_for(cube, "+447700900001", project="attackers-own")
+    response = firebase_login(attackers, project="attackers-own")
+    assert response.status_code == 403
+    assert response.json()["code"] == "firebase_phone_disabled"
+    assert cube.request_count("POST /session") == 0
 
 
 def test_failed_firebase_logins_count_towards_the_ip_lockout(cube, settings):

@@ -1,9 +1,12 @@
-"""The OpenAPI schema (drf-spectacular) and a schemathesis run over it: no request makes a 5xx.
+"""The OpenAPI schema (drf-spectacular) and a schemathesis run over it: no request makes a 5xx,
+and every error answer is a JSON body with a code.
 
 schemathesis generates requests from the schema (positive and negative modes: valid and
 invalid bodies, queries and path parameters, ``MAX_EXAMPLES`` each per operation) and sends
-them through Django's WSGI handler in this process, against the emulator.
-Both tools are optional extras, so the module is skipped without them.
+them, authenticated, through Django's WSGI handler in this process, against the emulator. Every
+operation must have been reached past authentication at least once, so a run that only
+collected 401s cannot pass. Both tools are optional extras, so the module is skipped without
+them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from schemathesis.generation.modes import GenerationMode
 
 from django_connectycube import sync
+from django_connectycube.conf import DEFAULTS
 
 User = get_user_model()
 SCHEMA = "/api/schema/?format=json"
@@ -35,6 +39,10 @@ def cube(connectycube_emulator, settings):
         **settings.CONNECTYCUBE,
         "RETRIES": 0,
         "PASSWORD_RESET_MIN_SECONDS": 0,
+        # The throttles would answer most generated requests with a 429 before any work.
+        "API_THROTTLE_RATES": {scope: None for scope in DEFAULTS["API_THROTTLE_RATES"]},
+        "LOGIN_FAILURE_LIMIT": 10_000,
+        "LOGIN_FAILURE_IP_LIMIT": 10_000,
     }
     cache.clear()
     yield connectycube_emulator
@@ -85,7 +93,8 @@ def test_schemathesis_finds_no_server_error(cube, keep_db_connection):
     auth = "Basic " + base64.b64encode(b"alice:alice-pass").decode()
     schema = schemathesis.openapi.from_wsgi(SCHEMA, get_wsgi_application())
     statuses: Counter[int] = Counter()
-    server_errors: list[str] = []
+    reached: Counter[str] = Counter()  # answers past authentication, per operation
+    problems: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 6
 
@@ -94,12 +103,15 @@ def test_schemathesis_finds_no_server_error(cube, keep_db_connection):
         # other bodies for it in negative mode, which no client can encode.
         assume(case.media_type != "multipart/form-data" or isinstance(case.body, dict))
         response = case.call(headers={"Authorization": auth})
-        statuses[response.status_code] += 1
-        if response.status_code >= 500:
-            server_errors.append(
-                f"{case.method.upper()} {case.path} -> {response.status_code}: "
-                f"{response.text[:200]}"
-            )
+        status = response.status_code
+        statuses[status] += 1
+        where = f"{case.method.upper()} {case.formatted_path} -> {status}"
+        if status not in (401, 403):
+            reached[case.operation.label] += 1
+        if status >= 500:
+            problems.append(f"{where}: server error {response.text[:200]}")
+        if status >= 400:
+            problems.extend(f"{where}: {p}" for p in json_error_problems(response))
 
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -111,6 +123,26 @@ def test_schemathesis_finds_no_server_error(cube, keep_db_connection):
             )(given(case=operation.as_strategy(mode))(send))
             run()
     print(f"schemathesis: {sum(statuses.values())} requests, statuses {dict(statuses)}")
-    assert server_errors == []
+    assert problems == []
     assert sum(statuses.values()) >= len(operations) * 10
     assert statuses[200] > 0
+    assert {op.label for op in operations} == set(reached), "operations never authenticated"
+
+
+def json_error_problems(response) -> list[str]:
+    """What is wrong with an error answer: not JSON, or a detail without a stable code."""
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    content_type = headers.get("content-type", "")
+    if isinstance(content_type, list):
+        content_type = content_type[0] if content_type else ""
+    if not content_type.startswith("application/json"):
+        return [f"not JSON ({content_type}): {response.text[:120]!r}"]
+    try:
+        body = response.json()
+    except ValueError:
+        return [f"invalid JSON: {response.text[:120]!r}"]
+    if not isinstance(body, dict) or not body:
+        return [f"not an error object: {body!r}"]
+    if "detail" in body and not isinstance(body.get("code"), str):
+        return [f"detail without a code: {body!r}"]
+    return []

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core import mail
 from django.test import Client
 from rest_framework.throttling import BaseThrottle
 
@@ -16,7 +14,6 @@ from django_connectycube.models import CubeUser
 
 User = get_user_model()
 USERS = "/api/connectycube/users/"
-RESET = "/api/connectycube/password-reset/"
 
 pytestmark = [pytest.mark.usefixtures("no_broker", "clean_cache"), pytest.mark.django_db]
 
@@ -27,7 +24,6 @@ def cube(connectycube_emulator, settings):
         **settings.CONNECTYCUBE,
         "RETRIES": 0,
         "MAX_RETRY_WAIT": 1.0,
-        "PASSWORD_RESET_MIN_SECONDS": 0.05,
     }
     return connectycube_emulator
 
@@ -126,7 +122,8 @@ def test_ordering_and_paging(cube, me):
         ({"external_id": "not-there"}, []),
     ],
 )
-def test_each_filter(cube, me, params, expected):
+def test_each_filter(cube, me, params, expected, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_CONTACT_LOOKUPS": True}
     seed(cube)
     response = me.get(USERS, params)
     assert response.status_code == 200, response.content
@@ -222,55 +219,43 @@ def test_connectycube_outage_on_look_ups_is_503(cube, me, target):
     assert int(response["Retry-After"]) >= 1
 
 
-# ---- password reset ------------------------------------------------------------------------
+def test_lookups_have_a_default_throttle_per_user(cube, me, settings):
+    seed(cube, 1)
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_THROTTLE_RATES": {"lookup": "3/minute"}}
+    answers = [me.get(USERS, {"login": "user0"}).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    assert me.get(f"{USERS}{me.cube_id}/").status_code == 429  # one budget for every look-up
+    other = User.objects.create_user(username="bob", password="pw")
+    client = Client()
+    client.force_login(other)
+    assert client.get(USERS, {"login": "user0"}).status_code == 200  # each user has their own
 
 
-def reset(email):
-    return Client().post(RESET, {"email": email}, content_type="application/json")
+@pytest.mark.parametrize(
+    "params",
+    [{"email": "user0@example.com"}, {"email": "nobody@example.com"}, {"phone": "+1000"}],
+)
+def test_contact_lookups_are_refused_while_contact_fields_are_hidden(cube, me, params):
+    seed(cube, 1)
+    cube.reset_counters()
+    response = me.get(USERS, params)
+    assert response.status_code == 403
+    assert response.json()["code"] == "contact_lookup_disabled"
+    assert cube.request_count() == 0  # known and unknown addresses look the same
 
 
-def test_reset_for_a_local_user_sends_djangos_email(cube):
-    User.objects.create_user(username="alice", email="alice@example.com", password="pw")
-    response = reset("Alice@Example.com")
-    assert response.status_code == 202
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["alice@example.com"]
-    assert "/accounts/reset/" in mail.outbox[0].body
-    assert cube.outbox == []
-    assert cube.request_count("/users/password/reset") == 0
-
-
-def test_reset_for_an_address_only_connectycube_knows_asks_connectycube(cube):
-    cube.create_user(login="remote1", email="remote@example.com", password="12345678")
-    response = reset("remote@example.com")
-    assert response.status_code == 202
-    assert mail.outbox == []
-    assert cube.request_count("/users/password/reset") == 1
-    assert [m["to"] for m in cube.outbox] == ["remote@example.com"]
-
-
-def test_reset_answers_are_identical_for_known_and_unknown(cube, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "PASSWORD_RESET_MIN_SECONDS": 0.2}
-    User.objects.create_user(username="alice", email="alice@example.com", password="pw")
-    timings, answers = [], []
-    for email in ("alice@example.com", "nobody@example.com"):
-        started = time.monotonic()
-        response = reset(email)
-        timings.append(time.monotonic() - started)
-        answers.append((response.status_code, response.json()))
-    assert answers[0] == answers[1]
-    assert answers[0][0] == 202
-    assert all(0.2 <= t < 0.6 for t in timings), timings
-
-
-def test_reset_hides_a_connectycube_outage(cube):
-    cube.set_fault("/users/password/reset", error_rate=1, statuses=[503])
-    response = reset("nobody@example.com")
-    assert response.status_code == 202
-    assert response.json()["code"] == "password_reset_requested"
-
-
-def test_reset_needs_a_valid_email(cube):
-    response = reset("not an email")
-    assert response.status_code == 400
-    assert "email" in response.json()
+@pytest.mark.parametrize(
+    ("expose", "lookups", "allowed"),
+    [(True, None, True), (False, True, True), (True, False, False), (False, None, False)],
+)
+def test_contact_lookups_follow_the_settings(cube, me, settings, expose, lookups, allowed):
+    seed(cube, 1)
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "API_EXPOSE_CONTACT_FIELDS": expose,
+        "API_CONTACT_LOOKUPS": lookups,
+    }
+    response = me.get(USERS, {"email": "user0@example.com"})
+    assert (response.status_code == 200) is allowed
+    if allowed:
+        assert [u["login"] for u in response.json()["results"]] == ["user0"]

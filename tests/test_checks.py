@@ -164,7 +164,9 @@ def test_bad_values_are_e002_naming_the_key(name, value):
     ],
 )
 def test_good_values_pass(name, value):
-    with override_settings(CONNECTYCUBE={**GOOD, name: value}):
+    with override_settings(
+        CONNECTYCUBE={**GOOD, "FIREBASE_PROJECT_ID": "site-project", name: value}
+    ):
         assert check_settings() == []
 
 
@@ -174,6 +176,19 @@ def test_a_plain_profile_field_for_firebase_phones_is_e003_unless_vouched_for():
     assert ids(messages) == ["connectycube.E003"]
     assert "FIREBASE_PHONE_FIELD_VERIFIED" in messages[0].msg
     assert messages[0].level == checks.ERROR
-    vouched = {**GOOD, "FIREBASE_PHONE_LOOKUP": "phone", "FIREBASE_PHONE_FIELD_VERIFIED": True}
+    vouched = {
+        **GOOD,
+        "FIREBASE_PHONE_LOOKUP": "phone",
+        "FIREBASE_PHONE_FIELD_VERIFIED": True,
+        "FIREBASE_PROJECT_ID": "site-project",
+    }
     with override_settings(CONNECTYCUBE=vouched):
         assert check_settings() == []
+
+
+def test_firebase_phone_login_without_the_sites_project_is_w006():
+    configured = {**GOOD, "FIREBASE_PHONE_LOOKUP": len, "FIREBASE_PROJECT_ID": None}
+    with override_settings(CONNECTYCUBE=configured):
+        messages = check_settings()
+    assert ids(messages) == ["connectycube.W006"]
+    assert "FIREBASE_PROJECT_ID" in messages[0].msg

@@ -49,9 +49,10 @@ def test_verify_answers_the_starter_kit_shape():
 @pytest.mark.django_db
 def test_verify_accepts_post_form_and_json():
     user = make_user()
-    token = cidp.make_login_token(user.pk)
-    form = Client().post(VERIFY, {"token": token})
-    as_json = Client().post(VERIFY, {"token": token}, content_type="application/json")
+    form = Client().post(VERIFY, {"token": cidp.make_login_token(user.pk)})
+    as_json = Client().post(
+        VERIFY, {"token": cidp.make_login_token(user.pk)}, content_type="application/json"
+    )
     assert form.status_code == as_json.status_code == 200
     assert form.json()["uid"] == as_json.json()["uid"] == user.connectycube.external_id
 
@@ -78,7 +79,10 @@ def test_verify_refuses_bad_tokens_with_422(settings):
     for pk in (inactive.pk, 999999, "not-a-pk"):
         response = Client().get(VERIFY, {"token": cidp.make_login_token(pk)})
         assert response.status_code == 422
-    assert Client().put(VERIFY).status_code == 405
+    wrong_method = Client().put(VERIFY)
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == "method_not_allowed"
+    assert set(wrong_method["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
 
 
 def test_tokens_expire_after_the_configured_age(settings, monkeypatch):
@@ -91,6 +95,54 @@ def test_tokens_expire_after_the_configured_age(settings, monkeypatch):
     monkeypatch.setattr("django.core.signing.time.time", lambda: later)
     with pytest.raises(signing.SignatureExpired):
         cidp.read_login_token(token)
+
+
+def mint_at(monkeypatch, when, user_pk):
+    """A login token as if signed at ``when`` (a server whose clock is off, or a forger)."""
+
+    with monkeypatch.context() as patch:
+        patch.setattr("django.core.signing.time.time", lambda: when)
+        return cidp.make_login_token(user_pk)
+
+
+@pytest.mark.django_db
+def test_a_token_is_accepted_once():
+    user = make_user()
+    token = cidp.make_login_token(user.pk)
+    assert Client().get(VERIFY, {"token": token}).status_code == 200
+    for _ in range(2):
+        replay = Client().post(VERIFY, {"token": token})
+        assert replay.status_code == 422
+        assert replay.json() == {"error": "token already used"}
+
+
+@pytest.mark.django_db
+def test_two_tokens_minted_in_the_same_second_are_both_usable(monkeypatch):
+    import time as time_module
+
+    user = make_user()
+    now = time_module.time()
+    first, second = mint_at(monkeypatch, now, user.pk), mint_at(monkeypatch, now, user.pk)
+    assert first != second
+    assert Client().get(VERIFY, {"token": first}).status_code == 200
+    assert Client().get(VERIFY, {"token": second}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_token_dated_in_the_future_is_refused(monkeypatch, settings):
+    import time as time_module
+
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "CIDP_CLOCK_SKEW": 5}
+    user = make_user()
+    now = time_module.time()
+    future = mint_at(monkeypatch, now + 3600, user.pk)
+    response = Client().get(VERIFY, {"token": future})
+    assert response.status_code == 422
+    assert response.json() == {"error": "invalid or expired token"}
+    with pytest.raises(signing.BadSignature):
+        cidp.read_login_token(mint_at(monkeypatch, now + 3600, user.pk))
+    within_skew = mint_at(monkeypatch, now + 3, user.pk)
+    assert Client().get(VERIFY, {"token": within_skew}).status_code == 200
 
 
 # ---- logins through the identity provider --------------------------------------------------
@@ -186,13 +238,17 @@ def test_the_remote_user_of_a_deleted_cidp_user_is_deleted(cidp_cube):
 def test_tombstone_tokens_only_work_while_a_delete_is_owed():
     user = make_user()
     link = CubeUser.objects.get(user=user)
+
+    def verify():
+        return Client().get(VERIFY, {"token": cidp.make_tombstone_token(link.external_id)})
+
     token = cidp.make_tombstone_token(link.external_id)
-    assert Client().get(VERIFY, {"token": token}).status_code == 422  # the user still exists
+    assert verify().status_code == 422  # the user still exists
     user.delete()
-    response = Client().get(VERIFY, {"token": token})
+    response = verify()
     assert response.status_code == 200
     assert response.json()["uid"] == link.external_id
     CubeUser.objects.filter(pk=link.pk).update(state=CubeUser.State.DELETED)
-    assert Client().get(VERIFY, {"token": token}).status_code == 422
+    assert verify().status_code == 422
     with pytest.raises(signing.BadSignature):
         cidp.read_login_token(token)  # not a login token

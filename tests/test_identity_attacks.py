@@ -278,6 +278,7 @@ def test_firebase_phone_login_trusts_a_vouched_callable(cube, settings):
     settings.CONNECTYCUBE = {
         **settings.CONNECTYCUBE,
         "FIREBASE_PHONE_LOOKUP": "tests.test_identity_attacks.verified_phone_owner",
+        "FIREBASE_PROJECT_ID": PROJECT,
     }
     victim = make_user("victim")
     mallory = make_user("mallory", phone="+447700900123")  # a typed-in number counts for nothing

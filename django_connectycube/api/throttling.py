@@ -1,90 +1,84 @@
-"""Failed-login counters and lockout, kept in Django's cache so every process shares them.
+"""DRF throttles of the API, with defaults from ``API_THROTTLE_RATES``.
 
-Counters are per account (the submitted username, whether or not it exists, so a locked-out
-unknown name looks exactly like a locked-out real one) and per client IP. Each counter is created
-with ``cache.add`` (atomic "create if absent", which also fixes the window's start) and bumped
-with ``cache.incr`` (atomic on Redis and Memcached), so concurrent failures are all counted.
+A throttle answers 429 with ``Retry-After`` before the view does any work. The defaults keep a
+script from mailing an address over and over through ``password-reset/`` (per address and per
+client address) and from walking the user directory through the look-ups (per user). Each rate
+is overridable by name in ``CONNECTYCUBE["API_THROTTLE_RATES"]``; ``None`` turns one off.
+
+Wrong passwords are not throttled here but by the login guard (:mod:`.lockout`), which counts
+failures rather than requests; :class:`LoginGuard` and :func:`client_ip` stay importable from here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import time
-from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import caches
-from django.core.cache.backends.base import BaseCache
-from django.http import HttpRequest
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
-from ..conf import app_settings
+from ..conf import DEFAULTS, app_settings
+from .client_ip import client_ip
+from .lockout import LoginGuard
 
-__all__ = ["LoginGuard", "client_ip"]
-
-_PREFIX = "connectycube:login-failures"
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client address as Django sees it (``REMOTE_ADDR``; put a proxy-aware middleware
-    such as ``django-xff`` in front if the site runs behind a proxy)."""
-    return str(request.META.get("REMOTE_ADDR") or "unknown")
-
-
-def _digest(value: str) -> str:
-    # Hashed: cache keys must be short and safe, and usernames must not sit in the cache.
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+__all__ = [
+    "LoginGuard",
+    "LookupThrottle",
+    "PasswordResetAddressThrottle",
+    "PasswordResetIPThrottle",
+    "RateFromSettingsThrottle",
+    "client_ip",
+]
 
 
-@dataclass(frozen=True)
-class _Counter:
-    key: str
-    limit: int
+class RateFromSettingsThrottle(SimpleRateThrottle):
+    """A rate throttle whose rate is ``API_THROTTLE_RATES[scope]`` (``None``: no limit)."""
+
+    scope = ""
+
+    def get_rate(self) -> str | None:
+        rates = {**DEFAULTS["API_THROTTLE_RATES"], **(app_settings.API_THROTTLE_RATES or {})}
+        rate = rates.get(self.scope)
+        return str(rate) if rate else None
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request._request)
+
+    def key_for(self, kind: str, value: str) -> str:
+        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+        return f"connectycube:throttle:{self.scope}:{kind}:{digest}"
 
 
-class LoginGuard:
-    """Counts failed logins and says when an account or an address must wait."""
+class PasswordResetIPThrottle(RateFromSettingsThrottle):
+    """Reset requests per client address (``password_reset``)."""
 
-    def __init__(self, request: HttpRequest, account: str | None) -> None:
-        self.window = int(app_settings.LOGIN_FAILURE_WINDOW)
-        self.cache: BaseCache = caches[app_settings.LOGIN_FAILURE_CACHE]
-        self.counters: list[_Counter] = [
-            _Counter(f"{_PREFIX}:ip:{_digest(client_ip(request))}", self._limit("IP"))
-        ]
-        if account is not None:
-            normalized = account.strip().casefold()
-            self.counters.append(
-                _Counter(f"{_PREFIX}:account:{_digest(normalized)}", self._limit(""))
-            )
+    scope = "password_reset"
 
-    @staticmethod
-    def _limit(kind: str) -> int:
-        name = f"LOGIN_FAILURE_{kind}_LIMIT" if kind else "LOGIN_FAILURE_LIMIT"
-        return int(getattr(app_settings, name))
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        return self.key_for("ip", self.get_ident(request))
 
-    def retry_after(self) -> int | None:
-        """Seconds until a locked counter's window ends, or ``None`` when logins may proceed."""
-        keys = [c.key for c in self.counters] + [c.key + ":since" for c in self.counters]
-        values: dict[str, Any] = self.cache.get_many(keys)
-        waits = []
-        for counter in self.counters:
-            if int(values.get(counter.key) or 0) >= counter.limit:
-                since = float(values.get(counter.key + ":since") or time.time())
-                waits.append(max(1, math.ceil(since + self.window - time.time())))
-        return max(waits) if waits else None
 
-    def record_failure(self) -> None:
-        """Count one failure on every counter (atomically)."""
-        now = time.time()
-        for counter in self.counters:
-            self.cache.add(counter.key + ":since", now, self.window)
-            self.cache.add(counter.key, 0, self.window)
-            try:
-                self.cache.incr(counter.key)
-            except ValueError:  # expired between add and incr: start a new window
-                self.cache.add(counter.key, 1, self.window)
+class PasswordResetAddressThrottle(RateFromSettingsThrottle):
+    """Reset requests per e-mail address, whoever sends them (``password_reset_email``)."""
 
-    def reset_account(self) -> None:
-        """Forget an account's failures after a successful login (the IP counter stays)."""
-        for counter in self.counters[1:]:
-            self.cache.delete_many([counter.key, counter.key + ":since"])
+    scope = "password_reset_email"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        data: Any = request.data
+        email = data.get("email") if hasattr(data, "get") else None
+        if not isinstance(email, str) or not email.strip():
+            return None  # the serializer refuses it; nothing to count
+        return self.key_for("email", email.strip().casefold())
+
+
+class LookupThrottle(RateFromSettingsThrottle):
+    """User look-ups per requesting user, or per client address when anonymous (``lookup``)."""
+
+    scope = "lookup"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            return self.key_for("user", str(user.pk))
+        return self.key_for("ip", self.get_ident(request))

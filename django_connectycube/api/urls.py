@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from .. import cidp
 from . import views
+from .errors import NOT_FOUND_URL_NAME, not_found
 
 app_name = "connectycube"
 
@@ -17,4 +18,6 @@ urlpatterns = [
     path("users/<int:user_id>/", views.UserDetailView.as_view(), name="user-detail"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
     path("cidp/verify/", cidp.verify, name="cidp-verify"),
+    # Last: every other path under the prefix is a JSON 404, never Django's HTML page.
+    re_path(r"", not_found, name=NOT_FOUND_URL_NAME),
 ]

@@ -16,7 +16,8 @@ exception, so code that already catches ``requests.Timeout`` keeps working.
     │   ├── NotFound                  404
     │   ├── ValidationError           422 (field_errors)
     │   ├── RateLimited               429 (retry_after seconds)
-    │   └── ServerError               5xx
+    │   ├── ServerError               5xx
+    │   └── MalformedResponse         a 2xx answer whose body is not the promised shape
     └── TransportError                no answer: connection failure or timeout
     ConfigurationError                (an ImproperlyConfigured, deliberately outside the tree)
 
@@ -41,6 +42,7 @@ __all__ = [
     "BadRequest",
     "ConfigurationError",
     "ConnectyCubeError",
+    "MalformedResponse",
     "NotFound",
     "PermissionDenied",
     "RateLimited",
@@ -165,6 +167,11 @@ class RateLimited(APIError):
 
 class ServerError(APIError):
     """5xx: ConnectyCube failed; safe requests were already retried before this was raised."""
+
+
+class MalformedResponse(APIError):
+    """A success answer whose body lacks what the protocol promises (a session without a
+    token, a user whose id is not a number): ConnectyCube or something between misbehaved."""
 
 
 class TransportError(ConnectyCubeError):

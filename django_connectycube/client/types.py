@@ -6,11 +6,14 @@ reachable, and no token ever shows in a ``repr``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
+
+from .errors import MalformedResponse
 
 __all__ = [
     "Blob",
@@ -25,6 +28,23 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+B = TypeVar("B", bound=Callable[..., Any])
+
+
+def _parsed(build: B) -> B:
+    """Turn a server object of the wrong shape into :class:`MalformedResponse`, so a caller
+    sees one typed client error instead of a ``KeyError`` from deep inside a dataclass."""
+
+    @functools.wraps(build)
+    def wrapper(cls: type, data: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return build(cls, data, *args, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponse(
+                f"ConnectyCube answered something that is not a {cls.__name__}: {exc!r}"
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -96,6 +116,7 @@ class User:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
+    @_parsed
     def from_api(cls, data: Mapping[str, Any]) -> User:
         """Build from a server user object (bare, or wrapped as ``{"user": {...}}``)."""
         if "user" in data and isinstance(data["user"], Mapping):
@@ -168,6 +189,7 @@ class Session:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
+    @_parsed
     def from_api(cls, data: Mapping[str, Any], *, expires_at: datetime | None = None) -> Session:
         """Build from a ``{"session": {...}}`` answer or the bare session object."""
         if "session" in data and isinstance(data["session"], Mapping):
@@ -209,6 +231,7 @@ class BlobObjectAccess:
     download_url: str | None = field(default=None, repr=False)
 
     @classmethod
+    @_parsed
     def from_api(cls, data: Mapping[str, Any]) -> BlobObjectAccess:
         """Build from ``blob_object_access``."""
         return cls(
@@ -239,6 +262,7 @@ class Blob:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
+    @_parsed
     def from_api(cls, data: Mapping[str, Any]) -> Blob:
         """Build from ``{"blob": {...}}`` or the bare blob object."""
         if "blob" in data and isinstance(data["blob"], Mapping):
@@ -302,6 +326,7 @@ class Page(Generic[T]):
         return {"offset": start + len(self.items)}
 
     @classmethod
+    @_parsed
     def from_v1(cls, data: Mapping[str, Any], item: Callable[[Mapping[str, Any]], T]) -> Page[T]:
         """Build from ``{"current_page", "per_page", "total_entries", "items": [...]}``."""
         items = [item(x) for x in data.get("items") or []]
@@ -313,6 +338,7 @@ class Page(Generic[T]):
         )
 
     @classmethod
+    @_parsed
     def from_v2(cls, data: Mapping[str, Any], item: Callable[[Mapping[str, Any]], T]) -> Page[T]:
         """Build from ``{"limit", "skip", "total_entries", "items": [...]}``."""
         items = [item(x) for x in data.get("items") or []]

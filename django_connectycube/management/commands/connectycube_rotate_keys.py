@@ -18,6 +18,9 @@ from django.db.models.functions import Cast
 
 from ...fields import rotate
 from ...models import CubeSession
+from ..validation import bounded_int, check_range
+
+MAX_BATCH = 10_000
 
 
 class Command(BaseCommand):
@@ -27,10 +30,15 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=500, help="rows per batch")
+        parser.add_argument(
+            "--batch-size",
+            type=bounded_int("--batch-size", 1, MAX_BATCH),
+            default=500,
+            help=f"rows per batch (1-{MAX_BATCH}, default 500)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        batch_size = max(1, int(options["batch_size"]))
+        batch_size = check_range("--batch-size", options["batch_size"], 1, MAX_BATCH)
         # Cast to a plain TextField: the encrypted field would decrypt on read.
         raw = CubeSession.objects.annotate(raw=Cast("token", output_field=models.TextField()))
         rotated = empty = changed = 0

@@ -87,8 +87,11 @@ class Command(BaseCommand):
         User = get_user_model()
         users = User._default_manager.all()
         if scope == "user":
+            pk_field = User._meta.pk
             try:
-                user_pks = [User._meta.pk.to_python(pk) for pk in user_pks]
+                user_pks = [pk_field.to_python(pk) for pk in user_pks]
+                for pk in user_pks:
+                    pk_field.run_validators(pk)  # the database's integer range, for one
             except ValidationError as exc:
                 raise CommandError(f"--user: {' '.join(exc.messages)}") from exc
             found = list(users.filter(pk__in=user_pks).values_list("pk", flat=True))

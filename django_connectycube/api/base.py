@@ -1,0 +1,157 @@
+"""The base view of the API: permissions and throttles from settings, failures as JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core import signals
+from django.utils.log import log_response
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from .. import sessions
+from ..client import ConnectyCubeError
+from ..conf import ConfigurationError, app_settings
+from ..failures import SyncConflict
+from .errors import CONFLICT, UNAVAILABLE, error_response
+
+logger = logging.getLogger("django_connectycube")
+
+__all__ = ["ConnectyCubeAPIView", "import_setting", "setting_paths"]
+
+
+class ConnectyCubeAPIView(APIView):
+    """Base view: permissions and throttles from settings, remote failures as 503/502, a
+    recorded sync conflict as 409."""
+
+    #: ``None``: take ``API_PERMISSION_CLASSES`` from settings; views that must stay open
+    #: (login, password reset) set their own.
+    connectycube_permission_classes: list[type[BasePermission]] | None = None
+    #: This view's own throttles, applied with those of ``API_THROTTLE_CLASSES``; their rates
+    #: come from ``API_THROTTLE_RATES`` (a rate of ``None`` turns one off).
+    connectycube_throttle_classes: list[type[BaseThrottle]] = []
+
+    def get_permissions(self) -> list[BasePermission]:
+        classes = self.connectycube_permission_classes
+        if classes is None:
+            classes = [
+                import_setting(p, "API_PERMISSION_CLASSES")
+                for p in setting_paths("API_PERMISSION_CLASSES")
+            ]
+        return [cls() for cls in classes]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        configured = [
+            import_setting(p, "API_THROTTLE_CLASSES") for p in setting_paths("API_THROTTLE_CLASSES")
+        ]
+        return [cls() for cls in [*self.connectycube_throttle_classes, *configured]]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if sessions.is_transient(exc):
+            logger.warning("ConnectyCube unavailable during %s: %s", self.request.path, exc)
+            retry = str(sessions.retry_after_for(exc))
+            return error_response(
+                _("ConnectyCube is unavailable right now; try again later."),
+                UNAVAILABLE,
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                Retry_After=retry,
+            )
+        if isinstance(exc, SyncConflict):
+            logger.error("ConnectyCube conflict during %s: %s", self.request.path, exc)
+            return error_response(
+                _(
+                    "This account could not be set up on ConnectyCube (it conflicts with data "
+                    "there); an administrator has to resolve it."
+                ),
+                CONFLICT,
+                status.HTTP_409_CONFLICT,
+            )
+        if isinstance(exc, ConnectyCubeError):
+            logger.error("ConnectyCube refused a call during %s: %s", self.request.path, exc)
+            return error_response(
+                _("ConnectyCube refused the request."),
+                "connectycube_error",
+                status.HTTP_502_BAD_GATEWAY,
+            )
+        try:
+            response = super().handle_exception(exc)
+        except Exception as raised:
+            if raised is not exc:
+                raise
+            return self.server_error_response(exc)
+        if (
+            isinstance(exc, APIException)
+            and isinstance(response.data, dict)
+            and set(response.data) == {"detail"}
+        ):
+            codes = exc.get_codes()
+            response.data["code"] = codes if isinstance(codes, str) else "error"
+        return response
+
+    def server_error_response(self, exc: Exception) -> Response:
+        """A bug: reported the way Django reports one (``got_request_exception`` for error
+        trackers, the ``django.request`` logger for ``ADMINS`` mail), answered as JSON.
+
+        Never Django's HTML error page, not even with ``DEBUG`` on: that page lists every local
+        variable of every frame, and Django filters none of them while ``DEBUG`` is on.
+        """
+        request = self.request._request if self.request is not None else None
+        signals.got_request_exception.send(sender=type(self), request=request)
+        response = error_response(
+            _("Internal server error."), "server_error", status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
+        log_response(
+            "Internal Server Error: %s",
+            getattr(request, "path", "?"),
+            response=response,
+            request=request,
+            exception=exc,
+        )
+        return response
+
+    def get_authenticate_header(self, request: Request) -> str | None:
+        """The challenge of a 401, so an unauthenticated call is a 401, not DRF's 403.
+
+        DRF answers 401 only when the *first* authentication class offers a challenge, and
+        ``SessionAuthentication`` offers none. Walking the classes in order, the first challenge
+        wins; a session class first offers ``Cookie`` (the scheme of the cookie-authentication
+        draft, draft-broyer-http-cookie-auth), which tells the client to log in through the site
+        and, unlike ``Basic``, never makes a browser pop up a password dialog.
+        """
+        for authenticator in self.get_authenticators():
+            header = authenticator.authenticate_header(request)
+            if header:
+                return str(header)
+            if isinstance(authenticator, SessionAuthentication):
+                return f'Cookie realm="api", cookie-name="{settings.SESSION_COOKIE_NAME}"'
+        return None
+
+
+def setting_paths(name: str) -> list[Any]:
+    """A setting holding one dotted path or a list of them, as a list."""
+    value = getattr(app_settings, name)
+    if isinstance(value, str):
+        value = [value]
+    return list(value or [])
+
+
+def import_setting(path: Any, setting: str) -> Any:
+    """Import a dotted path from a setting; the error names the setting."""
+    if not isinstance(path, str):
+        return path
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f'CONNECTYCUBE["{setting}"]: cannot import {path!r}: {exc}'
+        ) from exc

@@ -1,0 +1,285 @@
+"""``login/``, ``logout/`` and ``session/``: the requester's ConnectyCube session.
+
+Override hooks follow knox's style: subclass a view and replace ``get_post_response_data``,
+``authenticate_credentials`` or ``find_user_by_phone``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from django.contrib.auth import authenticate, get_user_model
+from django.db import IntegrityError, transaction
+from django.utils.crypto import get_random_string
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
+from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import firebase, sessions
+from ..client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
+from ..conf import ConfigurationError, app_settings
+from ..models import CubeSession, CubeUser
+from ..remote import get_client
+from ..secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
+from .base import ConnectyCubeAPIView
+from .errors import error_response
+from .openapi import OpenApiResponse, extend_schema
+from .serializers import ErrorSerializer, LoginSerializer, SessionSerializer
+from .throttling import LoginGuard
+
+logger = logging.getLogger("django_connectycube")
+
+__all__ = ["LoginView", "LogoutView", "SessionResponseMixin", "SessionView"]
+
+
+class SessionResponseMixin:
+    """Builds the session answer; override :meth:`get_post_response_data` to add fields."""
+
+    def get_post_response_data(self, request: Request, row: CubeSession) -> dict[str, Any]:
+        return {
+            "token": row.token,
+            "expires_at": row.expires_at,
+            "user_id": row.cube_user_id,
+            "application_id": int(app_settings.APPLICATION_ID),
+            "api_url": app_settings.API_URL,
+        }
+
+    def session_response(self, request: Request, row: CubeSession) -> Response:
+        data = SessionSerializer(self.get_post_response_data(request, row)).data
+        response = Response(data)
+        # A token must never sit in a shared or browser cache.
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+
+_LOGIN_ERRORS = {
+    400: OpenApiResponse(description="Invalid input (field errors)."),
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated or bad credentials."),
+    409: OpenApiResponse(ErrorSerializer, description="Account conflict on ConnectyCube."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many failed logins (Retry-After)."),
+    502: OpenApiResponse(ErrorSerializer, description="ConnectyCube refused a call."),
+    503: OpenApiResponse(ErrorSerializer, description="ConnectyCube unavailable (Retry-After)."),
+}
+
+
+@method_decorator(sensitive_post_parameters(*SENSITIVE_POST_PARAMETERS), name="dispatch")
+class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
+    """``POST login/``: the requester's ConnectyCube session (a cached valid one costs nothing).
+
+    Who the requester is: the authenticated request's user; else ``{username, password}``
+    checked by Django's ``authenticate()``; else a Firebase phone token verified by ConnectyCube
+    and linked to the local user with that phone.
+    """
+
+    connectycube_permission_classes = [AllowAny]
+    invalid_credentials = _("Invalid credentials.")
+    #: The guard of this request's password check, once it succeeded (sets the device cookie).
+    login_guard: LoginGuard | None = None
+
+    @extend_schema(
+        request=LoginSerializer, responses={200: SessionSerializer, **_LOGIN_ERRORS}, auth=[]
+    )
+    @method_decorator(hide_secrets)
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data.get("provider") == "firebase_phone":
+            return self.firebase_login(request, data["firebase_phone"])
+        if "username" in data:
+            user = self.authenticate_credentials(request, data["username"], data["password"])
+            if isinstance(user, Response):
+                return user
+        elif request.user and request.user.is_authenticated:
+            user = request.user
+        else:
+            raise NotAuthenticated()
+        response = self.session_response(request, sessions.get_session_for_user(user))
+        if self.login_guard is not None:
+            self.login_guard.remember_device(response)
+        return response
+
+    # -- credentials -----------------------------------------------------------------------
+
+    @method_decorator(hide_secrets)
+    def authenticate_credentials(self, request: Request, username: str, password: str) -> Any:
+        """The user for these credentials, or an error response (401, or 429 while this account
+        or address must wait); see :mod:`.lockout` for the policy."""
+        guard = LoginGuard(request, username)
+        wait = guard.reserve()
+        if wait is not None:
+            return self.locked_response(wait)
+        user_model = get_user_model()
+        credentials = {user_model.USERNAME_FIELD: username, "password": password}
+        try:
+            user = authenticate(request._request, **credentials)
+        except BaseException:
+            guard.cancel()
+            raise
+        if user is None or not getattr(user, "is_active", True):
+            guard.failed()
+            return error_response(self.invalid_credentials, "invalid_credentials", 401)
+        guard.succeeded()
+        self.login_guard = guard
+        return user
+
+    @staticmethod
+    def locked_response(retry_after: int) -> Response:
+        return error_response(
+            _("Too many failed login attempts; try again in %(seconds)d s.")
+            % {"seconds": retry_after},
+            "login_locked",
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            Retry_After=str(retry_after),
+        )
+
+    # -- Firebase phone --------------------------------------------------------------------
+
+    @method_decorator(hide_secrets)
+    def firebase_login(self, request: Request, params: dict[str, Any]) -> Response:
+        """Verify a Firebase phone token with ConnectyCube and log in the local user it names.
+
+        Only tokens of the site's own Firebase project count: a token of any other project
+        proves nothing (anyone can make one, with test phone numbers, for any number).
+        """
+        configured = app_settings.FIREBASE_PROJECT_ID
+        if not self.firebase_phone_enabled() or not configured:
+            return error_response(
+                _("Firebase phone login is not enabled on this site."),
+                "firebase_phone_disabled",
+                status.HTTP_403_FORBIDDEN,
+            )
+        project_id = params.get("project_id") or configured
+        guard = LoginGuard(request, None)
+        wait = guard.reserve()
+        if wait is not None:
+            return self.locked_response(wait)
+        if configured and str(project_id) != str(configured):
+            guard.failed()
+            return error_response(self.invalid_credentials, "invalid_credentials", 401)
+        client = get_client()
+        try:
+            remote = client.create_firebase_phone_session(str(project_id), params["access_token"])
+        except APIError as exc:
+            if sessions.is_transient(exc):
+                guard.cancel()
+                raise
+            guard.failed()
+            return error_response(self.invalid_credentials, "invalid_credentials", 401)
+        except BaseException:
+            guard.cancel()
+            raise
+        guard.succeeded()
+        phone = remote.user.phone if remote.user is not None else None
+        user = self.find_user_by_phone(phone) if phone else None
+        if user is None and phone and app_settings.FIREBASE_CREATE_USERS:
+            user = self.create_user_for_phone(phone)
+        if user is None or not getattr(user, "is_active", True):
+            self._discard(client, remote)
+            return error_response(
+                _("No account is linked to this phone number."),
+                "phone_not_linked",
+                status.HTTP_400_BAD_REQUEST,
+            )
+        link = CubeUser.objects.filter(user_id=user.pk).first()
+        if link is not None and link.cube_id is not None and link.cube_id == remote.user_id:
+            row = sessions.store_session(user, remote)
+        else:
+            # ConnectyCube's Firebase user is not this user's mirrored identity: the phone is
+            # proven, so hand out the mirrored identity's session and drop the other one.
+            self._discard(client, remote)
+            row = sessions.get_session_for_user(user)
+        return self.session_response(request, row)
+
+    @staticmethod
+    def _discard(client: ConnectyCubeClient, remote: Session) -> None:
+        with contextlib.suppress(ConnectyCubeError):
+            client.destroy_session(remote.token)
+
+    def firebase_phone_enabled(self) -> bool:
+        """Whether phones may find local users: a subclass's own ``find_user_by_phone`` vouches
+        for itself; else ``FIREBASE_PHONE_LOOKUP`` must name a verified source."""
+        if type(self).find_user_by_phone is not LoginView.find_user_by_phone:
+            return True
+        try:
+            return firebase.phone_lookup() is not None  # None: switched off
+        except ConfigurationError as exc:
+            logger.error("Firebase phone login refused: %s", exc)
+            return False
+
+    def find_user_by_phone(self, phone: str) -> Any:
+        """The one active local user with this verified phone, else None.
+
+        Only ever asks the source ``FIREBASE_PHONE_LOOKUP`` names and the integrator vouched
+        for (see :mod:`django_connectycube.firebase`), never a plain profile field.
+        """
+        lookup = firebase.phone_lookup()
+        if lookup is None:
+            return None
+        if callable(lookup):
+            return lookup(phone)
+        matches = list(get_user_model()._default_manager.filter(**{lookup: phone})[:2])
+        return matches[0] if len(matches) == 1 else None
+
+    def create_user_for_phone(self, phone: str) -> Any:
+        """A new local user for a verified phone (``FIREBASE_CREATE_USERS``); no password."""
+        user_model = get_user_model()
+        lookup = firebase.phone_lookup()
+        digits = "".join(ch for ch in phone if ch.isdigit()) or get_random_string(8)
+        for attempt in range(5):
+            suffix = "" if attempt == 0 else "_" + get_random_string(4).lower()
+            fields = {user_model.USERNAME_FIELD: f"phone_{digits}{suffix}"}
+            if isinstance(lookup, str):  # a verified field: the number was just proven
+                fields[lookup] = phone
+            try:
+                with transaction.atomic():
+                    user = user_model._default_manager.create_user(**fields)
+            except IntegrityError:
+                continue
+            return user
+        return None
+
+
+class LogoutView(ConnectyCubeAPIView):
+    """``POST logout/``: end the requester's ConnectyCube session and forget its token."""
+
+    connectycube_permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Logged out (also when there was no session)."),
+            401: OpenApiResponse(ErrorSerializer),
+            503: OpenApiResponse(ErrorSerializer),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        sessions.destroy_session(request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionView(SessionResponseMixin, ConnectyCubeAPIView):
+    """``GET session/``: the requester's session, confirmed with ConnectyCube and renewed if
+    ConnectyCube no longer knows it."""
+
+    connectycube_permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={
+            200: SessionSerializer,
+            401: OpenApiResponse(ErrorSerializer),
+            409: OpenApiResponse(ErrorSerializer),
+            502: OpenApiResponse(ErrorSerializer),
+            503: OpenApiResponse(ErrorSerializer),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        return self.session_response(request, sessions.refresh_session(request.user))
