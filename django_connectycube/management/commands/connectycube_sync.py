@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, connections
+from django.db import DataError, connection, connections
 from django.db.models import F
 from django.utils import timezone
 
@@ -94,7 +94,10 @@ class Command(BaseCommand):
                     pk_field.run_validators(pk)  # the database's integer range, for one
             except ValidationError as exc:
                 raise CommandError(f"--user: {' '.join(exc.messages)}") from exc
-            found = list(users.filter(pk__in=user_pks).values_list("pk", flat=True))
+            try:
+                found = list(users.filter(pk__in=user_pks).values_list("pk", flat=True))
+            except (OverflowError, DataError) as exc:  # beyond what the database can hold
+                raise CommandError(f"--user: {exc}") from exc
             missing = set(map(str, user_pks)) - set(map(str, found))
             if missing:
                 raise CommandError(f"No local user with pk {', '.join(sorted(missing))}.")
