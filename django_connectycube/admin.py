@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
@@ -9,11 +10,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import outbox
+from .admin_health import sync_health_view
 from .models import CubeSession, CubeUser
 
 REMOTE_FIELDS = (
@@ -82,6 +85,17 @@ class CubeUserAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rows are created by saving users
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(partial(sync_health_view, self))
+        health = path("sync-health/", view, name="django_connectycube_cubeuser_sync_health")
+        return [health, *super().get_urls()]
+
+    def lookup_allowed(self, lookup: str, value: Any, request: Any = None) -> bool:
+        if lookup == "last_error__startswith":
+            return True  # the sync-health page links failures by reason to this filter
+        args = (lookup, value) if request is None else (lookup, value, request)
+        return super().lookup_allowed(*args)  # Django 4.2 takes no request
 
     @admin.display(description=_("last error"))
     def short_error(self, obj: CubeUser) -> str:

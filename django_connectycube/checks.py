@@ -10,8 +10,12 @@ renumber one.
 - ``connectycube.W002``: no Celery app is configured, so sync tasks have nowhere to run.
 - ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know.
 - ``connectycube.W006``: Firebase phone login is configured without ``FIREBASE_PROJECT_ID``.
+- ``connectycube.E011``: ``AVATAR_FIELD`` names a user field that is not a file field.
 - ``connectycube.E003``: ``FIREBASE_PHONE_LOOKUP`` names a plain profile field nobody vouched
   for as holding verified numbers only (``FIREBASE_PHONE_FIELD_VERIFIED``).
+
+The checks of a project's wiring around the app (URLs, broker, beat) are in
+:mod:`.setup_checks`.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
+from django.db.models import FileField
 from django.utils.module_loading import import_string
 
+from .celery_setup import configured_celery_app
 from .conf import DEFAULTS, REQUIRED, ConfigurationError, app_settings
 
 CHECK_TAG = "connectycube"
@@ -219,7 +225,7 @@ def _check_avatar_field() -> list[CheckMessage]:
         return []
     model = get_user_model()
     try:
-        model._meta.get_field(source)
+        field = model._meta.get_field(source)
     except FieldDoesNotExist:
         return [
             _e002(
@@ -227,6 +233,16 @@ def _check_avatar_field() -> list[CheckMessage]:
                 f"names {source!r}, which is not a field of {model._meta.label}.",
                 "Name a FileField/ImageField of the user model, or give a dotted path to a "
                 "callable(user) returning a file.",
+            )
+        ]
+    if not isinstance(field, FileField):
+        return [
+            Error(
+                f'CONNECTYCUBE["AVATAR_FIELD"] names {model._meta.label}.{source}, a '
+                f"{type(field).__name__}, not a file field: no avatar would ever be uploaded.",
+                hint="Name a FileField/ImageField of the user model, give a dotted path to a "
+                "callable(user) returning a file, or leave AVATAR_FIELD out (no avatars).",
+                id="connectycube.E011",
             )
         ]
     return []
@@ -259,20 +275,3 @@ def check_celery(
             )
         ]
     return []
-
-
-def configured_celery_app() -> Any | None:
-    """The Celery app the project created, or ``None`` if there is only Celery's fallback.
-
-    Celery creates a fallback app named ``"default"`` on first use when the project made none;
-    the current app is thread-local, so every app ever created is looked at, not only it.
-    """
-    from celery import _state
-
-    current = _state._tls.current_app
-    if current is not None and current.main != "default":
-        return current
-    for app in _state._get_active_apps():
-        if app.main and app.main != "default":
-            return app
-    return None

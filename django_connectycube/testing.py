@@ -1,7 +1,7 @@
 """pytest plugin: a ConnectyCube emulator for your test suite.
 
 Enable it with ``pytest_plugins = ["django_connectycube.testing"]`` in a ``conftest.py`` (the
-package also registers it through the ``pytest11`` entry point). Two fixtures:
+package also registers it through the ``pytest11`` entry point). Two emulator fixtures:
 
 ``connectycube_emulator_server``
     Session-scoped :class:`~django_connectycube.emulator.EmulatorServer`, started once on a
@@ -33,6 +33,11 @@ Example::
         assert connectycube_emulator.request_count("POST /users") == 1
         connectycube_emulator.set_fault("POST /users", sequence=[503])  # then success
 
+**Celery is isolated in every test** (:mod:`django_connectycube.testing_celery`): tasks are
+recorded by the autouse ``connectycube_celery`` fixture instead of being sent to a broker;
+``connectycube_celery.run()`` runs them in-process. ``@pytest.mark.connectycube_real_broker``
+lets a test publish to the configured broker, for a real worker to consume.
+
 This module must stay importable without configured Django settings: pytest loads it in every
 run of every project that installs the package, so Django is only touched inside fixtures.
 """
@@ -45,8 +50,14 @@ from typing import Any
 import pytest
 
 from django_connectycube.emulator import Emulator, EmulatorServer
+from django_connectycube.testing_celery import REAL_BROKER_MARKER, connectycube_celery
 
-__all__ = ["connectycube_emulator", "connectycube_emulator_server", "pytest_configure"]
+__all__ = [
+    "connectycube_celery",
+    "connectycube_emulator",
+    "connectycube_emulator_server",
+    "pytest_configure",
+]
 
 #: Credentials the shared test server is started with.
 TEST_APPLICATION_ID = 1
@@ -58,11 +69,16 @@ MARKER = "connectycube_emulator"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Declare the marker, so ``--strict-markers`` runs accept it."""
+    """Declare the markers, so ``--strict-markers`` runs accept them."""
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**settings): configure() the ConnectyCube emulator for this test, e.g. "
         "v1_users_api=True (dashboard switches and credentials; reset afterwards)",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{REAL_BROKER_MARKER}: let this test send Celery tasks to the configured broker "
+        "(by default the connectycube_celery fixture records them instead)",
     )
 
 

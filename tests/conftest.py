@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-pytest_plugins = ["django_connectycube.testing"]
+pytest_plugins = ["django_connectycube.testing", "pytester"]
 
 
 def running_under_ci() -> bool:
@@ -104,3 +104,10 @@ def clean_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Integration tests run real Celery workers: they opt out of the plugin's task recorder."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            item.add_marker(pytest.mark.connectycube_real_broker)

@@ -274,8 +274,10 @@ def test_delete_self_and_by_external_id(client):
 
 
 def test_lookups(client):
-    users = [signup(client, n, phone=f"+1555000{n}", tag_list=["t1"] if n % 2 else ["t2"])
-             for n in range(1, 6)]
+    users = [
+        signup(client, n, phone=f"+1555000{n}", tag_list=["t1"] if n % 2 else ["t2"])
+        for n in range(1, 6)
+    ]
     first = users[0]
     assert client.get_user(first.id) == first
     assert client.get_user_by_login("user1").id == first.id
@@ -284,8 +286,11 @@ def test_lookups(client):
     assert client.get_user_by_external_id("101").id == first.id
     assert client.find_user_by_external_id("101").id == first.id
     assert client.find_user_by_external_id("nobody") is None
-    for lookup in (client.get_user_by_login, client.get_user_by_email,
-                   client.get_user_by_external_id):
+    for lookup in (
+        client.get_user_by_login,
+        client.get_user_by_email,
+        client.get_user_by_external_id,
+    ):
         with pytest.raises(NotFound):
             lookup("missing")
     with pytest.raises(NotFound):
@@ -293,8 +298,9 @@ def test_lookups(client):
 
 
 def test_paged_listings(client):
-    users = [signup(client, n, tag_list=["even" if n % 2 == 0 else "odd", "all"])
-             for n in range(1, 8)]
+    users = [
+        signup(client, n, tag_list=["even" if n % 2 == 0 else "odd", "all"]) for n in range(1, 8)
+    ]
     ids = [u.id for u in users]
     page = client.get_users_by_ids(ids, per_page=3)
     assert isinstance(page, Page)
@@ -365,8 +371,7 @@ def test_v2_search(client):
     assert (page.offset, page.total) == (0, 3)
     assert [u.id for u in page.items] == list(reversed(ids[:3]))
     assert [u.id for u in client.search_users(login="user4").items] == [ids[3]]
-    everything = list(client.iter_pages(client.search_users, id__in=ids, limit=2,
-                                        sort_asc="id"))
+    everything = list(client.iter_pages(client.search_users, id__in=ids, limit=2, sort_asc="id"))
     assert [u.id for u in everything] == ids
 
 
@@ -519,8 +524,7 @@ def test_concurrent_use_from_threads(client):
 
 def test_503_then_success_is_retried(emu, client):
     user = signup(client)
-    control(emu, "POST", "faults",
-            {"route": "GET /users/v2", "sequence": [503, 200]})
+    control(emu, "POST", "faults", {"route": "GET /users/v2", "sequence": [503, 200]})
     before = route_count(emu, "GET /users/v2")
     assert client.get_user(user.id).id == user.id
     assert route_count(emu, "GET /users/v2") - before == 2
@@ -529,8 +533,7 @@ def test_503_then_success_is_retried(emu, client):
 def test_persistent_5xx_is_server_error(emu):
     client = make_client(emu, retries=2)
     user = signup(client)
-    control(emu, "POST", "faults", {"route": "GET /users/v2", "error_rate": 1.0,
-                                    "statuses": [500]})
+    control(emu, "POST", "faults", {"route": "GET /users/v2", "error_rate": 1.0, "statuses": [500]})
     with pytest.raises(ServerError) as info:
         client.get_user(user.id)
     assert info.value.status == 500
@@ -539,8 +542,12 @@ def test_persistent_5xx_is_server_error(emu):
 
 def test_429_retry_after_is_waited(emu, client):
     user = signup(client)
-    control(emu, "POST", "faults",
-            {"route": "GET /users/v2", "rate_limit_rate": 1.0, "retry_after": 1, "count": 1})
+    control(
+        emu,
+        "POST",
+        "faults",
+        {"route": "GET /users/v2", "rate_limit_rate": 1.0, "retry_after": 1, "count": 1},
+    )
     started = time.monotonic()
     assert client.get_user(user.id).id == user.id
     assert time.monotonic() - started >= 1.0
@@ -549,8 +556,9 @@ def test_429_retry_after_is_waited(emu, client):
 def test_429_retry_after_above_the_cap_raises(emu):
     client = make_client(emu, max_retry_wait=5.0)
     user = signup(client)
-    control(emu, "POST", "faults",
-            {"route": "GET /users/v2", "rate_limit_rate": 1.0, "retry_after": 60})
+    control(
+        emu, "POST", "faults", {"route": "GET /users/v2", "rate_limit_rate": 1.0, "retry_after": 60}
+    )
     with pytest.raises(RateLimited) as info:
         client.get_user(user.id)
     assert info.value.retry_after == 60
@@ -558,8 +566,9 @@ def test_429_retry_after_above_the_cap_raises(emu):
 
 
 def test_429_on_signup_is_resent(emu, client):
-    control(emu, "POST", "faults",
-            {"route": "POST /users", "sequence": [429, "ok"], "retry_after": 0})
+    control(
+        emu, "POST", "faults", {"route": "POST /users", "sequence": [429, "ok"], "retry_after": 0}
+    )
     assert signup(client).login == "user1"
     assert route_count(emu, "POST /users") == 2
 
@@ -567,8 +576,12 @@ def test_429_on_signup_is_resent(emu, client):
 def test_timed_out_signup_is_not_resent(emu):
     client = make_client(emu, timeout=(2.0, 0.5))
     client.app_token()
-    control(emu, "POST", "faults",
-            {"route": "POST /users", "sequence": ["timeout"], "timeout_seconds": 1.5})
+    control(
+        emu,
+        "POST",
+        "faults",
+        {"route": "POST /users", "sequence": ["timeout"], "timeout_seconds": 1.5},
+    )
     with pytest.raises(TransportError) as info:
         signup(client)
     assert isinstance(info.value, requests.Timeout)
@@ -577,8 +590,7 @@ def test_timed_out_signup_is_not_resent(emu):
 
 
 def test_500_on_signup_is_not_resent(emu, client):
-    control(emu, "POST", "faults",
-            {"route": "POST /users", "sequence": [500]})
+    control(emu, "POST", "faults", {"route": "POST /users", "sequence": [500]})
     with pytest.raises(ServerError):
         signup(client)
     assert route_count(emu, "POST /users") == 1
@@ -586,8 +598,7 @@ def test_500_on_signup_is_not_resent(emu, client):
 
 def test_dropped_get_is_retried(emu, client):
     user = signup(client)
-    control(emu, "POST", "faults",
-            {"route": "GET /users/v2", "sequence": ["drop", "ok"]})
+    control(emu, "POST", "faults", {"route": "GET /users/v2", "sequence": ["drop", "ok"]})
     assert client.get_user(user.id).id == user.id
 
 
@@ -597,9 +608,15 @@ def test_connection_refused_is_transport_error():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = ConnectyCubeClient(f"http://127.0.0.1:{port}", APP_ID, AUTH_KEY, AUTH_SECRET,
-                                app_session_store=MemoryAppSessionStore(), retries=1,
-                                sleep=lambda s: None)
+    client = ConnectyCubeClient(
+        f"http://127.0.0.1:{port}",
+        APP_ID,
+        AUTH_KEY,
+        AUTH_SECRET,
+        app_session_store=MemoryAppSessionStore(),
+        retries=1,
+        sleep=lambda s: None,
+    )
     with pytest.raises(TransportError) as info:
         client.get_user(1)
     assert isinstance(info.value, requests.ConnectionError)
@@ -653,8 +670,15 @@ def test_no_secret_in_logs(emu, caplog):
                 errors.append(str(exc))
     text = caplog.text + "\n".join(errors)
     assert "Application session" in caplog.text
-    for secret in (AUTH_KEY, AUTH_SECRET, session.token, client.app_token(), PASSWORD,
-                   "changed-pass-99", "wrong-pass-77"):
+    for secret in (
+        AUTH_KEY,
+        AUTH_SECRET,
+        session.token,
+        client.app_token(),
+        PASSWORD,
+        "changed-pass-99",
+        "wrong-pass-77",
+    ):
         assert secret not in text
 
 

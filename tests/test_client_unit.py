@@ -93,8 +93,15 @@ def _session_body(token: str, user: dict | None = None) -> dict:
     return {"session": session}
 
 
-USER = {"id": 7, "login": "bob", "email": "bob@example.com", "custom_data": '{"a": 1}',
-        "user_tags": "x, y", "external_id": "42", "created_at": "2018-12-05T11:58:02Z"}
+USER = {
+    "id": 7,
+    "login": "bob",
+    "email": "bob@example.com",
+    "custom_data": '{"a": 1}',
+    "user_tags": "x, y",
+    "external_id": "42",
+    "created_at": "2018-12-05T11:58:02Z",
+}
 
 
 class Sleeps(list):
@@ -282,8 +289,9 @@ def test_page_v1_and_v2_next_params():
     assert v1.next_params() == {"page": 2}
     last = Page(items=[1], total=3, page=2, per_page=2)
     assert last.next_params() is None
-    v2 = Page.from_v2({"limit": 2, "skip": 0, "total_entries": 3, "items": [USER, USER]},
-                      User.from_api)
+    v2 = Page.from_v2(
+        {"limit": 2, "skip": 0, "total_entries": 3, "items": [USER, USER]}, User.from_api
+    )
     assert v2.offset == 0
     assert v2.limit == 2
     assert v2.next_params() == {"offset": 2}
@@ -300,8 +308,9 @@ def test_iterate_pages_walks_every_page():
     assert list(iterate_pages(fetch, per_page=3)) == data
 
     def fetch_v2(offset: int = 0, limit: int = 3) -> Page[int]:
-        return Page(items=data[offset : offset + limit], total=len(data), offset=offset,
-                    limit=limit)
+        return Page(
+            items=data[offset : offset + limit], total=len(data), offset=offset, limit=limit
+        )
 
     assert list(iterate_pages(fetch_v2)) == data
 
@@ -379,8 +388,9 @@ def test_post_500_is_not_retried_but_503_is():
 
 @responses.activate
 def test_429_retry_after_is_waited():
-    responses.get(f"{API}/users/1", status=429, json={"errors": ["slow down"]},
-                  headers={"Retry-After": "2"})
+    responses.get(
+        f"{API}/users/1", status=429, json={"errors": ["slow down"]}, headers={"Retry-After": "2"}
+    )
     responses.get(f"{API}/users/1", json={"user": USER})
     transport, sleeps = make_transport()
     transport.request("GET", "users/1")
@@ -389,8 +399,9 @@ def test_429_retry_after_is_waited():
 
 @responses.activate
 def test_429_retry_after_above_cap_raises_at_once():
-    responses.get(f"{API}/users/1", status=429, json={"errors": ["slow down"]},
-                  headers={"Retry-After": "120"})
+    responses.get(
+        f"{API}/users/1", status=429, json={"errors": ["slow down"]}, headers={"Retry-After": "120"}
+    )
     transport, sleeps = make_transport()
     with pytest.raises(RateLimited) as info:
         transport.request("GET", "users/1")
@@ -434,8 +445,9 @@ def test_non_json_error_body():
 
 @responses.activate
 def test_session_creation_is_signed_and_reused():
-    responses.post(f"{API}/session", status=201, json=_session_body("app-token-1"),
-                   headers=_expiry_headers())
+    responses.post(
+        f"{API}/session", status=201, json=_session_body("app-token-1"), headers=_expiry_headers()
+    )
     responses.get(f"{API}/users/v2", json=_v2_page(USER), headers=_expiry_headers())
     client, _ = make_client()
     assert client.get_user(7).login == "bob"
@@ -456,8 +468,11 @@ def test_session_creation_is_signed_and_reused():
 def test_app_session_renewed_on_401_transparently():
     responses.post(f"{API}/session", status=201, json=_session_body("old-token-1"))
     responses.post(f"{API}/session", status=201, json=_session_body("new-token-2"))
-    responses.get(f"{API}/users/v2", status=401,
-                  json={"errors": {"base": ["Required session does not exist"]}})
+    responses.get(
+        f"{API}/users/v2",
+        status=401,
+        json={"errors": {"base": ["Required session does not exist"]}},
+    )
     responses.get(f"{API}/users/v2", json=_v2_page(USER))
     client, _ = make_client()
     assert client.get_user(7).id == 7
@@ -475,15 +490,17 @@ def test_app_session_renewed_before_expiry():
     client.get_user(7)
     now[0] += 7200 - 30  # inside the 60 s safety margin
     client.get_user(7)
-    tokens = [c.request.headers.get("CB-Token") for c in responses.calls
-              if c.request.method == "GET"]
+    tokens = [
+        c.request.headers.get("CB-Token") for c in responses.calls if c.request.method == "GET"
+    ]
     assert tokens == ["t-first-1", "t-second-2"]
 
 
 @responses.activate
 def test_user_scope_does_not_renew_the_app_session():
-    responses.put(f"{API}/users/7", status=401,
-                  json={"errors": {"base": ["Required session does not exist"]}})
+    responses.put(
+        f"{API}/users/7", status=401, json={"errors": {"base": ["Required session does not exist"]}}
+    )
     client, _ = make_client()
     with pytest.raises(SessionExpired):
         client.as_user("user-token-abc", user_id=7).update_user(full_name="Bob")
@@ -510,8 +527,14 @@ def test_two_clients_share_the_app_session_through_the_store():
 
 @responses.activate
 @override_settings(
-    CONNECTYCUBE={"API_URL": API, "APPLICATION_ID": 3, "AUTH_KEY": "k-settings-1",
-                  "AUTH_SECRET": "s-settings-1", "TIMEOUT": [2, 9], "RETRIES": 1}
+    CONNECTYCUBE={
+        "API_URL": API,
+        "APPLICATION_ID": 3,
+        "AUTH_KEY": "k-settings-1",
+        "AUTH_SECRET": "s-settings-1",
+        "TIMEOUT": [2, 9],
+        "RETRIES": 1,
+    }
 )
 def test_from_settings_uses_the_django_cache():
     from django.core.cache import cache
@@ -574,8 +597,9 @@ def test_client_imports_without_django_settings_and_without_models():
         "print(c.ConnectyCubeClient.__name__)"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ConnectyCubeClient"
 

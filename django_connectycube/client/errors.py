@@ -67,8 +67,8 @@ V1_DISABLED_MESSAGE = "Users retrieving forbidden"
 V1_SWITCH = "Overview → Permissions → DISABLE LIST USERS API V1"
 #: The dashboard switches that refuse v2 look-ups with the same text.
 USERS_SWITCHES = (
-    "Overview → Permissions → \"Allow to retrieve a list of users via API\" and "
-    "\"Allow to retrieve other user's info\""
+    'Overview → Permissions → "Allow to retrieve a list of users via API" and '
+    '"Allow to retrieve other user\'s info"'
 )
 
 

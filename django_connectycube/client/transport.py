@@ -239,8 +239,10 @@ class Transport:
                 response = self._send(method, url, params, json, data, files, headers)
             except requests.RequestException as exc:
                 unprocessed = provably_unprocessed(exc)
-                hint = "" if unprocessed or safe else (
-                    "The server may have processed this request, so it was not repeated"
+                hint = (
+                    ""
+                    if unprocessed or safe
+                    else ("The server may have processed this request, so it was not repeated")
                 )
                 error = transport_error(
                     exc, method=method, path=shown, maybe_processed=not unprocessed, hint=hint
@@ -262,18 +264,24 @@ class Transport:
             retryable = status in UNPROCESSED_STATUSES or (safe and status in RETRYABLE_STATUSES)
             if not retryable or retry_number >= policy.retries:
                 raise error
-            retry_after = error.retry_after if isinstance(error, RateLimited) else (
-                parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = (
+                error.retry_after
+                if isinstance(error, RateLimited)
+                else (parse_retry_after(response.headers.get("Retry-After")))
             )
             if retry_after is not None and retry_after > policy.max_retry_wait:
                 self._log(
                     logging.WARNING,
                     "%s %s -> %s with Retry-After %.1f s, above the %.1f s cap: not waiting",
-                    method, shown, status, retry_after, policy.max_retry_wait,
+                    method,
+                    shown,
+                    status,
+                    retry_after,
+                    policy.max_retry_wait,
                 )
                 raise error
-            wait = retry_after if retry_after is not None else policy.backoff(
-                retry_number, self.rng
+            wait = (
+                retry_after if retry_after is not None else policy.backoff(retry_number, self.rng)
             )
             if not self._may_retry(method, shown, f"HTTP {status}", retry_number, wait):
                 raise error
@@ -286,7 +294,12 @@ class Transport:
         self._log(
             logging.INFO,
             "%s %s: %s; retry %d/%d in %.2f s",
-            method, shown, why, retry_number + 1, self.policy.retries, wait,
+            method,
+            shown,
+            why,
+            retry_number + 1,
+            self.policy.retries,
+            wait,
         )
         if wait > 0:
             self.sleep(wait)

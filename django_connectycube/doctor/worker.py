@@ -6,50 +6,27 @@ The doctor inspects the Celery app the sync tasks are sent with, so it sees what
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 from typing import Any
 
 from kombu.utils.url import maybe_sanitize_url
 
+from ..celery_setup import (
+    IN_PROCESS,
+    SWEEP_TASK,
+    broker_in_use,
+    broker_scheme,
+    broker_url,
+    reads_beat_schedule,
+    sweep_entries,
+    transport_problem,
+)
 from .context import DoctorContext
 from .findings import Finding, Status, duration
 
 __all__ = ["SWEEP_TASK", "check_broker", "check_sweep_schedule", "sweep_entries"]
 
-#: The registered name of :func:`django_connectycube.tasks.sweep_dirty`.
-SWEEP_TASK = "django_connectycube.sweep_dirty"
-
-#: Python packages each transport needs, checked by import before connecting (kombu's Redis
-#: transport imports ``redis`` lazily and would only fail on the first publish).
-TRANSPORT_PACKAGES: dict[str, tuple[str, ...]] = {
-    "redis": ("redis",),
-    "rediss": ("redis",),
-    "sentinel": ("redis",),
-    "amqp": ("amqp",),
-    "amqps": ("amqp",),
-    "pyamqp": ("amqp",),
-}
-
-#: Brokers that live inside one process: a separate worker never sees what is sent there.
-IN_PROCESS = ("memory",)
-
 BROKER = "Celery broker"
-
-
-def _broker_url(app: Any) -> str:
-    return str(app.conf.broker_url or app.conf.broker_write_url or "")
-
-
-def _scheme(url: str) -> str:
-    return url.split("://", 1)[0].lower() if "://" in url else url.lower()
-
-
-def broker_in_use(app: Any) -> bool:
-    """False when tasks never leave this process (eager mode or an in-memory broker)."""
-    if app.conf.task_always_eager:
-        return False
-    return _scheme(_broker_url(app)) not in IN_PROCESS
 
 
 def check_broker(ctx: DoctorContext) -> Finding:
@@ -75,9 +52,9 @@ def check_broker(ctx: DoctorContext) -> Finding:
             "Set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0), turn "
             "CELERY_TASK_ALWAYS_EAGER off and run a worker: `celery -A <project> worker`.",
         )
-    url = _broker_url(app)
+    url = broker_url(app)
     shown = maybe_sanitize_url(url) if url else "amqp://guest@localhost// (Celery's default)"
-    scheme = _scheme(url) or "amqp"
+    scheme = broker_scheme(url)
     if scheme in IN_PROCESS:
         return Finding(
             "broker",
@@ -89,13 +66,13 @@ def check_broker(ctx: DoctorContext) -> Finding:
             {"broker": shown},
         )
     details: dict[str, Any] = {"broker": shown, "transport": scheme}
-    missing = _missing_packages(scheme)
-    if missing:
+    problem = transport_problem(scheme)
+    if problem:
         return Finding(
             "broker",
             BROKER,
             Status.FAIL,
-            f"The {scheme} transport needs Python packages that do not import: {missing}.",
+            f"The {scheme} transport {problem}.",
             "Install them in this environment (Redis: `pip install django-connectycube[redis]`).",
             details,
         )
@@ -127,26 +104,6 @@ def check_broker(ctx: DoctorContext) -> Finding:
     finally:
         connection.release()
     return Finding("broker", BROKER, Status.OK, f"Connected to {shown}.", details=details)
-
-
-def _missing_packages(scheme: str) -> str:
-    problems = []
-    for package in TRANSPORT_PACKAGES.get(scheme, ()):
-        try:
-            importlib.import_module(package)
-        except ImportError as exc:
-            problems.append(f"{package} ({exc})")
-    return ", ".join(problems)
-
-
-def sweep_entries(app: Any) -> dict[str, Any]:
-    """The ``beat_schedule`` entries that run the sweep, by entry name."""
-    schedule = app.conf.beat_schedule or {}
-    return {
-        name: entry
-        for name, entry in schedule.items()
-        if isinstance(entry, dict) and entry.get("task") == SWEEP_TASK
-    }
 
 
 def _every(entry: dict[str, Any]) -> str:
@@ -182,7 +139,7 @@ def check_sweep_schedule(ctx: DoctorContext) -> Finding:
         )
     scheduler = str(app.conf.beat_scheduler or "")
     note = ""
-    if "celery.beat" not in scheduler:
+    if not reads_beat_schedule(app):
         note = f" The beat scheduler is {scheduler}; a schedule kept in a database is not read."
     return Finding(
         "sweep_schedule",
