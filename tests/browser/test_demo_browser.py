@@ -230,6 +230,13 @@ def test_signup_profile_avatar_chat_identity_and_search(demo, chromium, tmp_path
         expect(page.locator("#sdk-results li")).to_have_count(1)
         expect(page.locator("#sdk-results li")).to_contain_text("Bob Tester")
         page.screenshot(path=str(ARTIFACTS / "4-search.png"), full_page=True)
+        page.fill("#search-input", "nobody_by_that_name")
+        page.click("#search-submit")
+        for results in ("#api-results", "#sdk-results"):
+            expect(page.locator(f"{results} li")).to_have_count(1)
+            expect(page.locator(f"{results} li.nothing-found")).to_have_text(
+                "Nothing found for “nobody_by_that_name”."
+            )
         assert page.locator("#error").inner_text() == ""
         assert errors == []
 
