@@ -28,6 +28,8 @@ def test_only_new_celery_keys_are_removed() -> None:
         *before,
         "_kombu.binding.celery.pidbox",
         "_kombu.binding.celeryev",
+        "_kombu.binding_permanent.celery",
+        "_kombu.binding_deadlines",
         "celery\x06\x163",
         "unacked_index",
         "abc.reply.celery.pidbox",
@@ -36,6 +38,8 @@ def test_only_new_celery_keys_are_removed() -> None:
     assert celery_keys_created(before, after) == [
         "_kombu.binding.celery.pidbox",
         "_kombu.binding.celeryev",
+        "_kombu.binding_deadlines",
+        "_kombu.binding_permanent.celery",
         "abc.reply.celery.pidbox",
         "celery\x06\x163",
         "unacked_index",

@@ -1,6 +1,6 @@
 """The browser test's broker: the one the run was given, and only its own keys removed after.
 
-The demo's Celery worker leaves kombu's bindings (``_kombu.binding.*``), its queues and pidbox
+The demo's Celery worker leaves kombu's bindings (``_kombu.binding*``), its queues and pidbox
 replies in Redis. The test removes the keys of those kinds that appeared while it ran, in the
 database it was pointed at, and nothing else: never a flush, never another database.
 """
@@ -16,7 +16,7 @@ __all__ = ["CELERY_KEY_PATTERNS", "broker_url", "celery_keys_created", "cleaned_
 #: Keys Celery and kombu's Redis transport create: bindings, the queues (with their priority
 #: variants), unacked bookkeeping, pidbox replies, task results.
 CELERY_KEY_PATTERNS = (
-    "_kombu.binding.*",
+    "_kombu.binding*",  # _kombu.binding.<exchange>, newer kombu's _permanent.* and _deadlines
     "celery",
     "celery\x06\x16*",
     "unacked",
