@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import mimetypes
 import os
 from collections.abc import Container, Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from django.utils.module_loading import import_string
 from . import identity, mapping, remote_ids
 from .adoption import ADOPTED, CREATED, establish  # noqa: F401  (re-exported outcomes)
 from .adoption import update as _update
+from .avatar_blobs import delete_replaced_avatar
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -46,6 +46,7 @@ from .client import (
 )
 from .conf import app_settings
 from .failures import Busy, SyncConflict, record_failure
+from .images import content_type_of
 from .models import CubeSession, CubeUser
 from .remote import get_client
 from .sessions import call_as_user
@@ -257,9 +258,8 @@ def avatar_source(user: Any) -> tuple[IO[bytes], str, str] | None:
     if isinstance(value, tuple):
         return value
     name = os.path.basename(getattr(value, "name", "") or "avatar")
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     value.open("rb")
-    return value, name, content_type
+    return value, name, content_type_of(value)  # the content's type; the name may lie
 
 
 def _digest_file(fileobj: IO[bytes]) -> tuple[bytes, str]:
@@ -274,21 +274,27 @@ def _push_avatar_locked(link: CubeUser, user: Any, client: ConnectyCubeClient) -
     if source is None:
         if not link.avatar_uid:
             return False
-        call_as_user(
-            link, lambda uc: uc.update_user(link.cube_id, avatar="", custom_data={}), client=client
-        )
+        previous = link.avatar_uid
+
+        def unlink(uc: UserClient) -> None:
+            uc.update_user(link.cube_id, avatar="", custom_data={})
+            delete_replaced_avatar(uc, previous)
+
+        call_as_user(link, unlink, client=client)
         link.avatar_uid = link.avatar_digest = ""
         return True
     fileobj, name, content_type = source
     content, digest = _digest_file(fileobj)
     if digest == link.avatar_digest:
         return False
+    previous = link.avatar_uid
 
     def upload(uc: UserClient) -> str:
         current = uc.get_user(link.cube_id).custom_data_json
         updated = uc.set_avatar(
             content, name, content_type, user_id=link.cube_id, custom_data=current
         )
+        delete_replaced_avatar(uc, previous, updated.avatar_uid or "")
         return updated.avatar_uid or ""
 
     link.avatar_uid = call_as_user(link, upload, client=client)

@@ -114,6 +114,16 @@ else:
         "TITLE": "django-connectycube API",
         "DESCRIPTION": "ConnectyCube sessions, user look-ups and password reset for a frontend.",
     }
+    try:
+        import drf_spectacular_sidecar  # noqa: F401
+    except ImportError:  # the docs page then loads Swagger UI from a CDN
+        pass
+    else:
+        # Swagger UI and ReDoc served from this site's static files: /api/docs/ works offline.
+        INSTALLED_APPS.append("drf_spectacular_sidecar")
+        SPECTACULAR_SETTINGS.update(
+            SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR"
+        )
 
 CONNECTYCUBE = {
     "API_URL": env("CONNECTYCUBE_API_URL", default="http://127.0.0.1:8765"),

@@ -24,12 +24,13 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 
 from .. import __version__
 from .admin_api import AdminApi
+from .blobs import BlobReads
 from .errors import APIError, ConfigurationError, SessionExpired, ValidationError
 from .redaction import forget_secret, log, redact, register_secret
 from .signing import signed_session_params
@@ -140,7 +141,7 @@ def _server_clock_offset(response: requests.Response | None) -> float | None:
     return server_now.timestamp() - time.time()
 
 
-class _BaseApi(UserReads):
+class _BaseApi(UserReads, BlobReads):
     """The calls any session may make (reads); subclasses decide which token is sent."""
 
     _client: ConnectyCubeClient
@@ -158,31 +159,6 @@ class _BaseApi(UserReads):
 
     def _json_call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return _json(self._call(method, path, **kwargs), method, "/" + path)
-
-    # ---- blobs: reads ----------------------------------------------------------------------
-
-    def get_blob(self, blob_id: int) -> Blob:
-        """The blob with this id."""
-        return Blob.from_api(self._json_call("GET", f"blobs/{int(blob_id)}"))
-
-    def get_blob_download_url(self, uid: str) -> str:
-        """A download URL for a completed blob (``GET /blobs/{uid}/object?download_url=1``)."""
-        path = f"blobs/{quote(uid, safe='')}/object"
-        data = self._json_call("GET", path, params={"download_url": 1})
-        blob = data.get("blob", data)
-        access = blob.get("blob_object_access") or {}
-        url = access.get("download_url") or blob.get("download_url")
-        if not url:
-            raise APIError(f"No download_url in the answer to GET /{path}", method="GET", path=path)
-        return str(url)
-
-    def blob_public_url(self, uid: str) -> str:
-        """The URL of a public blob (no token needed)."""
-        return f"{self._client.api_url}/blobs/{quote(uid, safe='')}"
-
-    def blob_private_url(self, uid: str, token: str) -> str:
-        """The URL of a private blob, readable with ``token`` (a user's, never the app's)."""
-        return f"{self.blob_public_url(uid)}?token={quote(token, safe='')}"
 
 
 class ConnectyCubeClient(AdminApi, _BaseApi):

@@ -21,7 +21,10 @@ it keeps its users, sessions and blobs across restarts
 
 Control API (not part of ConnectyCube; never counted, never faulted)
 -------------------------------------------------------------------
-All bodies are JSON; errors are ``{"errors": ...}`` with 4xx statuses.
+All bodies are JSON; errors are ``{"errors": ...}`` with 4xx statuses. Control routes carry no
+CORS headers and answer 403 to a foreign ``Host`` or ``Origin``, or without the
+``X-Emulator-Control-Token`` header when ``control_token`` is set (health excepted): see
+:mod:`django_connectycube.emulator.control_access`.
 
 ``GET  /_emulator/health``   → ``{"ok": true, "now": iso}``
 ``POST /_emulator/reset``    → ``{"ok": true}``; forgets users, sessions, blobs, outbox, nonces,

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from email.utils import formatdate
 from http import HTTPStatus
@@ -25,7 +25,9 @@ from .auth_api import AuthHandlers
 from .base import NEED_USER, NO_SESSION, NOT_FOUND, TOKEN_REQUIRED
 from .blobs_api import BlobHandlers
 from .config import CONFIG_KEYS, coerce_setting
+from .control_access import ControlAccess
 from .control_api import ControlHandlers
+from .cors import CORS_HEADERS, preflight
 from .faults import FaultRule, FaultSet, route_matches
 from .identity import FirebaseVerifier, HmacFirebaseVerifier
 from .lookups_api import LookupHandlers
@@ -49,13 +51,6 @@ _ROUTE_TABLE = ROUTE_TABLE
 _CONTROL_TABLE = CONTROL_TABLE
 
 _REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
-_CORS = [
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", "CB-Token-ExpirationDate, Date"),
-]
-_PREFLIGHT_HEADERS = (
-    "CB-Token, CB-AuthKey, CB-SDK, CB-Administration-API-Key, Content-Type, Accept, Authorization"
-)
 _FAULT_MESSAGES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -93,10 +88,13 @@ class Emulator(
         online_users_api: bool = SWITCH_DEFAULTS["online_users_api"],
         admin_api_key: str | None = SWITCH_DEFAULTS["admin_api_key"],
         state_file: str | os.PathLike[str] | None = None,
+        control_token: str | None = None,
+        control_hosts: Iterable[str] = (),
     ) -> None:
         """Keyword arguments after ``firebase_verifier`` are the dashboard switches
-        (:mod:`.switches`) and ``state_file``, a SQLite file that keeps users, sessions and blobs
-        across restarts (:mod:`.persistence`; created when missing).
+        (:mod:`.switches`); ``state_file``, a SQLite file that keeps users, sessions and blobs
+        across restarts (:mod:`.persistence`; created when missing); ``control_token`` and
+        ``control_hosts``, who may use the control API (:mod:`.control_access`).
         """
         given = {
             "application_id": application_id,
@@ -116,6 +114,7 @@ class Emulator(
         }
         self._initial_config = {key: coerce_setting(key, value) for key, value in given.items()}
         self._custom_firebase_verifier = firebase_verifier
+        self.control_access = ControlAccess(control_token, control_hosts)
         self.store = Store(state_file)
         self.faults = FaultSet()
         self._counts: Counter[str] = Counter()
@@ -246,13 +245,15 @@ class Emulator(
         raw_path = environ.get("PATH_INFO", "/") or "/"
         with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
             raw_path = raw_path.encode("latin-1").decode("utf-8")
-        if method == "OPTIONS":
-            response = self._preflight(environ)
-        elif raw_path.startswith(CONTROL_PREFIX):
+        if raw_path.startswith(CONTROL_PREFIX):
             response = self._dispatch_control(environ, method, raw_path)
+            headers = response.headers
         else:
-            response = self._dispatch(environ, method, raw_path)
-        headers = response.headers + _CORS
+            if method == "OPTIONS":
+                response = preflight(environ)
+            else:
+                response = self._dispatch(environ, method, raw_path)
+            headers = response.headers + CORS_HEADERS
         headers.append(("Content-Length", str(len(response.body))))
         if self.store.clock_offset:
             # A real server's Date follows its own clock; clients correct expiry and signature
@@ -260,17 +261,6 @@ class Emulator(
             headers.append(("Date", formatdate(self.now().timestamp(), usegmt=True)))
         start_response(_REASONS.get(response.status, f"{response.status} Unknown"), headers)
         return [] if method == "HEAD" else [response.body]
-
-    def _preflight(self, environ: Mapping[str, Any]) -> Response:
-        requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS") or _PREFLIGHT_HEADERS
-        return Response(
-            204,
-            headers=[
-                ("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS"),
-                ("Access-Control-Allow-Headers", requested),
-                ("Access-Control-Max-Age", "86400"),
-            ],
-        )
 
     @staticmethod
     def _error(error: ApiError) -> Response:
@@ -330,6 +320,9 @@ class Emulator(
         return response
 
     def _dispatch_control(self, environ: dict[str, Any], method: str, raw_path: str) -> Response:
+        refusal = self.control_access.refusal(environ)
+        if refusal is not None:
+            return self._error(ApiError(403, [refusal]))
         segments = raw_path.rstrip("/").strip("/").split("/")
         for route in CONTROL_ROUTES.get(segments[0], ()):
             captured = route.match(segments) if route.method == method else None

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+from .control_access import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER, bind_warning
 from .persistence import StateFileError
 from .server import SERVER_KINDS, EmulatorServer
 from .switches import SWITCH_DEFAULTS
@@ -33,7 +35,12 @@ def add_arguments(
 ) -> None:
     """Add the emulator's options; ``defaults`` may hold app_id / auth_key / auth_secret."""
     defaults = defaults or {}
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1; anything else warns: the control API hands "
+        "out every token)",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free)")
     parser.add_argument("--app-id", type=int, default=defaults.get("app_id", 1))
     parser.add_argument("--auth-key", default=defaults.get("auth_key", "emulator-auth-key"))
@@ -115,6 +122,25 @@ def add_arguments(
         help="SQLite file that keeps users, sessions and blobs across restarts (created if "
         "missing; POST /_emulator/reset empties it)",
     )
+    control = parser.add_argument_group(
+        "control API", "Who may call /_emulator/... (never the ConnectyCube routes)"
+    )
+    control.add_argument(
+        "--control-token",
+        default=os.environ.get(CONTROL_TOKEN_ENV) or None,
+        metavar="TOKEN",
+        help=f"require header {CONTROL_TOKEN_HEADER}: TOKEN on control routes except health "
+        f"(default: ${CONTROL_TOKEN_ENV}, unset = no token)",
+    )
+    control.add_argument(
+        "--control-host",
+        dest="control_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept this Host name on control routes besides loopback names, IP addresses "
+        "and --host (repeatable; e.g. a docker-compose service name)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +166,8 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
         deny_auto_create=options["deny_auto_create"],
         firebase_key=options["firebase_key"],
         state_file=options.get("state_file"),
+        control_token=options.get("control_token"),
+        control_hosts=options.get("control_hosts") or (),
         **{key: options[key] for key in SWITCH_DEFAULTS},
     )
 
@@ -160,6 +188,9 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
     server._bind()
     out.write(f"{server.url}\n")
     out.flush()
+    warning = bind_warning(server.host, options.get("control_token"))
+    if warning:
+        err.write(f"{warning}\n")
     emulator = server.emulator
     kept = emulator.store.state_file
     err.write(

@@ -433,6 +433,7 @@ class EmulatorServer:
         self._server = SERVER_KINDS[self.server_kind](self._app, self.host, self.requested_port)
         self._port = self._server.port
         self.emulator.url = self.url
+        self.emulator.control_access.allow_host(self.host)
 
     def start(self) -> EmulatorServer:
         """Listen and serve from a daemon thread; returns at once, ready for requests."""

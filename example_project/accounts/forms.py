@@ -1,6 +1,10 @@
+from typing import Any
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.core.files.uploadedfile import UploadedFile
 
+from .avatars import validate_avatar
 from .models import User
 
 
@@ -17,3 +21,9 @@ class ProfileForm(forms.ModelForm):
         model = User
         fields = ("first_name", "last_name", "email", "phone", "website", "avatar")
         widgets = {"avatar": forms.ClearableFileInput(attrs={"accept": "image/*"})}
+
+    def clean_avatar(self) -> Any:
+        avatar = self.cleaned_data.get("avatar")
+        if isinstance(avatar, UploadedFile):  # not the stored file, nor "clear"
+            validate_avatar(avatar)
+        return avatar

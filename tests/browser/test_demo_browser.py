@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.browser.broker import broker_url, cleaned_up
 from tests.conftest import unavailable
 from tests.worker import wait_until
 
@@ -74,13 +75,14 @@ def demo(tmp_path_factory, chromium, redis_url):
     if not sdk.exists():
         unavailable("needs npm to install the ConnectyCube JS SDK")
     workdir = tmp_path_factory.mktemp("demo")
+    broker = broker_url(os.environ, redis_url)
     emulator_port, site_port = free_port(), free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
         "DATABASE_URL": f"sqlite:///{workdir / 'demo.sqlite3'}",
         "MEDIA_ROOT": str(workdir / "media"),
-        "CELERY_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/7",
+        "CELERY_BROKER_URL": broker,
         "CONNECTYCUBE_API_URL": f"http://127.0.0.1:{emulator_port}",
         "CONNECTYCUBE_APPLICATION_ID": "1",
         "CONNECTYCUBE_AUTH_KEY": "browser-key",
@@ -99,54 +101,56 @@ def demo(tmp_path_factory, chromium, redis_url):
 
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    spawn(
-        "emulator",
-        py,
-        "-m",
-        "django_connectycube.emulator",
-        "--port",
-        str(emulator_port),
-        "--app-id",
-        "1",
-        "--auth-key",
-        "browser-key",
-        "--auth-secret",
-        "browser-secret",
-    )
-    spawn(
-        "worker",
-        py,
-        "-m",
-        "celery",
-        "-A",
-        "example_project",
-        "worker",
-        "-c",
-        "2",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel=INFO",
-    )
-    spawn("site", py, "manage.py", "runserver", f"127.0.0.1:{site_port}", "--noreload")
-    try:
-        wait_http(f"http://127.0.0.1:{emulator_port}/_emulator/health")
-        wait_http(f"http://127.0.0.1:{site_port}/")
-        yield {
-            "site": f"http://127.0.0.1:{site_port}",
-            "emulator": f"http://127.0.0.1:{emulator_port}",
-            "logs": logs,
-        }
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for log in logs.glob("*.log"):
-            shutil.copy(log, ARTIFACTS / log.name)
+    # Only the keys this run's worker creates are removed afterwards, in this broker's database.
+    with cleaned_up(broker):
+        spawn(
+            "emulator",
+            py,
+            "-m",
+            "django_connectycube.emulator",
+            "--port",
+            str(emulator_port),
+            "--app-id",
+            "1",
+            "--auth-key",
+            "browser-key",
+            "--auth-secret",
+            "browser-secret",
+        )
+        spawn(
+            "worker",
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "example_project",
+            "worker",
+            "-c",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        )
+        spawn("site", py, "manage.py", "runserver", f"127.0.0.1:{site_port}", "--noreload")
+        try:
+            wait_http(f"http://127.0.0.1:{emulator_port}/_emulator/health")
+            wait_http(f"http://127.0.0.1:{site_port}/")
+            yield {
+                "site": f"http://127.0.0.1:{site_port}",
+                "emulator": f"http://127.0.0.1:{emulator_port}",
+                "logs": logs,
+            }
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for log in logs.glob("*.log"):
+                shutil.copy(log, ARTIFACTS / log.name)
 
 
 def remote_users(demo) -> list[dict]:
@@ -230,6 +234,13 @@ def test_signup_profile_avatar_chat_identity_and_search(demo, chromium, tmp_path
         expect(page.locator("#sdk-results li")).to_have_count(1)
         expect(page.locator("#sdk-results li")).to_contain_text("Bob Tester")
         page.screenshot(path=str(ARTIFACTS / "4-search.png"), full_page=True)
+        page.fill("#search-input", "nobody_by_that_name")
+        page.click("#search-submit")
+        for results in ("#api-results", "#sdk-results"):
+            expect(page.locator(f"{results} li")).to_have_count(1)
+            expect(page.locator(f"{results} li.nothing-found")).to_have_text(
+                "Nothing found for “nobody_by_that_name”."
+            )
         assert page.locator("#error").inner_text() == ""
         assert errors == []
 
