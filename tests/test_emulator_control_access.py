@@ -260,7 +260,7 @@ def test_run_prints_no_warning_on_loopback(monkeypatch: pytest.MonkeyPatch) -> N
 
     options = vars(build_parser().parse_args(["--port", "0"]))
     server = make_server(options)
-    monkeypatch.setattr(server, "serve_forever", lambda: None)
+    monkeypatch.setattr(cli, "_serve_until_signalled", lambda served: served.stop())
     monkeypatch.setattr(cli, "make_server", lambda _options: server)
     err = io.StringIO()
     assert cli.run(options, out=io.StringIO(), err=err) == 0

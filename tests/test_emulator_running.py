@@ -52,6 +52,58 @@ def test_cli_prints_url_serves_and_stops_on_sigterm() -> None:
         assert process.wait(timeout=10) == 0
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_busy_serving_stops_cleanly(signum: int) -> None:
+    # A stop raised from the signal handler could land inside the threading machinery of a
+    # connection being accepted and end in a traceback: the handler must only note the signal.
+    process, url = _start_cli()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                requests.get(f"{url}/_emulator/health", timeout=1)
+            except requests.RequestException:
+                pass
+
+    clients = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+    for client in clients:
+        client.start()
+    try:
+        threading.Event().wait(0.5)
+        process.send_signal(signum)
+        assert process.wait(timeout=10) == 0
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=5)
+    assert process.stderr is not None
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_the_stop_signals_are_only_noted_never_raised_into_the_server() -> None:
+    from django_connectycube.emulator import cli
+
+    stopped: list[bool] = []
+
+    class Server:
+        serving = True
+
+        def start(self) -> None:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handler = signal.getsignal(signum)
+                assert callable(handler)
+                handler(signum, None)  # as the interpreter would, anywhere in the server
+
+        def stop(self) -> None:
+            stopped.append(True)
+
+    before = signal.getsignal(signal.SIGINT)
+    cli._serve_until_signalled(Server())  # type: ignore[arg-type]
+    assert stopped == [True]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_cli_options_parse_cidp_mapping() -> None:
     options = build_parser().parse_args(
         ["--cidp-url", "http://x/verify", "--cidp-mapping", '{"uid": "#{user.id}"}']

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
@@ -172,10 +173,6 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
     )
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
     """Serve in the foreground; print the URL alone on stdout first so scripts can read it."""
     out = out or sys.stdout
@@ -200,20 +197,38 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
         f"state={kept.path if kept is not None else 'in memory'}; Ctrl+C to stop\n"
     )
     err.flush()
-    previous = None
+    _serve_until_signalled(server)
+    return 0
+
+
+def _serve_until_signalled(server: EmulatorServer) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop cleanly.
+
+    The handlers only note the signal: raising from a handler (KeyboardInterrupt) could land
+    inside the threading machinery of a connection being accepted and end in a traceback. So the
+    server runs in its own thread and this one sleeps until a signal was noted.
+    """
+    received: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
     try:
-        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    except ValueError:  # not the main thread
-        previous = None
+        previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: no signals arrive here; serve in this thread
+        try:
+            server.serve_forever()
+        finally:
+            server.stop()
+        return
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.start()
+        while not received and server.serving:
+            time.sleep(0.2)
     finally:
         server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

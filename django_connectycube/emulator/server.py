@@ -437,7 +437,8 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         """Listen and serve from a daemon thread; returns at once, ready for requests."""
-        self._bind()
+        if self._server is None:
+            self._bind()
         assert self._server is not None
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="connectycube-emulator", daemon=True
@@ -466,6 +467,11 @@ class EmulatorServer:
             self._thread.join(timeout=5)
         self._thread = None
         self.emulator.close()
+
+    @property
+    def serving(self) -> bool:
+        """Whether the server's thread (:meth:`start`) is still serving."""
+        return self._thread is not None and self._thread.is_alive()
 
     def __enter__(self) -> EmulatorServer:
         return self.start() if self._server is None else self
