@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,10 +62,8 @@ def test_a_signal_during_busy_serving_stops_cleanly(signum: int) -> None:
 
     def hammer() -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(requests.RequestException):
                 requests.get(f"{url}/_emulator/health", timeout=1)
-            except requests.RequestException:
-                pass
 
     clients = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
     for client in clients:
