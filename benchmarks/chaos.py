@@ -479,7 +479,7 @@ def check_invariants(
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from django_connectycube import mapping
+    from django_connectycube import identity, mapping
     from django_connectycube.conf import app_settings
     from django_connectycube.models import CubeSession, CubeUser
 
@@ -491,25 +491,29 @@ def check_invariants(
         by_external.setdefault(str(remote.get("external_id")), []).append(remote)
 
     live = list(User.objects.all().order_by("pk"))
-    live_pks = {str(u.pk) for u in live}
     links = {link.external_id: link for link in CubeUser.objects.all()}
+    link_of = {link.user_id: link for link in links.values() if link.user_id is not None}
+    live_ids = {link_of[u.pk].external_id for u in live if u.pk in link_of}
+    tombstone_ids = {ext for ext, link in links.items() if link.user_id is None}
     lost, duplicated, stale_profile, stale_avatar, stale_links = [], [], [], [], []
     for user in live:
-        found = by_external.get(str(user.pk), [])
+        link = link_of.get(user.pk)
+        found = by_external.get(link.external_id, []) if link is not None else []
         if not found:
             lost.append(user.pk)
             continue
         if len(found) > 1:
             duplicated.append(user.pk)
         remote = found[0]
-        expected = mapping.get_user_fields(user)
+        expected, _ = identity.sent_fields(
+            mapping.get_user_fields(user, link.external_id), link.withheld, link.login
+        )
         for key, value in expected.items():
             remote_key = "user_tags" if key == "tag_list" else key
             if (remote.get(remote_key) or "") != (value or ""):
                 stale_profile.append((user.pk, key, value, remote.get(remote_key)))
                 break
-        link = links.get(str(user.pk))
-        if link is None or link.cube_id != remote["id"] or link.state != CubeUser.State.SYNCED:
+        if link.cube_id != remote["id"] or link.state != CubeUser.State.SYNCED:
             stale_links.append((user.pk, link and link.state, link and link.cube_id, remote["id"]))
         custom = json.loads(remote.get("custom_data") or "{}") if remote.get("custom_data") else {}
         if user.avatar:
@@ -522,16 +526,10 @@ def check_invariants(
         elif remote.get("avatar") or custom.get("avatar_uid"):
             stale_avatar.append(user.pk)
 
-    resurrected = sorted(
-        int(ext) for ext in by_external if ext.isdigit() and int(ext) in workload.deleted_pks
-    )
+    # A deleted user's external id carried by a remote user means its delete never happened.
+    resurrected = sorted(ext for ext in by_external if ext in tombstone_ids)
     orphans = [
-        r["id"]
-        for r in remote_users
-        if str(r.get("external_id")) not in live_pks
-        and not (
-            str(r.get("external_id")).isdigit() and int(r["external_id"]) in workload.deleted_pks
-        )
+        r["id"] for r in remote_users if str(r.get("external_id")) not in live_ids | tombstone_ids
     ]
     shared_ids = [ext for ext, found in by_external.items() if ext != "None" and len(found) > 1]
     rolled_back = [

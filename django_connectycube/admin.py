@@ -20,6 +20,7 @@ REMOTE_FIELDS = (
     "cube_id",
     "external_id",
     "login",
+    "withheld",
     "dirty_version",
     "synced_version",
     "password_version",

@@ -117,7 +117,7 @@ class Batch:
         assert client is not None
         user = link.user
         version = link.dirty_version
-        fields = mapping.get_user_fields(user)
+        fields = mapping.get_user_fields(user, link.external_id)
         digest = mapping.fields_digest(fields)
         _, outcome = sync.establish(link, fields, client, self.absent)
         # An avatar is uploaded here, under this batch's lease, exactly as push_user does it:
@@ -164,6 +164,7 @@ class Batch:
         CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).update(
             cube_id=_per_row(items, lambda i: i.link.cube_id, models.PositiveBigIntegerField()),
             login=_per_row(items, lambda i: i.link.login, models.CharField()),
+            withheld=_per_row(items, lambda i: i.link.withheld, models.JSONField()),
             password_version=password_version,
             avatar_uid=_per_row(items, lambda i: i.link.avatar_uid, models.CharField()),
             avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),

@@ -9,6 +9,8 @@ renumber one.
   as the built-in emulator, are exempt).
 - ``connectycube.W002``: no Celery app is configured, so sync tasks have nowhere to run.
 - ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know.
+- ``connectycube.E003``: ``FIREBASE_PHONE_LOOKUP`` names a plain profile field nobody vouched
+  for as holding verified numbers only (``FIREBASE_PHONE_FIELD_VERIFIED``).
 """
 
 from __future__ import annotations
@@ -157,6 +159,36 @@ def _check_values() -> list[CheckMessage]:
     if keys is not None and (isinstance(keys, str | bytes) or not keys):
         messages.append(_e002("TOKEN_KEYS", "must be a non-empty list of keys, newest first."))
     messages.extend(_check_avatar_field())
+    messages.extend(_check_identity())
+    return messages
+
+
+def _check_identity() -> list[CheckMessage]:
+    """The external-id prefix, and the source Firebase phone logins trust."""
+    from . import firebase, identity
+
+    messages: list[CheckMessage] = []
+    try:
+        identity.external_id_prefix()
+    except ConfigurationError as exc:
+        messages.append(Error(str(exc), hint='e.g. "prod" and "staging"', id="connectycube.E002"))
+    verified = app_settings.get("FIREBASE_PHONE_FIELD_VERIFIED")
+    if not isinstance(verified, bool):
+        messages.append(
+            _e002("FIREBASE_PHONE_FIELD_VERIFIED", f"must be True or False, got {verified!r}.")
+        )
+    try:
+        firebase.phone_lookup()
+    except firebase.UnverifiedPhoneField as exc:
+        messages.append(
+            Error(
+                str(exc),
+                hint="See the README, 'Identity and passwords': Firebase phone login.",
+                id="connectycube.E003",
+            )
+        )
+    except ConfigurationError as exc:
+        messages.append(Error(str(exc), id="connectycube.E002"))
     return messages
 
 

@@ -7,8 +7,11 @@ to its user. Configure, in the ConnectyCube dashboard (or the emulator's ``cidp_
 
 * verification URL ``https://<your site>/<api prefix>/cidp/verify/`` (GET ``?token=``);
 * response mapping ``{"uid": "#{uid}", "login": "#{login}", "email": "#{email}",
-  "full_name": "#{full_name}"}``: ``uid`` is the local primary key, the same ``external_id`` the
-  sync engine gives the users it creates, so both paths agree on who is who.
+  "full_name": "#{full_name}"}``: ``uid`` is the link's minted ``external_id`` (never the bare
+  primary key, which anyone could put on an account of theirs beforehand), the same one the sync
+  engine gives the users it creates, so both paths agree on who is who. A login or e-mail the
+  link had to withhold (another account holds it) is answered as the link's fallback login and
+  no e-mail.
 
 The answer has the official starter kit's shape, ``{"uid", "login", "email", "user": {"id",
 "login", "email"}}`` plus ``full_name``, or 422 ``{"error": "..."}``.
@@ -33,7 +36,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from . import mapping
+from . import identity, mapping
 from .conf import app_settings
 from .models import CubeUser
 
@@ -79,11 +82,15 @@ def read_login_token(token: str) -> str:
     return payload["u"]
 
 
-def identity_for(user: Any) -> dict[str, Any]:
-    """What the verifier tells ConnectyCube about a user (the mapping's fields, uid first)."""
-    link = CubeUser.objects.filter(user_id=user.pk).only("external_id").first()
-    uid = link.external_id if link is not None else str(user.pk)
-    fields = mapping.get_user_fields(user)
+def identity_for(user: Any) -> dict[str, Any] | None:
+    """What the verifier tells ConnectyCube about a user (the mapping's fields, uid first), or
+    None for a user without a link: the ``uid`` is only ever the link's minted external id."""
+    link = CubeUser.objects.filter(user_id=user.pk).only("external_id", "login", "withheld").first()
+    if link is None:
+        return None
+    wanted = mapping.get_user_fields(user, link.external_id)
+    fields, _ = identity.sent_fields(wanted, link.withheld, link.login)
+    uid = link.external_id
     login = fields.get("login") or mapping.derive_login(user)
     email = fields.get("email") or ""
     return {
@@ -133,9 +140,10 @@ def verify(request: HttpRequest) -> JsonResponse:
         user = User._default_manager.filter(pk=user_pk).first()
     except (ValueError, TypeError, ValidationError):
         user = None
-    if user is None or not getattr(user, "is_active", True):
+    answer = identity_for(user) if user is not None and getattr(user, "is_active", True) else None
+    if answer is None:
         return _refuse("invalid or expired token")
-    return JsonResponse(identity_for(user))
+    return JsonResponse(answer)
 
 
 def _tombstone_answer(external_id: str) -> JsonResponse:

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "USER_FIELDS": "django_connectycube.mapping.default_user_fields",
     "AVATAR_FIELD": None,  # a File/ImageField name on the user model, or a callable(user)
     "PASSWORD_SECRETS": None,  # {version: secret}; None means {1: SECRET_KEY}
+    # Names this site in the external ids it mints ("<prefix>-<random>"): give each site that
+    # shares a ConnectyCube application (staging, production) its own.
+    "EXTERNAL_ID_PREFIX": "dj",
     "TASK_MAX_ATTEMPTS": 8,  # failed attempts before a row is marked failed (dead letter)
     "TASK_BACKOFF_BASE": 2.0,  # seconds; the n-th retry waits up to base * 2**n (full jitter)
     "TASK_BACKOFF_MAX": 300.0,  # seconds; keep below the broker's visibility timeout
@@ -76,8 +79,12 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_RESET_OPTIONS": {},  # keyword arguments for Django's PasswordResetForm.save()
     # Firebase phone login through ConnectyCube.
     "FIREBASE_PROJECT_ID": None,  # when set, the only accepted project (and the default one)
-    "FIREBASE_PHONE_LOOKUP": "phone",  # user model field holding the phone, or a dotted
-    #                                    callable(phone) -> user or None
+    # Where a Firebase-verified phone finds its local user: a dotted callable(phone) -> user or
+    # None, or a user model field that only ever holds verified numbers (say so below). None:
+    # Firebase phone login is off.
+    "FIREBASE_PHONE_LOOKUP": None,
+    "FIREBASE_PHONE_FIELD_VERIFIED": False,  # True: vouch that FIREBASE_PHONE_LOOKUP's field is
+    #                                          only ever set to numbers the user has proven
     "FIREBASE_CREATE_USERS": False,  # True: an unknown verified phone gets a new local user
 }
 

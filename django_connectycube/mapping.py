@@ -5,9 +5,11 @@ The mapping is a callable ``user -> dict`` of ConnectyCube user fields, replacea
 field the mapping reads changed; a callable declares those fields with :func:`reads` (without the
 declaration every save of the user triggers a push, and unchanged results are not sent anyway).
 
-Passwords are derived, never stored: ``HMAC-SHA256(secret, "<application id>:<user pk>")`` under a
-numbered secret from ``CONNECTYCUBE["PASSWORD_SECRETS"]``, so rotating a secret means adding a
-new number; the version a remote user was created with is kept on its ``CubeUser`` row.
+Passwords are derived, never stored: ``HMAC-SHA256(secret, "<application id>:<external id>")``
+under a numbered secret from ``CONNECTYCUBE["PASSWORD_SECRETS"]``, so rotating a secret means
+adding a new number; the version a remote user was created with is kept on its ``CubeUser`` row.
+The external id is the link's (:mod:`.identity`): minted per link, or the primary key for links
+made before minting, so those users' passwords never changed.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def default_user_fields(user: models.Model) -> dict[str, Any]:
     """Login, e-mail, full name, and phone/website/tags when the user model has them."""
     model = type(user)
     names = _field_names(model)
-    fields: dict[str, Any] = {"login": derive_login(user), "external_id": str(user.pk)}
+    fields: dict[str, Any] = {"login": derive_login(user)}
     email_field = model.get_email_field_name() if hasattr(model, "get_email_field_name") else ""
     email = getattr(user, email_field, "") if email_field in names else ""
     if email:
@@ -131,10 +133,24 @@ def mapper() -> Callable[[models.Model], dict[str, Any]]:
     return func
 
 
-def get_user_fields(user: models.Model) -> dict[str, Any]:
-    """The remote fields for one user, with ``external_id`` always set to the local pk."""
+def get_user_fields(user: models.Model, external_id: str | None = None) -> dict[str, Any]:
+    """The remote fields for one user, with ``external_id`` always the one its link minted.
+
+    Pass the link's ``external_id`` when you hold the link; otherwise it is read from the
+    user's link (and left out when the user has none yet). Never the bare pk: that would let
+    anyone who can count claim the next user's identity.
+    """
     fields = dict(mapper()(user))
-    fields["external_id"] = str(user.pk)
+    if external_id is None:
+        from .models import CubeUser
+
+        external_id = (
+            CubeUser.objects.filter(user_id=user.pk).values_list("external_id", flat=True).first()
+        )
+    if external_id is None:
+        fields.pop("external_id", None)
+    else:
+        fields["external_id"] = str(external_id)
     return fields
 
 
@@ -193,13 +209,13 @@ def current_password_version() -> int:
     return max(_password_secrets())
 
 
-def _hmac_password(secret: str, user_pk: Any) -> str:
-    message = f"{app_settings.APPLICATION_ID}:{user_pk}".encode()
+def _hmac_password(secret: str, external_id: Any) -> str:
+    message = f"{app_settings.APPLICATION_ID}:{external_id}".encode()
     digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii")[:32]
 
 
-def password_candidates(user_pk: Any, version: int | None = None) -> list[tuple[int, str]]:
+def password_candidates(external_id: Any, version: int | None = None) -> list[tuple[int, str]]:
     """Passwords the remote user may have, most likely first: the recorded version, then the
     other configured versions, then (with the default secret) ``SECRET_KEY_FALLBACKS``.
 
@@ -208,15 +224,15 @@ def password_candidates(user_pk: Any, version: int | None = None) -> list[tuple[
     secrets = _password_secrets()
     first = version if version in secrets else current_password_version()
     ordered = [first, *sorted((v for v in secrets if v != first), reverse=True)]
-    candidates = [(v, _hmac_password(secrets[v], user_pk)) for v in ordered]
+    candidates = [(v, _hmac_password(secrets[v], external_id)) for v in ordered]
     if not app_settings.PASSWORD_SECRETS:
         fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", None) or []
-        candidates += [(1, _hmac_password(str(key), user_pk)) for key in fallbacks]
+        candidates += [(1, _hmac_password(str(key), external_id)) for key in fallbacks]
     return candidates
 
 
-def derive_password(user_pk: Any, version: int | None = None) -> str:
-    """The ConnectyCube password of a mirrored user under a given secret version."""
+def derive_password(external_id: Any, version: int | None = None) -> str:
+    """The ConnectyCube password of a link (by its ``external_id``) under a secret version."""
     secrets = _password_secrets()
     version = current_password_version() if version in (None, 0) else version
     if version not in secrets:
@@ -224,4 +240,4 @@ def derive_password(user_pk: Any, version: int | None = None) -> str:
             f'CONNECTYCUBE["PASSWORD_SECRETS"] has no secret for version {version}; '
             "keep old versions until every user has been moved to the new one."
         )
-    return _hmac_password(secrets[version], user_pk)
+    return _hmac_password(secrets[version], external_id)

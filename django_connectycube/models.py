@@ -4,7 +4,9 @@ A ``CubeUser`` row is the durable outbox of the mirroring: the save that changes
 ``dirty_version`` in the same transaction, and a push records ``synced_version`` only for the
 version it actually sent. ``dirty_version > synced_version`` therefore means "still owed to
 ConnectyCube", whatever happened to the broker or the worker in between. The row outlives the
-local user (``SET_NULL``) as a tombstone until the remote user is deleted.
+local user (``SET_NULL``) as a tombstone until the remote user is deleted; a new local user never
+takes a tombstone over, even one with the same primary key: every link mints its own
+``external_id`` (see :mod:`.identity`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .fields import EncryptedTextField
+from .identity import mint_external_id
 
 
 class CubeUserQuerySet(models.QuerySet["CubeUser"]):
@@ -43,8 +46,26 @@ class CubeUser(models.Model):
     cube_id = models.PositiveBigIntegerField(
         _("ConnectyCube id"), unique=True, null=True, blank=True
     )
-    external_id = models.CharField(_("external id"), max_length=255, unique=True)
+    external_id = models.CharField(
+        _("external id"),
+        max_length=255,
+        unique=True,
+        default=mint_external_id,
+        help_text=_(
+            "Minted for this link (<prefix>-<random>) and sent as the remote user's external_id; "
+            "links made before minting keep the local primary key."
+        ),
+    )
     login = models.CharField(_("ConnectyCube login"), max_length=70, blank=True)
+    withheld = models.JSONField(
+        _("withheld fields"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Mapped values ConnectyCube would not take because an account that is not this "
+            "user's holds them ({field: wanted value}); the login is then a fallback login."
+        ),
+    )
     state = models.CharField(
         _("state"), max_length=16, choices=State.choices, default=State.PENDING
     )

@@ -40,21 +40,21 @@ def _db(using: str | None) -> str:
 
 
 def mark_dirty(user: Any, *, using: str | None = None, created: bool = False) -> None:
-    """Record, in the caller's transaction, that this user's latest state must be pushed."""
+    """Record, in the caller's transaction, that this user's latest state must be pushed.
+
+    A user without a link gets a new one with a freshly minted external id, never an old
+    tombstone's: a new user who happens to get a deleted user's pk is someone else.
+    """
     db = _db(using)
     now = timezone.now()
     if not created and _bump_link(user.pk, db, now):
         return
     try:
         with transaction.atomic(using=db):
-            CubeUser.objects.using(db).create(
-                user=user, external_id=str(user.pk), dirty_version=1, enqueued_at=now
-            )
+            CubeUser.objects.using(db).create(user=user, dirty_version=1, enqueued_at=now)
     except IntegrityError:
-        # Another process linked the user first, or a tombstone still carries this external id
-        # (a reused pk): take that row over rather than create a second identity.
-        CubeUser.objects.using(db).filter(Q(user_id=user.pk) | Q(external_id=str(user.pk))).update(
-            user=user,
+        # Another process linked the user first: that link is the user's.
+        CubeUser.objects.using(db).filter(user_id=user.pk).update(
             dirty_version=F("dirty_version") + 1,
             state=CubeUser.State.PENDING,
             attempts=0,
@@ -94,24 +94,26 @@ def _bump_link(user_pk: Any, db: str, now: Any) -> int:
 
 
 def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
-    """Turn the user's link into a tombstone owing a remote delete; returns its id, if any."""
+    """Turn the user's link into a tombstone owing a remote delete; returns its id, if any.
+
+    Call it while the user row still exists (the ``pre_delete`` receiver does, inside the
+    delete's transaction): the link is found by its user, never by an id a later user could
+    share.
+    """
     db = _db(using)
     now = timezone.now()
-    links = (
-        CubeUser.objects.using(db)
-        .filter(external_id=str(user_pk))
-        .exclude(state=CubeUser.State.DELETED)
-    )
-    updated = links.update(
+    links = CubeUser.objects.using(db).filter(user_id=user_pk).exclude(state=CubeUser.State.DELETED)
+    link_id = links.values_list("pk", flat=True).first()
+    if link_id is None:
+        return None
+    CubeUser.objects.using(db).filter(pk=link_id).update(
         state=CubeUser.State.DELETING,
         dirty_version=F("dirty_version") + 1,
         attempts=0,
         enqueued_at=now,
         updated_at=now,
     )
-    if not updated:
-        return None
-    return links.values_list("pk", flat=True).first()
+    return link_id
 
 
 def _send(task_name: str, arg: Any, *, link_filter: Q, using: str | None) -> bool:
@@ -215,7 +217,7 @@ def link_missing_users(*, using: str | None = None, batch_size: int = 500) -> in
     created = 0
     batch: list[CubeUser] = []
     for pk in missing.iterator(chunk_size=batch_size):
-        batch.append(CubeUser(user_id=pk, external_id=str(pk), dirty_version=1, enqueued_at=None))
+        batch.append(CubeUser(user_id=pk, dirty_version=1, enqueued_at=None))
         if len(batch) >= batch_size:
             created += len(CubeUser.objects.using(db).bulk_create(batch, ignore_conflicts=True))
             batch = []

@@ -21,6 +21,7 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import identity
 from .client import ConnectyCubeClient, NotFound, User
 from .models import CubeSession, CubeUser
 
@@ -75,8 +76,13 @@ def release_stale_claim(holder: CubeUser, cube_id: int) -> None:
         # A tombstone: its remote user is gone already; its delete finds nothing to do.
         claims.update(cube_id=None, updated_at=now)
     else:
+        # Its next push creates it again under a new external id: the old one is readable
+        # by anyone and may be claimed by now (see identity).
         claims.update(
             cube_id=None,
+            external_id=identity.mint_external_id(),
+            withheld={},
+            login="",
             pushed_digest="",
             avatar_uid="",
             avatar_digest="",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -24,7 +24,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import mapping
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -33,14 +32,14 @@ from .client import (
     RateLimited,
     ServerError,
     Session,
-    SessionExpired,
     TransportError,
     UserClient,
 )
-from .conf import ConfigurationError, app_settings
+from .conf import app_settings
+from .failures import SyncConflict, record_failure
+from .logins import AUTH_MODE_CIDP, AUTH_MODE_PASSWORD, auth_mode, login_link
 from .models import CubeSession, CubeUser
 from .remote import get_client
-from .remote_ids import other_holder, release_stale_claim, remote_user_of
 
 logger = logging.getLogger("django_connectycube")
 
@@ -48,6 +47,7 @@ __all__ = [
     "AUTH_MODE_CIDP",
     "AUTH_MODE_PASSWORD",
     "SessionUnavailable",
+    "auth_mode",
     "call_as_user",
     "destroy_session",
     "get_session_for_user",
@@ -65,9 +65,6 @@ T = TypeVar("T")
 SESSION_TTL = timedelta(hours=2)
 CLAIM_FOR = timedelta(seconds=30)
 
-AUTH_MODE_PASSWORD = "password"  # noqa: S105 - a mode name, not a secret
-AUTH_MODE_CIDP = "cidp"
-
 #: Remote failures that say "try again later" rather than "this will never work".
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransportError, ServerError, RateLimited)
 
@@ -83,68 +80,6 @@ class SessionUnavailable(Exception):
 def _is_valid(row: CubeSession | None, now: Any) -> bool:
     margin = timedelta(seconds=app_settings.SESSION_RENEW_MARGIN)
     return bool(row and row.token and row.expires_at and row.expires_at - margin > now)
-
-
-def auth_mode() -> str:
-    """The configured ``AUTH_MODE``, validated."""
-    mode = app_settings.AUTH_MODE
-    if mode not in (AUTH_MODE_PASSWORD, AUTH_MODE_CIDP):
-        raise ConfigurationError(
-            f'CONNECTYCUBE["AUTH_MODE"] must be "{AUTH_MODE_PASSWORD}" or "{AUTH_MODE_CIDP}", '
-            f"got {mode!r}."
-        )
-    return str(mode)
-
-
-def login_link(link: CubeUser, client: ConnectyCubeClient) -> Any:
-    """A new remote session for a mirrored user: derived password, or a CIdP token."""
-    if auth_mode() == AUTH_MODE_CIDP:
-        return _login_cidp(link, client)
-    if not link.login:
-        if link.cube_id is None:
-            raise NotFound(f"User {link.external_id} has no ConnectyCube identity yet.")
-        link.login = client.get_user(link.cube_id).login or ""
-    candidates = mapping.password_candidates(link.external_id, link.password_version or None)
-    for attempt, candidate in enumerate(candidates, start=1):
-        version, password = candidate
-        try:
-            session = client.create_user_session(login=link.login, password=password)
-            break
-        except SessionExpired:
-            raise
-        except AuthenticationError:
-            if attempt == len(candidates):
-                raise
-    stray = session.user
-    auto_created = stray is not None and not stray.external_id
-    if link.cube_id is not None and (session.user_id != link.cube_id or auto_created):
-        if auto_created:
-            # The user was deleted on ConnectyCube (or the remote forgot it) and the login
-            # auto-created an empty one in its place, maybe even under its old id: remove it
-            # again, and let the caller recreate the real one.
-            client.as_user(session).delete_self()
-        raise NotFound(f"ConnectyCube user {link.cube_id} no longer exists.")
-    if attempt > 1 or version != mapping.current_password_version():
-        _move_to_current_password(link, client, session, password)
-    return session
-
-
-def _move_to_current_password(
-    link: CubeUser, client: ConnectyCubeClient, session: Session, old_password: str
-) -> None:
-    """After a login with a rotated-out secret, set the password derived from the current one."""
-    version = mapping.current_password_version()
-    new_password = mapping.derive_password(link.external_id, version)
-    try:
-        client.as_user(session).update_user(
-            session.user_id, password=new_password, old_password=old_password
-        )
-    except ConnectyCubeError as exc:  # the login worked; moving on can wait for the next one
-        logger.warning("Could not move %s to the current password: %s", link.external_id, exc)
-        return
-    link.password_version = version
-    CubeUser.objects.filter(pk=link.pk).update(password_version=version)
-    logger.info("Moved %s to password version %s", link.external_id, version)
 
 
 def get_user_session(
@@ -201,47 +136,6 @@ def get_user_session(
         CubeSession.objects.filter(pk=row.pk).update(renewing_until=None)
 
 
-def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
-    """Log in through our own identity provider; ConnectyCube creates the user on first use.
-
-    ConnectyCube identifies CIdP users by the verifier's ``uid`` (our ``external_id``), so a
-    remote user created by an earlier password-mode push is found again, not duplicated. When
-    the link has no remote id yet, or its remote user was deleted and ConnectyCube made a new
-    one for the same ``uid``, the link adopts the session's user.
-    """
-    from .cidp import make_login_token, make_tombstone_token
-
-    if link.user_id is None:  # a deleted local user: log in only to delete the remote one
-        return client.create_cidp_session(make_tombstone_token(link.external_id))
-    session = client.create_cidp_session(make_login_token(link.user_id))
-    if session.user_id is not None and session.user_id != link.cube_id:
-        _adopt_remote_user(link, session)
-    return session
-
-
-def _adopt_remote_user(link: CubeUser, session: Session) -> None:
-    """Link the user ConnectyCube maps our signed ``uid`` to. That mapping is proof: another
-    link's claim to the same id is stale (ConnectyCube forgot that user and reused its id)."""
-    remote_login = session.user.login if session.user is not None else None
-
-    def write() -> None:
-        CubeUser.objects.filter(pk=link.pk).update(
-            cube_id=session.user_id, login=remote_login or link.login, updated_at=timezone.now()
-        )
-
-    try:
-        with transaction.atomic():
-            write()
-    except IntegrityError:
-        holder = other_holder(link, int(session.user_id or 0))
-        if holder is not None:
-            release_stale_claim(holder, int(session.user_id or 0))
-        write()
-    logger.info("Linked %s to ConnectyCube user %s (CIdP)", link.external_id, session.user_id)
-    link.cube_id = session.user_id
-    link.login = remote_login or link.login
-
-
 def _claim(pk: int) -> bool:
     now = timezone.now()
     return bool(
@@ -267,7 +161,7 @@ def call_as_user(
     except AuthenticationError:
         if link.cube_id is not None:
             # Logging in to a user that no longer exists would auto-create a stray one.
-            remote_user_of(link, client)  # NotFound propagates
+            client.get_user(link.cube_id)  # NotFound propagates; a renamed one is ours
         row = get_user_session(link, client=client, force=True)
         return func(client.as_user(row.token, user_id=row.cube_user_id))
 
@@ -432,12 +326,28 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     link = _ensure_link(user)
     if link.state in (CubeUser.State.DELETING, CubeUser.State.DELETED):
         raise SessionUnavailable("This user is being removed from ConnectyCube.", retry_after=60)
+    return _log_in(user, link, client)
+
+
+@contextlib.contextmanager
+def _recording_conflicts(link: CubeUser) -> Iterator[None]:
+    """A conflict met while logging a user in is recorded on the row like a push's (the push
+    before a login records its own)."""
+    try:
+        yield
+    except SyncConflict as exc:
+        record_failure(Q(pk=link.pk), exc, permanent=True)
+        raise
+
+
+def _log_in(user: Any, link: CubeUser, client: ConnectyCubeClient | None) -> CubeSession:
     cidp = auth_mode() == AUTH_MODE_CIDP
     if not cidp and (link.cube_id is None or link.state == CubeUser.State.PENDING):
         link = _push_before_login(user, link, client)
     wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
     try:
-        return get_user_session(link, client=client, wait=wait)
+        with _recording_conflicts(link):
+            return get_user_session(link, client=client, wait=wait)
     except NotFound as exc:
         return _recreate_and_log_in(user, link, client, exc)
 
@@ -446,22 +356,24 @@ def _recreate_and_log_in(
     user: Any, link: CubeUser, client: ConnectyCubeClient | None, gone: NotFound
 ) -> CubeSession:
     """The remote user vanished (deleted on ConnectyCube behind our back, or forgotten by a
-    remote that was reset): forget it, create it again now (the create looks up the external id
-    first, so this never duplicates), and log in."""
+    remote that was reset): forget it, create a new one now under a new external id (the old
+    one is readable by anyone and may be claimed by now), and log in."""
     if auth_mode() == AUTH_MODE_CIDP:
         raise SessionUnavailable(
             "This user's ConnectyCube account is being restored; try again later.",
             retry_after=60,
         ) from gone
     from .outbox import mark_dirty
+    from .sync import forget_remote_user
 
     logger.warning("ConnectyCube user of %s is gone; creating it again.", link.external_id)
     CubeSession.objects.filter(user_id=user.pk).delete()
-    CubeUser.objects.filter(pk=link.pk).update(cube_id=None, pushed_digest="", avatar_digest="")
+    forget_remote_user(link)
     mark_dirty(user)
     link = _push_before_login(user, CubeUser.objects.get(pk=link.pk), client)
     wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
-    return get_user_session(link, client=client, wait=wait)
+    with _recording_conflicts(link):
+        return get_user_session(link, client=client, wait=wait)
 
 
 def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> CubeSession:
@@ -480,7 +392,8 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
         link = CubeUser.objects.get(user_id=user.pk)
         wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
         try:
-            return get_user_session(link, client=client, wait=wait, force=True)
+            with _recording_conflicts(link):
+                return get_user_session(link, client=client, wait=wait, force=True)
         except NotFound as exc:  # the token died with its user (a remote that forgot us)
             return _recreate_and_log_in(user, link, client, exc)
     now = timezone.now()

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import Signal
 
 from . import mapping, outbox
@@ -47,11 +47,13 @@ def user_saved(
     transaction.on_commit(partial(outbox.push_after_commit, instance.pk, using=using), using=using)
 
 
-def user_deleted(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
-    """Turn the link into a tombstone and enqueue the remote delete after commit."""
-    # A worker may have stored a session for this user after Django collected the cascade:
-    # that row would fail the deferred foreign key and with it the caller's delete.
-    CubeSession.objects.using(using).filter(user_id=instance.pk).delete()
+def user_deleting(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
+    """Turn the link into a tombstone and enqueue the remote delete after commit.
+
+    ``pre_delete``, inside the delete's transaction: the link is still attached to the user, so
+    it is found by its user and never by an id a later user could share (a reused pk). A
+    rolled-back delete rolls the tombstone back with it.
+    """
     if not app_settings.SYNC_ENABLED:
         return
     link_id = outbox.mark_deleted(instance.pk, using=using)
@@ -61,8 +63,18 @@ def user_deleted(sender: type, instance: Any, using: str | None = None, **kwargs
         )
 
 
+def user_deleted(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
+    """Drop the deleted user's stored session rows, whoever wrote them meanwhile."""
+    # A worker may have stored a session for this user after Django collected the cascade:
+    # that row would fail the deferred foreign key and with it the caller's delete.
+    CubeSession.objects.using(using).filter(user_id=instance.pk).delete()
+
+
 def connect_receivers() -> None:
     """Connect to the project's user model, whatever ``AUTH_USER_MODEL`` names."""
     model = settings.AUTH_USER_MODEL
     post_save.connect(user_saved, sender=model, dispatch_uid="django_connectycube.user_saved")
+    pre_delete.connect(
+        user_deleting, sender=model, dispatch_uid="django_connectycube.user_deleting"
+    )
     post_delete.connect(user_deleted, sender=model, dispatch_uid="django_connectycube.user_deleted")

@@ -4,8 +4,11 @@ Every operation here is safe to run twice, concurrently, or after a crash half-w
 
 * a worker first takes a short lease on the user's :class:`~.models.CubeUser` row, so one user is
   pushed by one worker at a time (``Busy`` otherwise; the task retries shortly);
-* a create is preceded by a look-up by ``external_id`` (the local pk), so a retried or redelivered
-  task adopts the user an earlier attempt created instead of creating a second one;
+* a create is preceded by a look-up by the link's minted ``external_id``, so a retried or
+  redelivered task adopts the user an earlier attempt created instead of creating a second one,
+  and adopts nothing it cannot prove this site made (:mod:`.adoption`);
+* every update re-sends the ``external_id`` and login the link owns, so a remote edit of them is
+  undone at the next change;
 * the version read before the push is the one recorded as synced, so a save that lands during
   the push keeps the row owed.
 
@@ -30,7 +33,9 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import mapping, remote_ids
+from . import identity, mapping, remote_ids
+from .adoption import ADOPTED, CREATED, establish  # noqa: F401  (re-exported outcomes)
+from .adoption import update as _update
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -38,13 +43,13 @@ from .client import (
     PermissionDenied,
     User,
     UserClient,
-    ValidationError,
 )
 from .conf import app_settings
+from .failures import Busy, SyncConflict, record_failure
 from .models import CubeSession, CubeUser
 from .remote import get_client
 from .sessions import call_as_user
-from .signals import user_deleted_remote, user_sync_failed, user_synced
+from .signals import user_deleted_remote, user_synced
 
 logger = logging.getLogger("django_connectycube")
 
@@ -52,30 +57,20 @@ __all__ = [
     "Busy",
     "SyncConflict",
     "delete_remote_user",
+    "establish",
     "push_avatar",
     "push_user",
     "record_failure",
 ]
 
-#: What a push did, as returned by :func:`push_user` and the tasks.
-CREATED, ADOPTED, UPDATED, UNCHANGED, SKIPPED, DELETED, GONE = (
-    "created",
-    "adopted",
+#: What a push did, as returned by :func:`push_user` and the tasks (also CREATED, ADOPTED).
+UPDATED, UNCHANGED, SKIPPED, DELETED, GONE = (
     "updated",
     "unchanged",
     "skipped",
     "deleted",
     "already-gone",
 )
-
-
-class Busy(Exception):
-    """Owed work elsewhere blocks this push (another worker holds the user's lease, or a pending
-    delete/rename of another local user still holds its login); try again in a moment."""
-
-
-class SyncConflict(Exception):
-    """ConnectyCube holds data that belongs to someone else; an operator has to decide."""
 
 
 @contextmanager
@@ -133,7 +128,7 @@ def push_user(
         if user is None:
             return SKIPPED
         version = link.dirty_version
-        fields = mapping.get_user_fields(user)
+        fields = mapping.get_user_fields(user, link.external_id)
         digest = mapping.fields_digest(fields)
         outcome = UNCHANGED
         remote: User | None = None
@@ -148,12 +143,13 @@ def push_user(
                 if _remote_is_ours(client, link):
                     raise
                 # Deleted on ConnectyCube behind our back, or forgotten by a remote that was
-                # reset (its id may even be someone else's now): create it again.
+                # reset (its id may even be someone else's now): a new account, under a new
+                # external id (the old one is readable by anyone and may be claimed by now).
                 CubeSession.objects.filter(user_id=link.user_id).delete()
-                link.cube_id = None
+                fields = forget_remote_user(link, fields)
                 remote, outcome = establish(link, fields, client)
         if remote is not None:
-            link.login = remote.login or fields.get("login", link.login)
+            link.login = remote.login or link.login
 
         avatar_changed = _push_avatar_locked(link, user, client)
 
@@ -161,25 +157,6 @@ def push_user(
         if outcome != UNCHANGED or avatar_changed:
             user_synced.send(CubeUser, link=link, created=outcome == CREATED)
         return outcome if outcome != UNCHANGED or not avatar_changed else UPDATED
-
-
-def establish(
-    link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient, absent: Container[str] = ()
-) -> tuple[User, str]:
-    """Give a leased link its remote user: create it, or adopt (and update) the one that an
-    earlier attempt created. Sets ``cube_id``, ``login`` and ``password_version`` on ``link``."""
-    remote, outcome = _create_or_adopt(link, fields, client, absent)
-    if outcome != CREATED:
-        # Found, not made: another link's claim to this id may be the right one.
-        holder = remote_ids.other_holder(link, remote.id)
-        if holder is not None:
-            raise SyncConflict(remote_ids.conflict_message(link, remote.id, holder))
-    link.cube_id = remote.id
-    link.login = remote.login or fields.get("login", "")
-    if outcome == ADOPTED and _differs(remote, fields):
-        remote = _update(link, fields, client)
-        link.login = remote.login or link.login
-    return remote, outcome
 
 
 def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:
@@ -190,83 +167,27 @@ def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:
     return True
 
 
-def _differs(remote: User, fields: dict[str, Any]) -> bool:
-    for key, value in fields.items():
-        remote_key = "user_tags" if key == "tag_list" else key
-        if (getattr(remote, remote_key, None) or "") != (value or ""):
-            return True
-    return False
+def forget_remote_user(link: CubeUser, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Unlink a link whose remote user is gone and mint it a new external id, recorded at once
+    (a crash before the new user is recorded must find it again by that id, not make another).
 
-
-def _create_or_adopt(
-    link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient, absent: Container[str] = ()
-) -> tuple[User, str]:
-    existing = (
-        None if link.external_id in absent else client.find_user_by_external_id(link.external_id)
+    Returns ``fields`` with the new external id.
+    """
+    link.cube_id = None
+    link.external_id = identity.mint_external_id()
+    link.withheld = {}
+    link.login = link.avatar_uid = link.avatar_digest = ""
+    CubeUser.objects.filter(pk=link.pk).update(
+        cube_id=None,
+        external_id=link.external_id,
+        withheld={},
+        login="",
+        pushed_digest="",
+        avatar_uid="",
+        avatar_digest="",
+        updated_at=timezone.now(),
     )
-    if existing is not None:
-        link.password_version = link.password_version or mapping.current_password_version()
-        return existing, ADOPTED
-    version = mapping.current_password_version()
-    password = mapping.derive_password(link.external_id, version)
-    try:
-        created = client.create_user(**fields, password=password)
-    except ValidationError as exc:
-        if link.external_id in absent:
-            # The bulk look-up is stale: someone created this user since. Adopt it as usual.
-            return _create_or_adopt(link, fields, client)
-        taken = _taken_fields(exc)
-        if not taken:
-            raise
-        # Lost a race with another create of this same user, or the login/email is someone
-        # else's: only adopt when the remote user carries our external id.
-        holders: set[str] = set()
-        for key in taken:
-            other = _find_by(client, key, fields.get(key))
-            if other is not None and other.external_id == link.external_id:
-                link.password_version = version
-                return other, ADOPTED
-            if other is not None and other.external_id:
-                holders.add(other.external_id)
-        if CubeUser.objects.owed().filter(external_id__in=holders).exclude(pk=link.pk).exists():
-            # The holder is one of ours with work still owed (a deleted user whose remote delete
-            # has not run yet, or a rename not yet pushed): that work frees the login/email.
-            raise Busy(
-                f"The login/email of local user {link.external_id} is still held on ConnectyCube "
-                f"by local user(s) {', '.join(sorted(holders))}, whose pending change frees it."
-            ) from exc
-        owner = ", ".join(f"{k} {fields.get(k)!r}" for k in taken)
-        raise SyncConflict(
-            f"ConnectyCube already has a user with {owner} that is not local user "
-            f"{link.external_id}. Change it locally (or delete that ConnectyCube user), then "
-            "re-sync this user from the admin."
-        ) from exc
-    link.password_version = version
-    return created, CREATED
-
-
-def _taken_fields(exc: ValidationError) -> list[str]:
-    return [
-        key
-        for key, messages in exc.field_errors.items()
-        if key in ("login", "email") and any("taken" in m for m in messages)
-    ]
-
-
-def _find_by(client: ConnectyCubeClient, key: str, value: Any) -> User | None:
-    if not value:
-        return None
-    try:
-        return (
-            client.get_user_by_login(value) if key == "login" else client.get_user_by_email(value)
-        )
-    except NotFound:
-        return None
-
-
-def _update(link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient) -> User:
-    cube_id = link.cube_id
-    return call_as_user(link, lambda uc: uc.update_user(cube_id, fields), client=client)
+    return {**(fields or {}), "external_id": link.external_id}
 
 
 def _record_success(link: CubeUser, version: int, digest: str, *, created: bool) -> None:
@@ -289,7 +210,9 @@ def _record_success(link: CubeUser, version: int, digest: str, *, created: bool)
 def _write_success(link: CubeUser, version: int, digest: str, now: Any) -> None:
     CubeUser.objects.filter(pk=link.pk).update(
         cube_id=link.cube_id,
+        external_id=link.external_id,
         login=link.login,
+        withheld=link.withheld,
         password_version=link.password_version,
         avatar_uid=link.avatar_uid,
         avatar_digest=link.avatar_digest,
@@ -443,49 +366,3 @@ def _delete(link: CubeUser, remote: User, client: ConnectyCubeClient) -> None:
         client.admin_delete_user(remote.id)
     else:
         call_as_user(link, lambda uc: uc.delete_self(), client=client)
-
-
-# ---- failures --------------------------------------------------------------------------------
-
-
-def record_failure(link_filter: Q, error: BaseException, *, permanent: bool) -> tuple[int, bool]:
-    """Count a failed attempt; returns ``(attempts, gave_up)``.
-
-    A permanent error, or the last allowed attempt, marks the row ``failed`` (a dead letter
-    the admin can re-sync); deletes that give up stay recognisable by their null ``user``.
-    """
-    message = _describe(error)
-    now = timezone.now()
-    link = CubeUser.objects.filter(link_filter).first()
-    if link is None:
-        return 0, True
-    attempts = link.attempts + 1
-    gave_up = permanent or attempts >= app_settings.TASK_MAX_ATTEMPTS
-    updates: dict[str, Any] = {"attempts": attempts, "last_error": message, "updated_at": now}
-    if gave_up:
-        updates.update(state=CubeUser.State.FAILED, enqueued_at=None)
-    CubeUser.objects.filter(pk=link.pk).update(**updates)
-    if gave_up:
-        link.refresh_from_db()
-        logger.error("Giving up on ConnectyCube sync of %s: %s", link.external_id, message)
-        user_sync_failed.send(CubeUser, link=link, error=error)
-    else:
-        logger.warning(
-            "ConnectyCube sync of %s failed (attempt %s): %s", link.external_id, attempts, message
-        )
-    return attempts, gave_up
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, ValidationError) and error.field_errors:
-        details = "; ".join(f"{k}: {', '.join(v)}" for k, v in error.field_errors.items())
-        return (
-            f"ConnectyCube rejected the user's data ({details}). Fix the local user (or the "
-            "USER_FIELDS mapping), then save it or re-sync it from the admin."
-        )
-    if isinstance(error, AuthenticationError):
-        return (
-            f"ConnectyCube refused the derived password ({error}). The remote user was not "
-            "created by this site, or PASSWORD_SECRETS lost the version it was created with."
-        )
-    return f"{type(error).__name__}: {error}"

@@ -19,7 +19,13 @@ pytestmark = [pytest.mark.usefixtures("no_broker", "clean_cache"), pytest.mark.d
 
 @pytest.fixture
 def cube(connectycube_emulator, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRIES": 0}
+    settings.CONNECTYCUBE = {
+        **settings.CONNECTYCUBE,
+        "RETRIES": 0,
+        # The test project vouches that its phone field only holds numbers users have proven.
+        "FIREBASE_PHONE_LOOKUP": "phone",
+        "FIREBASE_PHONE_FIELD_VERIFIED": True,
+    }
     return connectycube_emulator
 
 

@@ -16,7 +16,7 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_connectycube import backfill, mapping, outbox
+from django_connectycube import backfill, identity, mapping, outbox
 from django_connectycube.models import CubeUser
 from django_connectycube.remote import get_client, reset_client
 
@@ -73,8 +73,10 @@ def test_batched_backfill_creates_each_user_once(cube, settings):
     assert "Pushed 23 user(s)" in out
     assert "23 created" in out
     assert cube.request_count("POST /users") == 23
-    assert remote_external_ids(cube) == sorted(str(u.pk) for u in users)
     links = CubeUser.objects.all()
+    assert remote_external_ids(cube) == sorted(link.external_id for link in links)
+    assert all(identity.is_minted(link.external_id) for link in links)
+    assert {link.user_id for link in links} == {u.pk for u in users}
     assert {link.state for link in links} == {"synced"}
     assert all(link.cube_id and link.login and link.pushed_digest for link in links)
     assert all(link.lease_until is None for link in links)
@@ -89,13 +91,14 @@ def test_batched_backfill_creates_each_user_once(cube, settings):
 
 
 def test_users_already_remote_are_adopted_not_duplicated(cube, settings):
-    users = quiet_users(settings, 5, "adopt")
+    users = linked_users(settings, 5, "adopt")
     existing = users[2]
-    get_client().create_user(
+    external_id = CubeUser.objects.get(user=existing).external_id
+    get_client().create_user(  # an earlier run created it, then died before recording it
         login=existing.username,
         email=existing.email,
-        password=mapping.derive_password(existing.pk),
-        external_id=str(existing.pk),
+        password=mapping.derive_password(external_id),
+        external_id=external_id,
     )
     out = run("--all")
     assert "4 created" in out

@@ -41,9 +41,9 @@ def test_recreated_username_waits_for_the_pending_delete_instead_of_failing(cube
     # used to be a permanent SyncConflict (a dead letter: the user was never mirrored).
     old = User.objects.create(username="bob", email="bob@example.com")
     sync.push_user(old.pk)
-    old_pk = old.pk
+    tombstone = CubeUser.objects.get(user=old)
     old.delete()  # tombstone owes the remote delete; its task has not run yet
-    tombstone = CubeUser.objects.get(external_id=str(old_pk))
+    tombstone.refresh_from_db()
     assert tombstone.state == "deleting"
 
     new = User.objects.create(username="bob", email="bob@example.com")
@@ -54,15 +54,18 @@ def test_recreated_username_waits_for_the_pending_delete_instead_of_failing(cube
 
     assert sync.delete_remote_user(tombstone.pk) == sync.DELETED
     assert sync.push_user(new.pk) == sync.CREATED
-    assert remote_logins(cube) == [("bob", str(new.pk))]
+    assert remote_logins(cube) == [("bob", link.external_id)]
 
 
-def test_a_login_held_by_a_settled_user_is_still_a_conflict(cube):
-    # The wait above is only for holders with owed work; anything else needs an operator.
+def test_a_login_held_by_a_settled_account_is_not_waited_for(cube):
+    # The wait above is only for holders with owed work; an account that is not ours keeps its
+    # login, and the user gets an account of their own under a fallback login.
     cube.create_user(login="carol", password="x" * 12, external_id="someone-else")
     user = User.objects.create(username="carol")
-    with pytest.raises(sync.SyncConflict, match="carol"):
-        sync.push_user(user.pk)
+    assert sync.push_user(user.pk) == sync.CREATED
+    link = CubeUser.objects.get(user=user)
+    assert link.withheld == {"login": "carol"}
+    assert link.login.startswith("carol-")
 
 
 def test_user_deleted_while_its_session_is_made_is_transient_not_a_crash(cube):
@@ -87,7 +90,7 @@ def test_deleting_a_user_survives_a_session_a_worker_stored_meanwhile(monkeypatc
     if connection.vendor != "postgresql":
         unavailable("needs PostgreSQL (a second connection commits during the delete)")
     user = User.objects.create(username="erin")
-    pk = user.pk
+    pk, external_id = user.pk, user.connectycube.external_id
     real_raw_delete = QuerySet._raw_delete
 
     def store_session_from_a_worker() -> None:
@@ -106,4 +109,4 @@ def test_deleting_a_user_survives_a_session_a_worker_stored_meanwhile(monkeypatc
     user.delete()
     assert not CubeSession.objects.exists()
     assert not User.objects.filter(pk=pk).exists()
-    assert CubeUser.objects.get(external_id=str(pk)).state == "deleting"
+    assert CubeUser.objects.get(external_id=external_id).state == "deleting"

@@ -132,6 +132,13 @@ def test_only_celerys_fallback_app_counts_as_none(monkeypatch):
         ("AVATAR_FIELD", "no.such.callable"),
         ("ADMIN_API_KEY", 12345),
         ("ADMIN_API_KEY", "  "),
+        ("EXTERNAL_ID_PREFIX", "prod-eu"),
+        ("EXTERNAL_ID_PREFIX", ""),
+        ("EXTERNAL_ID_PREFIX", 7),
+        ("FIREBASE_PHONE_LOOKUP", "no_such_field"),
+        ("FIREBASE_PHONE_LOOKUP", "no.such.callable"),
+        ("FIREBASE_PHONE_LOOKUP", 42),
+        ("FIREBASE_PHONE_FIELD_VERIFIED", "yes"),
     ],
 )
 def test_bad_values_are_e002_naming_the_key(name, value):
@@ -150,8 +157,23 @@ def test_bad_values_are_e002_naming_the_key(name, value):
         ("TOKEN_KEYS", ["k"]),
         ("ADMIN_API_KEY", "admin-key"),
         ("ADMIN_API_KEY", None),
+        ("EXTERNAL_ID_PREFIX", "prod_eu.2"),
+        ("FIREBASE_PHONE_LOOKUP", None),
+        ("FIREBASE_PHONE_LOOKUP", "tests.test_identity_attacks.verified_phone_owner"),
+        ("FIREBASE_PHONE_LOOKUP", len),
     ],
 )
 def test_good_values_pass(name, value):
     with override_settings(CONNECTYCUBE={**GOOD, name: value}):
+        assert check_settings() == []
+
+
+def test_a_plain_profile_field_for_firebase_phones_is_e003_unless_vouched_for():
+    with override_settings(CONNECTYCUBE={**GOOD, "FIREBASE_PHONE_LOOKUP": "phone"}):
+        messages = check_settings()
+    assert ids(messages) == ["connectycube.E003"]
+    assert "FIREBASE_PHONE_FIELD_VERIFIED" in messages[0].msg
+    assert messages[0].level == checks.ERROR
+    vouched = {**GOOD, "FIREBASE_PHONE_LOOKUP": "phone", "FIREBASE_PHONE_FIELD_VERIFIED": True}
+    with override_settings(CONNECTYCUBE=vouched):
         assert check_settings() == []

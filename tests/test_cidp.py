@@ -32,15 +32,16 @@ def make_user(username="alice", **fields):
 @pytest.mark.django_db
 def test_verify_answers_the_starter_kit_shape():
     user = make_user()
+    uid = CubeUser.objects.get(user=user).external_id
     token = cidp.make_login_token(user.pk)
     response = Client().get(VERIFY, {"token": token})
     assert response.status_code == 200
     assert response.json() == {
-        "uid": str(user.pk),
+        "uid": uid,
         "login": "alice",
         "email": "alice@example.com",
         "full_name": "Alice",
-        "user": {"id": str(user.pk), "login": "alice", "email": "alice@example.com"},
+        "user": {"id": uid, "login": "alice", "email": "alice@example.com"},
     }
     assert "no-cache" in response["Cache-Control"]
 
@@ -52,7 +53,7 @@ def test_verify_accepts_post_form_and_json():
     form = Client().post(VERIFY, {"token": token})
     as_json = Client().post(VERIFY, {"token": token}, content_type="application/json")
     assert form.status_code == as_json.status_code == 200
-    assert form.json()["uid"] == as_json.json()["uid"] == str(user.pk)
+    assert form.json()["uid"] == as_json.json()["uid"] == user.connectycube.external_id
 
 
 @pytest.mark.django_db
@@ -111,7 +112,8 @@ def test_first_cidp_login_creates_the_remote_user_and_links_it(cidp_cube):
     assert response.status_code == 200, response.content
     [remote] = cidp_cube.users
     assert remote["source"] == "cidp"
-    assert remote["external_id"] == str(user.pk)
+    link = CubeUser.objects.get(user=user)
+    assert remote["external_id"] == link.external_id != str(user.pk)
     assert remote["login"] == "alice"
     assert remote["has_password"] is False
     assert cidp_cube.request_count("POST /users") == 0  # ConnectyCube created it, not us

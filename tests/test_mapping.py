@@ -49,9 +49,9 @@ def test_default_fields_include_optional_model_fields():
         website="https://carol.example",
         tags="music, piano,,",
     )
-    assert mapping.get_user_fields(user) == {
+    assert mapping.get_user_fields(user, "dj-link") == {
         "login": "carol",
-        "external_id": "5",
+        "external_id": "dj-link",
         "email": "carol@example.com",
         "full_name": "Carol King",
         "phone": "+4912345",
@@ -61,7 +61,7 @@ def test_default_fields_include_optional_model_fields():
 
 
 def test_empty_email_is_not_sent():
-    assert "email" not in mapping.get_user_fields(make(email=""))
+    assert "email" not in mapping.get_user_fields(make(email=""), "dj-link")
 
 
 def test_default_trigger_fields_come_from_the_model():
@@ -88,8 +88,8 @@ def test_custom_mapping_by_dotted_path():
     with override_settings(
         CONNECTYCUBE={**CREDS, "USER_FIELDS": "tests.test_mapping.only_first_name"}
     ):
-        fields = mapping.get_user_fields(make("zed", pk=9, first_name="Zed"))
-        assert fields == {"login": "user009", "full_name": "Zed", "external_id": "9"}
+        fields = mapping.get_user_fields(make("zed", pk=9, first_name="Zed"), "dj-9")
+        assert fields == {"login": "user009", "full_name": "Zed", "external_id": "dj-9"}
         assert mapping.trigger_fields(User) == frozenset({"first_name"})
         assert not mapping.needs_push(User, frozenset({"email"}))
 
@@ -99,7 +99,16 @@ def test_custom_mapping_cannot_change_external_id():
         return {"login": "sneaky", "external_id": "other"}
 
     with override_settings(CONNECTYCUBE={**CREDS, "USER_FIELDS": sneaky}):
-        assert mapping.get_user_fields(make(pk=3))["external_id"] == "3"
+        assert mapping.get_user_fields(make(pk=3), "dj-3")["external_id"] == "dj-3"
+
+
+@pytest.mark.django_db
+def test_external_id_is_the_links_never_the_pk():
+    user = User.objects.create(username="linked")
+    link_id = user.connectycube.external_id
+    assert link_id != str(user.pk)
+    assert mapping.get_user_fields(user)["external_id"] == link_id
+    assert "external_id" not in mapping.get_user_fields(make("unsaved", pk=99))
 
 
 def test_undeclared_mapping_pushes_on_every_save():
@@ -111,7 +120,7 @@ def test_undeclared_mapping_pushes_on_every_save():
 def test_unimportable_mapping_names_the_setting():
     with override_settings(CONNECTYCUBE={**CREDS, "USER_FIELDS": "nowhere.to.be.found"}):
         with pytest.raises(ConfigurationError, match=r'CONNECTYCUBE\["USER_FIELDS"\]'):
-            mapping.get_user_fields(make())
+            mapping.get_user_fields(make(), "dj-link")
 
 
 def test_digest_is_stable_and_sensitive():
@@ -138,6 +147,19 @@ def test_password_versions_rotate():
         assert mapping.derive_password(1, version=1) != mapping.derive_password(1, version=2)
         with pytest.raises(ConfigurationError, match="no secret for version 3"):
             mapping.derive_password(1, version=3)
+
+
+def test_password_of_a_pre_minting_link_is_unchanged():
+    # Links made before external ids were minted keep the pk as their external id; their
+    # remote users were created with HMAC(secret, "<application id>:<pk>") and still are.
+    import base64
+    import hashlib
+    import hmac
+
+    with override_settings(CONNECTYCUBE={**CREDS, "PASSWORD_SECRETS": {1: "s3cret"}}):
+        digest = hmac.new(b"s3cret", b"7:42", hashlib.sha256).digest()
+        expected = base64.urlsafe_b64encode(digest).decode("ascii")[:32]
+        assert mapping.derive_password("42") == mapping.derive_password(42) == expected
 
 
 def test_password_defaults_to_secret_key(settings):

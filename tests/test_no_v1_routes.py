@@ -85,7 +85,7 @@ def test_engine_sessions_api_and_commands_read_users_only_through_v2(cube):
         {"login": "alice"},
         {"email": "alice@example.com"},
         {"phone": "+4410"},
-        {"external_id": str(alice.pk)},
+        {"external_id": CubeUser.objects.get(user=alice).external_id},
         {"full_name": "Alice Liddell"},
         {"tags": "blue"},
     ):

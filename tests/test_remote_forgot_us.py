@@ -78,7 +78,7 @@ def test_a_new_user_gets_a_remote_id_an_old_link_still_holds(cube, first_run):
     assert not CubeSession.objects.filter(user=alice).exclude(token="").exists()
     assert tasks.push_user.apply(args=(alice.pk,)).get() == sync.CREATED
     assert link_of(alice).state == CubeUser.State.SYNCED
-    assert remote_external_ids(cube) == sorted([str(alice.pk), str(carol.pk)])
+    assert remote_external_ids(cube) == sorted(link_of(u).external_id for u in (alice, carol))
 
 
 def test_an_edited_old_user_is_created_again(cube, first_run):
@@ -91,7 +91,7 @@ def test_an_edited_old_user_is_created_again(cube, first_run):
     [remote] = cube.users
     assert (remote["id"], remote["external_id"], remote["full_name"]) == (
         link.cube_id,
-        str(bob.pk),
+        link.external_id,
         "Robert",
     )
 
@@ -127,7 +127,7 @@ def test_the_login_api_and_the_session_view_recover(cube, first_run):
         assert link.state == CubeUser.State.SYNCED
         live = [s for s in cube.sessions if s["token"] == body["token"]]
         assert [s["user_id"] for s in live] == [link.cube_id]
-    assert remote_external_ids(cube) == sorted(str(u.pk) for u in (alice, bob, carol))
+    assert remote_external_ids(cube) == sorted(link_of(u).external_id for u in (alice, bob, carol))
 
 
 def test_a_conflict_that_cannot_be_proven_stale_is_recorded(cube, first_run):
@@ -135,14 +135,15 @@ def test_a_conflict_that_cannot_be_proven_stale_is_recorded(cube, first_run):
     proves which claim is right, so dave's row fails with an error naming both, never a 500."""
     alice, _bob, old_ids = first_run
     dave = make_user("dave")
-    password = mapping.derive_password(str(dave.pk), mapping.current_password_version())
-    cube.create_user(login="dave", password=password, external_id=str(dave.pk))
+    external_id = link_of(dave).external_id
+    password = mapping.derive_password(external_id, mapping.current_password_version())
+    cube.create_user(login="dave", password=password, external_id=external_id)
     assert cube.users[0]["id"] == old_ids["alice"]
     assert tasks.push_user.apply(args=(dave.pk,)).get() == "failed"
     link = link_of(dave)
     assert (link.state, link.attempts, link.cube_id) == (CubeUser.State.FAILED, 1, None)
     assert str(old_ids["alice"]) in link.last_error
-    assert f"local user {alice.pk}" in link.last_error
+    assert f"local user {link_of(alice).external_id}" in link.last_error
     assert "re-sync" in link.last_error
     assert link_of(alice).cube_id == old_ids["alice"]  # alice's link is left alone
     response = logged_in(dave).post(LOGIN)
@@ -161,7 +162,7 @@ def test_a_dead_stored_token_is_renewed_by_the_session_view(cube, first_run):
     link = link_of(alice)
     assert body["user_id"] == link.cube_id
     [remote] = cube.users  # the stray the derived-password login auto-created is gone again
-    assert (remote["id"], remote["external_id"]) == (link.cube_id, str(alice.pk))
+    assert (remote["id"], remote["external_id"]) == (link.cube_id, link.external_id)
     # alice's new remote id is bob's old one: bob's claim was released, and he recovers too
     assert link.cube_id == old_ids["bob"]
     assert link_of(bob).cube_id is None
@@ -179,14 +180,17 @@ def test_the_sync_command_recovers_after_a_reset(cube, first_run):
     call_command("connectycube_sync", stdout=out)  # alice and bob, created again
     call_command("connectycube_sync", "--verify", stdout=out)
     assert "0 with drift" in out.getvalue()
-    assert remote_external_ids(cube) == sorted(str(u.pk) for u in (alice, bob, carol, dave))
+    assert remote_external_ids(cube) == sorted(
+        link_of(u).external_id for u in (alice, bob, carol, dave)
+    )
 
 
 def test_the_recorded_conflict_is_resolved_as_its_message_says(cube, first_run):
     alice, _bob, old_ids = first_run
     dave = make_user("dave")
-    password = mapping.derive_password(str(dave.pk), mapping.current_password_version())
-    cube.create_user(login="dave", password=password, external_id=str(dave.pk))
+    external_id = link_of(dave).external_id
+    password = mapping.derive_password(external_id, mapping.current_password_version())
+    cube.create_user(login="dave", password=password, external_id=external_id)
     assert tasks.push_user.apply(args=(dave.pk,)).get() == "failed"
     # "Re-sync local user <alice> from the admin first ..., then re-sync this user."
     for user in (alice, dave):

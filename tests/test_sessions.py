@@ -70,14 +70,27 @@ def test_a_failed_user_is_a_conflict_until_an_operator_resyncs(cube):
     assert cube.request_count("POST /users") == 0
 
 
-def test_a_conflicting_user_is_a_recorded_conflict(cube):
-    cube.create_user(login="alice", password="12345678", external_id="someone-else")
+def test_a_squatted_login_still_gets_the_user_a_session_of_their_own(cube):
+    squatter = cube.create_user(login="alice", password="12345678", external_id="someone-else")
     user = make_user()
-    with pytest.raises(sync.SyncConflict, match="login 'alice'"):
-        sessions.get_session_for_user(user)
+    row = sessions.get_session_for_user(user)
     link = CubeUser.objects.get(user=user)
-    assert (link.state, link.attempts) == (CubeUser.State.FAILED, 1)
-    assert "login 'alice'" in link.last_error
+    assert row.cube_user_id == link.cube_id != squatter["id"]
+    assert link.withheld == {"login": "alice"}
+
+
+def test_an_unprovable_holder_of_the_external_id_is_a_recorded_conflict(cube):
+    user = make_user()
+    link = CubeUser.objects.get(user=user)
+    # Someone put this link's external id on an account whose password is not ours.
+    cube.create_user(login="pretender", password="12345678", external_id=link.external_id)
+    with pytest.raises(sync.SyncConflict, match="does not accept the password"):
+        sessions.get_session_for_user(user)
+    link.refresh_from_db()
+    assert (link.state, link.cube_id, link.attempts) == ("failed", None, 1)
+    assert "pretender" not in link.last_error
+    assert str(cube.users[0]["id"]) in link.last_error  # names the remote id
+    assert "re-sync" in link.last_error  # and what to do
 
 
 def test_a_worker_finishing_the_push_lets_the_login_proceed(cube, monkeypatch):
@@ -122,9 +135,11 @@ def test_a_remote_user_deleted_on_connectycube_is_recreated_once_by_login(cube):
     ).raise_for_status()
     CubeSession.objects.filter(user=user).delete()
     row = sessions.get_session_for_user(user)
-    mine = [u for u in cube.users if u.get("external_id") == str(user.pk)]
+    old_cube_id = link.cube_id
+    link.refresh_from_db()
+    mine = [u for u in cube.users if u.get("external_id") == link.external_id]
     assert len(mine) == 1
-    assert mine[0]["id"] != link.cube_id
+    assert mine[0]["id"] != old_cube_id
     assert row.cube_user_id == mine[0]["id"]
     assert len(cube.users) == 1  # and no stray user from the first login attempt
 

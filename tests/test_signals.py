@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from django_connectycube import outbox, tasks
+from django_connectycube import identity, outbox, tasks
 from django_connectycube.models import CubeUser
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,8 @@ def test_create_marks_dirty_and_enqueues_after_commit(django_capture_on_commit_c
         user = User.objects.create(username="ann")
         link = link_of(user)
         assert (link.state, link.dirty_version, link.synced_version) == ("pending", 1, 0)
-        assert link.external_id == str(user.pk)
+        assert identity.is_minted(link.external_id)  # never the bare pk
+        assert link.external_id.startswith("dj-")
         assert sent == []  # nothing leaves before commit
     assert len(callbacks) == 1
     callbacks[0]()
@@ -129,13 +130,13 @@ def test_delete_writes_a_tombstone_and_enqueues_the_delete(
     django_capture_on_commit_callbacks, sent
 ):
     user = User.objects.create(username="gone")
-    pk, link_id = user.pk, link_of(user).pk
+    link_id, external_id = link_of(user).pk, link_of(user).external_id
     with django_capture_on_commit_callbacks(execute=True):
         user.delete()
     link = CubeUser.objects.get(pk=link_id)
     assert link.user_id is None
     assert link.state == "deleting"
-    assert link.external_id == str(pk)
+    assert link.external_id == external_id
     assert sent == [("delete_remote_user", str(link_id))]
 
 

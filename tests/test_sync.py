@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import close_old_connections
 
-from django_connectycube import mapping, sync
+from django_connectycube import identity, mapping, sync
 from django_connectycube.models import CubeSession, CubeUser
 from tests.worker import wait_until
 
@@ -28,6 +28,15 @@ def remote_by_external_id(cube, external_id):
     return [u for u in cube.users if u.get("external_id") == str(external_id)]
 
 
+def external_id_of(user):
+    return CubeUser.objects.get(user_id=user.pk).external_id
+
+
+def remote_of(cube, user):
+    """The remote users carrying the external id the user's link minted."""
+    return remote_by_external_id(cube, external_id_of(user))
+
+
 def make_user(username="alice", **fields):
     return User.objects.create(username=username, email=f"{username}@example.com", **fields)
 
@@ -35,7 +44,7 @@ def make_user(username="alice", **fields):
 def test_first_push_creates_the_remote_user(cube):
     user = make_user(first_name="Alice", last_name="Liddell", phone="+441234", tags="a,b")
     assert sync.push_user(user.pk) == sync.CREATED
-    [remote] = remote_by_external_id(cube, user.pk)
+    [remote] = remote_of(cube, user)
     assert remote["login"] == "alice"
     assert remote["email"] == "alice@example.com"
     assert remote["full_name"] == "Alice Liddell"
@@ -54,7 +63,7 @@ def test_the_derived_password_logs_in(cube):
     from django_connectycube.remote import get_client
 
     session = get_client().create_user_session(
-        login=link.login, password=mapping.derive_password(user.pk)
+        login=link.login, password=mapping.derive_password(link.external_id)
     )
     assert session.user_id == link.cube_id
 
@@ -66,7 +75,7 @@ def test_update_pushes_only_when_mapped_fields_changed(cube):
     user.first_name = "Changed"
     user.save()
     assert sync.push_user(user.pk) == sync.UPDATED
-    assert remote_by_external_id(cube, user.pk)[0]["full_name"] == "Changed"
+    assert remote_of(cube, user)[0]["full_name"] == "Changed"
     assert cube.request_count("PUT /users/{id}") == 1
     # A save with nothing mapped changed: the row is owed, the push costs no remote call.
     user.save()
@@ -97,7 +106,7 @@ def test_ten_saves_one_push_of_the_latest_state(cube):
         user.first_name = f"v{i}"
         user.save()
     assert sync.push_user(user.pk) == sync.CREATED
-    assert remote_by_external_id(cube, user.pk)[0]["full_name"] == "v9"
+    assert remote_of(cube, user)[0]["full_name"] == "v9"
     link = CubeUser.objects.get(user=user)
     assert link.synced_version == link.dirty_version == 11
     assert sync.push_user(user.pk) == sync.SKIPPED  # the second queued task finds nothing owed
@@ -107,8 +116,8 @@ def test_a_save_during_the_push_keeps_the_row_owed(cube, monkeypatch):
     user = make_user()
     real = mapping.get_user_fields
 
-    def save_meanwhile(u):
-        fields = real(u)
+    def save_meanwhile(u, external_id=None):
+        fields = real(u, external_id)
         User.objects.filter(pk=u.pk).update(first_name="later")
         from django_connectycube.outbox import mark_dirty
 
@@ -125,11 +134,12 @@ def test_a_save_during_the_push_keeps_the_row_owed(cube, monkeypatch):
 def test_retry_after_lost_create_adopts_instead_of_duplicating(cube):
     user = make_user()
     # An earlier attempt created the user but died before recording it.
+    external_id = external_id_of(user)
     cube.create_user(
-        login="alice", password=mapping.derive_password(user.pk), external_id=str(user.pk)
+        login="alice", password=mapping.derive_password(external_id), external_id=external_id
     )
     assert sync.push_user(user.pk) == sync.ADOPTED
-    assert len(remote_by_external_id(cube, user.pk)) == 1
+    assert len(remote_of(cube, user)) == 1
     assert CubeUser.objects.get(user=user).state == "synced"
 
 
@@ -144,9 +154,9 @@ def test_timed_out_create_is_not_resent_and_the_retry_adopts(cube):
     with pytest.raises(TransportError):
         sync.push_user(user.pk, client=client)
     assert cube.request_count("POST /users") == 1
-    wait_until(lambda: remote_by_external_id(cube, user.pk), timeout=5)
+    wait_until(lambda: remote_of(cube, user), timeout=5)
     assert sync.push_user(user.pk, client=client) == sync.ADOPTED
-    assert len(remote_by_external_id(cube, user.pk)) == 1
+    assert len(remote_of(cube, user)) == 1
 
 
 @pytest.mark.integration
@@ -168,16 +178,27 @@ def test_concurrent_pushes_create_one_remote_user(cube, postgres_db):
         t.start()
     for t in threads:
         t.join()
-    assert len(remote_by_external_id(cube, user.pk)) == 1
+    assert len(remote_of(cube, user)) == 1
     assert results.count(sync.CREATED) == 1
 
 
-def test_login_taken_by_someone_else_is_a_conflict(cube):
-    cube.create_user(login="bob", password="12345678", external_id="someone-else")
+def test_login_taken_by_someone_else_gets_a_fallback_login_not_a_conflict(cube):
+    squatter = cube.create_user(login="bob", password="12345678", external_id="someone-else")
     user = make_user("bob")
-    with pytest.raises(sync.SyncConflict, match="login 'bob'"):
-        sync.push_user(user.pk)
-    assert len(remote_by_external_id(cube, user.pk)) == 0
+    assert sync.push_user(user.pk) == sync.CREATED
+    [remote] = remote_of(cube, user)
+    link = CubeUser.objects.get(user=user)
+    assert remote["login"].startswith("bob-") and len(remote["login"]) == len("bob-") + 8
+    assert remote["email"] == "bob@example.com"  # only what is taken is withheld
+    assert (link.login, link.withheld, link.state) == (remote["login"], {"login": "bob"}, "synced")
+    assert cube.store.users[squatter["id"]].login == "bob"  # the squatter's account untouched
+    # Later pushes keep the fallback login: no failed rename attempt on every change.
+    user.first_name = "Robert"
+    user.save()
+    cube.reset_counters()
+    assert sync.push_user(user.pk) == sync.UPDATED
+    assert remote_of(cube, user)[0]["login"] == link.login
+    assert cube.request_count("PUT /users/{id}") == 1
 
 
 def test_remote_validation_error_is_raised_with_field_errors(cube):
@@ -198,11 +219,15 @@ def test_remote_user_deleted_behind_our_back_is_recreated(cube):
     sync.push_user(user.pk)
     old_id = CubeUser.objects.get(user=user).cube_id
     cube.store.delete_user(cube.store.users[old_id])  # someone deleted it on ConnectyCube
+    old_external_id = external_id_of(user)
     user.first_name = "Back"
     user.save()
     assert sync.push_user(user.pk) == sync.CREATED
-    [remote] = remote_by_external_id(cube, user.pk)
+    [remote] = remote_of(cube, user)
     assert remote["id"] != old_id
+    # The old external id was readable by anyone: the new account has a new one.
+    assert remote["external_id"] != old_external_id
+    assert identity.is_minted(remote["external_id"])
 
 
 def test_delete_removes_the_remote_user(cube):
@@ -218,7 +243,7 @@ def test_delete_removes_the_remote_user(cube):
 def test_delete_of_never_created_user_is_done_without_creating_it(cube):
     user = make_user()
     link_id = CubeUser.objects.get(user=user).pk
-    external_id = str(user.pk)
+    external_id = external_id_of(user)
     user.delete()
     assert sync.delete_remote_user(link_id) == sync.GONE
     assert cube.users == []  # the login with a password did not auto-create the user
@@ -242,7 +267,7 @@ def test_avatar_upload_and_link(cube):
     sync.push_user(user.pk)
     link = CubeUser.objects.get(user=user)
     assert link.avatar_uid
-    [remote] = remote_by_external_id(cube, user.pk)
+    [remote] = remote_of(cube, user)
     assert remote["avatar"] == link.avatar_uid
     assert json.loads(remote["custom_data"])["avatar_uid"] == link.avatar_uid
     assert cube.get_blob_data(link.avatar_uid) == PNG
@@ -276,7 +301,7 @@ def test_login_after_remote_user_vanished_recreates_it(cube):
     old_id = CubeUser.objects.get(user=user).cube_id
     cube.store.delete_user(cube.store.users[old_id])  # deleted on ConnectyCube, not here
     session = sessions.get_session_for_user(user)
-    [remote] = remote_by_external_id(cube, user.pk)
+    [remote] = remote_of(cube, user)
     assert remote["id"] != old_id
     assert session.cube_user_id == remote["id"]
     assert CubeUser.objects.get(user=user).cube_id == remote["id"]
@@ -300,7 +325,7 @@ def test_rotated_password_secret_still_logs_in_and_moves_the_user(cube, settings
     from django_connectycube.remote import get_client
 
     session = get_client().create_user_session(
-        login="rotator", password=mapping.derive_password(user.pk, 2)
+        login="rotator", password=mapping.derive_password(link.external_id, 2)
     )
     assert session.user_id == link.cube_id
 

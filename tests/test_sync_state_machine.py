@@ -235,7 +235,7 @@ class SyncMachine(RuleBasedStateMachine):
             assert u["external_id"] not in remote, f"two remote users for {u['external_id']}"
             remote[u["external_id"]] = u
         for user in User.objects.all():
-            found = remote.pop(str(user.pk), None)
+            found = remote.pop(CubeUser.objects.get(user=user).external_id, None)
             assert found is not None, f"local user {user.pk} ({user.username}) was lost"
             for key, value in mapping.get_user_fields(user).items():
                 remote_key = "user_tags" if key == "tag_list" else key

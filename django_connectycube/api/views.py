@@ -20,7 +20,6 @@ from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.forms import PasswordResetForm
-from django.core.exceptions import FieldError
 from django.db import IntegrityError, transaction
 from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
@@ -34,7 +33,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from .. import sessions
+from .. import firebase, sessions
 from ..client import (
     APIError,
     ConnectyCubeClient,
@@ -46,9 +45,9 @@ from ..client import (
     ValidationError,
 )
 from ..conf import ConfigurationError, app_settings
+from ..failures import SyncConflict
 from ..models import CubeSession, CubeUser
 from ..remote import get_client
-from ..sync import SyncConflict
 from .openapi import OpenApiResponse, extend_schema
 from .serializers import (
     ErrorSerializer,
@@ -252,6 +251,12 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
 
     def firebase_login(self, request: Request, params: dict[str, Any]) -> Response:
         """Verify a Firebase phone token with ConnectyCube and log in the local user it names."""
+        if not self.firebase_phone_enabled():
+            return _error(
+                _("Firebase phone login is not enabled on this site."),
+                "firebase_phone_disabled",
+                status.HTTP_403_FORBIDDEN,
+            )
         configured = app_settings.FIREBASE_PROJECT_ID
         project_id = params.get("project_id") or configured
         if not project_id:
@@ -300,31 +305,39 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
         with contextlib.suppress(ConnectyCubeError):
             client.destroy_session(remote.token)
 
+    def firebase_phone_enabled(self) -> bool:
+        """Whether phones may find local users: a subclass's own ``find_user_by_phone`` vouches
+        for itself; else ``FIREBASE_PHONE_LOOKUP`` must name a verified source."""
+        if type(self).find_user_by_phone is not LoginView.find_user_by_phone:
+            return True
+        problem = firebase.phone_lookup_problem()
+        if problem is not None:
+            logger.error("Firebase phone login refused: %s", problem)
+        return problem is None
+
     def find_user_by_phone(self, phone: str) -> Any:
-        """The one active local user with this phone (``FIREBASE_PHONE_LOOKUP``), else None."""
-        lookup = app_settings.FIREBASE_PHONE_LOOKUP
-        if callable(lookup) or (isinstance(lookup, str) and "." in lookup):
-            func = _import(lookup, "FIREBASE_PHONE_LOOKUP")
-            return func(phone)
-        manager = get_user_model()._default_manager
-        try:
-            matches = list(manager.filter(**{lookup: phone})[:2])
-        except FieldError as exc:
-            raise ConfigurationError(
-                f'CONNECTYCUBE["FIREBASE_PHONE_LOOKUP"] = {lookup!r} is not a field of the user '
-                "model; name the phone field or give a dotted path to a callable(phone)."
-            ) from exc
+        """The one active local user with this verified phone, else None.
+
+        Only ever asks the source ``FIREBASE_PHONE_LOOKUP`` names and the integrator vouched
+        for (see :mod:`django_connectycube.firebase`), never a plain profile field.
+        """
+        lookup = firebase.phone_lookup()
+        if lookup is None:
+            return None
+        if callable(lookup):
+            return lookup(phone)
+        matches = list(get_user_model()._default_manager.filter(**{lookup: phone})[:2])
         return matches[0] if len(matches) == 1 else None
 
     def create_user_for_phone(self, phone: str) -> Any:
         """A new local user for a verified phone (``FIREBASE_CREATE_USERS``); no password."""
         user_model = get_user_model()
-        lookup = app_settings.FIREBASE_PHONE_LOOKUP
+        lookup = firebase.phone_lookup()
         digits = "".join(ch for ch in phone if ch.isdigit()) or get_random_string(8)
         for attempt in range(5):
             suffix = "" if attempt == 0 else "_" + get_random_string(4).lower()
             fields = {user_model.USERNAME_FIELD: f"phone_{digits}{suffix}"}
-            if isinstance(lookup, str) and "." not in lookup:
+            if isinstance(lookup, str):  # a verified field: the number was just proven
                 fields[lookup] = phone
             try:
                 with transaction.atomic():

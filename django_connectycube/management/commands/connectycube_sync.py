@@ -18,7 +18,7 @@ from django.db import connection, connections
 from django.db.models import F
 from django.utils import timezone
 
-from ... import backfill, mapping, outbox, sync
+from ... import backfill, drift, outbox, sync
 from ...client import ConnectyCubeError
 from ...models import CubeUser
 from ...remote import get_client
@@ -216,57 +216,51 @@ class Command(BaseCommand):
         links = CubeUser.objects.exclude(state=CubeUser.State.DELETED).select_related("user")
         if options["user"]:
             links = links.filter(user_id__in=options["user"])
-        checked = drift = 0
+        counts: Counter[str] = Counter()
         batch: list[CubeUser] = []
         for link in links.order_by("pk").iterator(chunk_size=100):
             batch.append(link)
             if len(batch) == 100:
-                checked, drift = self.verify_batch(client, batch, checked, drift)
+                self.verify_batch(client, batch, counts)
                 batch = []
         if batch:
-            checked, drift = self.verify_batch(client, batch, checked, drift)
+            self.verify_batch(client, batch, counts)
         unlinked = get_user_model()._default_manager.filter(connectycube__isnull=True).count()
         if unlinked:
-            drift += unlinked
+            counts["drift"] += unlinked
             self.stdout.write(f"{unlinked} local user(s) have no ConnectyCube link yet.")
-        self.stdout.write(f"Verified {checked} user(s): {drift} with drift.")
-        if drift:
-            raise CommandError(f"{drift} user(s) differ from ConnectyCube (see above).")
+        self.stdout.write(
+            f"Verified {counts['checked']} user(s): {counts['drift']} with drift, "
+            f"{counts['identity']} with identity fields edited on ConnectyCube."
+        )
+        if counts["drift"]:
+            raise CommandError(f"{counts['drift']} user(s) differ from ConnectyCube (see above).")
 
-    def verify_batch(
-        self, client: Any, batch: list[CubeUser], checked: int, drift: int
-    ) -> tuple[int, int]:
+    def verify_batch(self, client: Any, batch: list[CubeUser], counts: Counter[str]) -> None:
         ids = [link.cube_id for link in batch if link.cube_id]
         remote = {}
         if ids:
             page = client.get_users_by_ids(ids, per_page=100)
             remote = {user.id: user for user in page.items}
         for link in batch:
-            checked += 1
-            problems = self.compare(link, remote.get(link.cube_id) if link.cube_id else None)
-            if problems:
-                drift += 1
-                self.stdout.write(f"user {link.external_id} ({link.login}): {'; '.join(problems)}")
-        return checked, drift
+            counts["checked"] += 1
+            found = drift.compare(link, remote.get(link.cube_id) if link.cube_id else None)
+            who = f"user {link.external_id} ({link.login})"
+            if found.identity:
+                counts["identity"] += 1
+                edits = "; ".join(found.identity)
+                self.stdout.write(f"{who}: identity edited on ConnectyCube: {edits}")
+            if found.fields:
+                self.stdout.write(f"{who}: {'; '.join(found.fields)}")
+            for note in found.notes:
+                self.stdout.write(f"{who}: note: {note}")
+            counts["drift"] += bool(found)
 
     @staticmethod
     def compare(link: CubeUser, remote: Any) -> list[str]:
-        if link.user_id is None:
-            return (
-                [] if remote is None else [f"deleted locally, still on ConnectyCube as {remote.id}"]
-            )
-        if link.cube_id is None or remote is None:
-            return ["missing on ConnectyCube"]
-        problems = []
-        if remote.external_id != link.external_id:
-            problems.append(f"external_id is {remote.external_id!r}")
-        for key, value in mapping.get_user_fields(link.user).items():
-            attr = "user_tags" if key == "tag_list" else key
-            if (getattr(remote, attr, None) or "") != (value or ""):
-                problems.append(f"{key}: local {value!r}, remote {getattr(remote, attr, None)!r}")
-        if link.state != CubeUser.State.SYNCED:
-            problems.append(f"state is {link.state}")
-        return problems
+        """Every difference of one link, identity edits first (see :mod:`...drift`)."""
+        found = drift.compare(link, remote)
+        return [*found.identity, *found.fields]
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
