@@ -28,6 +28,8 @@ REMOTE_FIELDS = (
     "avatar_digest",
     "attempts",
     "last_error",
+    "failing_since",
+    "next_attempt_at",
     "enqueued_at",
     "lease_until",
     "last_synced_at",
@@ -63,6 +65,7 @@ class CubeUserAdmin(admin.ModelAdmin):
         "synced_version",
         "attempts",
         "short_error",
+        "next_attempt_at",
         "last_synced_at",
     )
     list_filter = ("state",)

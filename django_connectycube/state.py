@@ -56,6 +56,15 @@ def state_after_push(version: int) -> Case:
     )
 
 
+def _unless(gives_up: Q, when: datetime | None) -> Case | None:
+    """A due time, or none for a row that gives up (no ``CASE`` of two NULLs: PostgreSQL reads
+    that as text)."""
+    if when is None:
+        return None
+    field = models.DateTimeField()
+    return Case(When(gives_up, then=Value(None)), default=Value(when), output_field=field)
+
+
 def _mark_owed_values(now: datetime) -> dict[str, Any]:
     return {
         "dirty_version": F("dirty_version") + 1,
@@ -220,16 +229,8 @@ class CubeUserQuerySet(models.QuerySet[Any]):
             "failing_since": Coalesce(F("failing_since"), Value(now)),
             "updated_at": now,
             "state": Case(When(gives_up, then=Value(State.FAILED)), default=F("state")),
-            "next_attempt_at": Case(
-                When(gives_up, then=Value(None)),
-                default=Value(retry_at),
-                output_field=models.DateTimeField(),
-            ),
-            "enqueued_at": Case(
-                When(gives_up, then=Value(None)),
-                default=Value(enqueued_at),
-                output_field=models.DateTimeField(),
-            ),
+            "next_attempt_at": _unless(gives_up, retry_at),
+            "enqueued_at": _unless(gives_up, enqueued_at),
         }
         if count:
             values["attempts"] = F("attempts") + 1

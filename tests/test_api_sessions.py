@@ -432,6 +432,7 @@ def test_two_simultaneous_first_logins_create_one_remote_user(cube, postgres_db)
     user = make_user()
     tokens = log_in_twice_at_once(user)
     assert len(tokens) == 2 and tokens[0] == tokens[1]
-    remotes = [u for u in cube.users if u.get("external_id") == str(user.pk)]
+    external_id = CubeUser.objects.get(user=user).external_id
+    remotes = [u for u in cube.users if u.get("external_id") == external_id]
     assert len(remotes) == 1
     assert len(user_sessions(cube, remotes[0]["id"])) == 1
