@@ -26,7 +26,7 @@ from django.utils.module_loading import import_string
 
 from .conf import ConfigurationError, app_settings
 
-__all__ = ["PhoneLookup", "UnverifiedPhoneField", "phone_lookup", "phone_lookup_problem"]
+__all__ = ["PhoneLookup", "UnverifiedPhoneField", "phone_lookup"]
 
 PhoneLookup = Callable[[str], Any]
 SETTING = 'CONNECTYCUBE["FIREBASE_PHONE_LOOKUP"]'
@@ -78,14 +78,3 @@ def phone_lookup() -> PhoneLookup | str | None:
             "= True if your project only ever stores numbers the user has proven in that field."
         )
     return lookup
-
-
-def phone_lookup_problem() -> str | None:
-    """Why Firebase phone logins are refused (off, or misconfigured), or None when allowed."""
-    try:
-        source = phone_lookup()
-    except ConfigurationError as exc:
-        return str(exc)
-    if source is None:
-        return f"{SETTING} is not set, so Firebase phone login is off."
-    return None

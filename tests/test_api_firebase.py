@@ -133,3 +133,13 @@ def test_firebase_outage_is_503(cube):
     response = firebase_login(token_for(cube, "+447700900001"))
     assert response.status_code == 503
     assert response.json()["code"] == "connectycube_unavailable"
+
+
+def test_firebase_phone_login_is_off_until_a_verified_source_is_named(cube, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "FIREBASE_PHONE_LOOKUP": None}
+    User.objects.create_user(username="alice", phone="+447700900001")
+    cube.reset_counters()
+    response = firebase_login(token_for(cube, "+447700900001"))
+    assert response.status_code == 403
+    assert response.json()["code"] == "firebase_phone_disabled"
+    assert cube.request_count("POST /session") == 0  # refused before the token is spent

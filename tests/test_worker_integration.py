@@ -106,13 +106,18 @@ def beat() -> Iterator[None]:
     thread.join(10)
 
 
-def remote(cube, user_pk):
-    """The remote users carrying the external id of the local user's link."""
+def external_id_of(user_pk):
+    """The external id minted for the user's link (kept by its tombstone after a delete)."""
     link = CubeUser.objects.filter(user_id=user_pk).first()
-    return [u for u in cube.users if link is not None and u.get("external_id") == link.external_id]
+    return link.external_id if link is not None else None
 
 
-def synced(user_pk):
+def remote(cube, user_pk, external_id=None):
+    external_id = external_id or external_id_of(user_pk)
+    return [u for u in cube.users if u.get("external_id") == external_id]
+
+
+def synced(user_pk, **expected):
     link = CubeUser.objects.filter(user_id=user_pk).first()
     if link is None or link.state != "synced":
         return None
@@ -134,10 +139,10 @@ def test_create_update_avatar_delete_end_to_end(cube, worker):
     assert json.loads(remote(cube, user.pk)[0]["custom_data"])["avatar_uid"] == link.avatar_uid
     assert cube.get_blob_data(link.avatar_uid) == PNG
 
-    external_id = link.external_id
+    pk, external_id = user.pk, external_id_of(user.pk)
     user.delete()
     wait_until(lambda: CubeUser.objects.get(external_id=external_id).state == "deleted")
-    assert [u for u in cube.users if u.get("external_id") == external_id] == []
+    assert remote(cube, pk, external_id) == []
 
 
 def test_rollback_sends_nothing(cube, worker):

@@ -310,10 +310,11 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
         for itself; else ``FIREBASE_PHONE_LOOKUP`` must name a verified source."""
         if type(self).find_user_by_phone is not LoginView.find_user_by_phone:
             return True
-        problem = firebase.phone_lookup_problem()
-        if problem is not None:
-            logger.error("Firebase phone login refused: %s", problem)
-        return problem is None
+        try:
+            return firebase.phone_lookup() is not None  # None: switched off
+        except ConfigurationError as exc:
+            logger.error("Firebase phone login refused: %s", exc)
+            return False
 
     def find_user_by_phone(self, phone: str) -> Any:
         """The one active local user with this verified phone, else None.
