@@ -70,6 +70,8 @@ FAILED, RETRYING, BUSY, DISABLED, SKIPPED = "failed", "retrying", "busy", "disab
 
 
 class Kind(str, enum.Enum):
+    """The five kinds of outcome (see the module's docstring for what each one leads to)."""
+
     DONE = "done"
     TRANSIENT = "transient"
     BUSY = "busy"
@@ -223,7 +225,15 @@ def record(
     )
     link = rows.first()
     if not updated or link is None:
-        # Not owed any more (pushed by another worker meanwhile, deleted, already failed).
+        # Not owed any more (pushed by another worker meanwhile, deleted, already failed):
+        # nothing to retry, but said.
+        logger.warning(
+            "ConnectyCube sync of %s failed (%s) on a row no longer owed (%s): %s",
+            link.external_id if link is not None else link_filter,
+            kind.value,
+            link.state if link is not None else "gone",
+            message,
+        )
         return Result(BUSY if kind is Kind.BUSY else FAILED, kind, error)
     if link.state == CubeUser.State.FAILED:
         logger.error("Giving up on ConnectyCube sync of %s: %s", link.external_id, message)

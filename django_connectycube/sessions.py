@@ -302,6 +302,11 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
                 "This user could not be set up on ConnectyCube yet; try again later.",
                 retry_after=retry,
             ) from exc
+        except Exception as exc:
+            # Not ConnectyCube's: a bug in the mapping callable, a missing avatar file. Counted
+            # on the row like a task's failure (never silent), then the caller's to report.
+            policy.record(Q(pk=link.pk), exc)
+            raise
     link.refresh_from_db()
     if link.cube_id is None and link.state == CubeUser.State.FAILED:
         # A dead letter: waiting will not help, an operator has to act (see its last_error).

@@ -372,3 +372,40 @@ def test_the_sweep_takes_rows_never_enqueued_first_on_postgresql(postgres_db, br
     broker.queue.clear()
     assert outbox.sweep(limit=1) == 1
     assert broker.queue == [("django_connectycube.push_user", unsent.pk)]
+
+
+# ---- SYNC_ENABLED and failed rows -------------------------------------------------------------
+
+
+def test_a_task_delivered_while_sync_is_disabled_leaves_its_row_owed(cube, broker, settings):
+    user = make_users(1, "off")[0]
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": False}
+    assert broker.deliver() == ["disabled"]
+    link = CubeUser.objects.get(user=user)
+    assert (link.state, link.attempts, link.last_error) == ("pending", 0, "")
+    assert cube.users == []
+    with pytest.raises(CommandError, match="SYNC_ENABLED"):
+        call_command("connectycube_sync", "--dirty")
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": True}
+    call_command("connectycube_sync", "--dirty")
+    assert CubeUser.objects.get(user=user).state == "synced"
+
+
+def test_the_sync_command_retries_failed_rows(cube, broker, settings):
+    user = User.objects.create(username="tagger", tags="a,b,c,d,e,f")
+    broker.deliver()
+    assert CubeUser.objects.get(user=user).state == "failed"
+    User.objects.filter(pk=user.pk).update(tags="a,b")  # fixed without a save signal
+    call_command("connectycube_sync", "--failed", "--concurrency", "1")
+    link = CubeUser.objects.get(user=user)
+    assert (link.state, link.last_error) == ("synced", "")
+
+
+def test_an_unknown_exception_during_the_login_push_is_recorded(cube, settings):
+    user = make_users(1, "loginbug")[0]
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "USER_FIELDS": _raising_fields}
+    with pytest.raises(RuntimeError):
+        sessions.get_session_for_user(user)
+    link = CubeUser.objects.get(user=user)
+    assert (link.state, link.attempts) == ("pending", 1)
+    assert link.last_error.startswith("RuntimeError: mapping bug")

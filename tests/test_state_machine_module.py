@@ -83,7 +83,10 @@ def test_the_save_path_runs_the_statement_the_orm_compiles(no_broker):
         "pending",
         now + timedelta(seconds=1),
     )
-    assert CubeUser.objects.mark_user_owed(-1, now, using="default") == 0
+    gone = User.objects.create(username="gone")
+    gone_pk = gone.pk
+    gone.delete()
+    assert CubeUser.objects.mark_user_owed(gone_pk, now, using="default") == 0
 
 
 @pytest.mark.django_db
