@@ -31,6 +31,8 @@ REMOTE_FIELDS = (
     "avatar_digest",
     "attempts",
     "last_error",
+    "failing_since",
+    "next_attempt_at",
     "enqueued_at",
     "lease_until",
     "last_synced_at",
@@ -45,22 +47,14 @@ def resync(links: QuerySet[CubeUser]) -> int:
     The fields are pushed again even when they did not change locally: a re-sync checks the
     remote user (and re-creates it when ConnectyCube forgot it), it does not trust the digest.
     """
-    now = timezone.now()
-    count = 0
-    for link in links.only("pk", "user_id", "state"):
-        if link.state == CubeUser.State.DELETED:
-            continue
-        deleting = link.user_id is None
-        state = CubeUser.State.DELETING if deleting else CubeUser.State.PENDING
-        CubeUser.objects.filter(pk=link.pk).update(
-            state=state, attempts=0, enqueued_at=now, pushed_digest=""
-        )
-        if deleting:
-            transaction.on_commit(lambda pk=link.pk: outbox.enqueue_delete(pk))
+    rows = list(links.exclude(state=CubeUser.State.DELETED).values_list("pk", "user_id"))
+    CubeUser.objects.filter(pk__in=[pk for pk, _ in rows]).resync(timezone.now())
+    for pk, user_id in rows:
+        if user_id is None:
+            transaction.on_commit(lambda pk=pk: outbox.enqueue_delete(pk))
         else:
-            transaction.on_commit(lambda pk=link.user_id: outbox.enqueue_push(pk))
-        count += 1
-    return count
+            transaction.on_commit(lambda user_id=user_id: outbox.enqueue_push(user_id))
+    return len(rows)
 
 
 @admin.register(CubeUser)
@@ -74,6 +68,7 @@ class CubeUserAdmin(admin.ModelAdmin):
         "synced_version",
         "attempts",
         "short_error",
+        "next_attempt_at",
         "last_synced_at",
     )
     list_filter = ("state",)

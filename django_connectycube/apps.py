@@ -9,7 +9,7 @@ class ConnectyCubeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, security_checks, setup_checks  # noqa: F401  (register checks)
+        from . import checks, retry_checks, security_checks, setup_checks  # noqa: F401  (register checks)
         from .signals import connect_receivers
 
         connect_receivers()

@@ -27,24 +27,22 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, models
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from . import mapping, remote_ids, sync
+from . import lease, mapping, policy, remote_ids, sync
 from .client import ConnectyCubeClient, ConnectyCubeError
 from .conf import app_settings
 from .models import CubeUser
 from .signals import user_synced
-from .tasks import TRANSIENT
 
 logger = logging.getLogger("django_connectycube")
 
@@ -75,7 +73,7 @@ class Batch:
     Call :meth:`run` once per link, from any thread; the call that finishes the batch records it.
     """
 
-    token: datetime
+    lease: lease.Lease
     links: list[CubeUser]
     others: list[Any]
     absent: frozenset[str] = frozenset()
@@ -87,22 +85,21 @@ class Batch:
     def __post_init__(self) -> None:
         self._remaining = len(self.links)
 
+    @property
+    def token(self) -> datetime:
+        """The batch's lease end (it moves when the lease is renewed)."""
+        return self.lease.token
+
     def run(self, link: CubeUser) -> str:
-        """Create (or adopt) one leased user remotely; returns what :func:`.sync.push_user` would.
+        """Create (or adopt) one leased user remotely; returns what :func:`.sync.push_user` would,
+        or what the failure policy made of its failure (``retrying``, ``failed`` …).
 
         Failures are recorded on the row at once (the rare path, one user at a time); successes
         wait in memory for the batch's bulk ``UPDATE``, done by whichever call finishes last.
         """
         try:
-            outcome = self._push(link)
-        except sync.Busy:
-            outcome = "busy"
-        except TRANSIENT as exc:
-            sync.record_failure(Q(pk=link.pk), exc, permanent=False)
-            outcome = "failed"
-        except (ConnectyCubeError, sync.SyncConflict) as exc:
-            sync.record_failure(Q(pk=link.pk), exc, permanent=True)
-            outcome = "failed"
+            with lease.held(self.lease):
+                outcome = policy.attempt(Q(pk=link.pk), lambda: self._push(link)).outcome
         finally:
             with self._lock:
                 self._remaining -= 1
@@ -115,6 +112,7 @@ class Batch:
         # The create branch of sync.push_user, on a link this batch has leased and read.
         client = self.client
         assert client is not None
+        lease.watch(client)
         user = link.user
         version = link.dirty_version
         fields = mapping.get_user_fields(user, link.external_id)
@@ -161,7 +159,9 @@ class Batch:
 
     def _write(self, items: list[_Done], version: int, password_version: int, now: Any) -> None:
         """One ``UPDATE`` recording these successes and releasing their leases."""
-        CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).update(
+        CubeUser.objects.filter(pk__in=[item.link.pk for item in items]).record_pushed(
+            version,
+            now,
             cube_id=_per_row(items, lambda i: i.link.cube_id, models.PositiveBigIntegerField()),
             login=_per_row(items, lambda i: i.link.login, models.CharField()),
             withheld=_per_row(items, lambda i: i.link.withheld, models.JSONField()),
@@ -169,12 +169,6 @@ class Batch:
             avatar_uid=_per_row(items, lambda i: i.link.avatar_uid, models.CharField()),
             avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),
             pushed_digest=_per_row(items, lambda i: i.digest, models.CharField()),
-            synced_version=version,
-            state=sync.state_after_push(version),
-            attempts=0,
-            last_error="",
-            last_synced_at=now,
-            updated_at=now,
             lease_until=Case(
                 When(lease_until=self.token, then=Value(None)),
                 default=F("lease_until"),
@@ -198,7 +192,7 @@ def _settle_claims(items: list[_Done]) -> list[_Done]:
             remote_ids.release_stale_claim(holder, holder.cube_id)
         else:
             message = remote_ids.conflict_message(item.link, holder.cube_id, holder)
-            sync.record_failure(Q(pk=item.link.pk), sync.SyncConflict(message), permanent=True)
+            policy.record(Q(pk=item.link.pk), sync.SyncConflict(message))
             kept.remove(item)
     return kept
 
@@ -216,28 +210,19 @@ def _per_row(items: list[_Done], value: Any, output_field: models.Field[Any, Any
     return Case(*whens, output_field=output_field)
 
 
-def _lease_token(now: datetime, seconds: float) -> datetime:
-    """A lease end no other claim uses, so the batch can select exactly the rows it got.
-
-    The random microseconds make two claims in the same instant (or a per-user lease taken at
-    the same time) differ; the row filter of the read narrows it to this chunk anyway.
-    """
-    until = (now + timedelta(seconds=seconds)).replace(microsecond=0)
-    return until + timedelta(microseconds=random.randrange(1, 1_000_000))  # noqa: S311
-
-
 def claim(user_pks: Iterable[Any], *, client: ConnectyCubeClient, concurrency: int = 1) -> Batch:
     """Lease this chunk's users that still need creating, read them, and ask ConnectyCube which
     it lacks: three round trips for the chunk, whatever its size.
 
     The lease lasts one ``LEASE_SECONDS`` per user a pool thread will push in turn (capped),
     since every row stays leased until the whole batch is recorded; leases end at the record.
+    Like a single push's, it is renewed before every HTTP attempt once a third of it passed.
     """
     pks = list(user_pks)
     now = timezone.now()
     turns = math.ceil(len(pks) / max(concurrency, 1))
     seconds = app_settings.LEASE_SECONDS * min(max(turns, 1), MAX_LEASE_FACTOR)
-    token = _lease_token(now, seconds)
+    token = lease.token(now, seconds)
     candidates = CubeUser.objects.filter(
         user_id__in=pks, cube_id__isnull=True, state=CubeUser.State.PENDING
     )
@@ -256,7 +241,8 @@ def claim(user_pks: Iterable[Any], *, client: ConnectyCubeClient, concurrency: i
         raise
     mine = {link.user_id for link in links}
     others = [pk for pk in pks if pk not in mine]
-    return Batch(token=token, links=links, others=others, absent=absent, client=client)
+    held = lease.Lease(Q(user_id__in=pks), token, seconds)
+    return Batch(lease=held, links=links, others=others, absent=absent, client=client)
 
 
 def _remote_absent(client: ConnectyCubeClient, external_ids: list[str]) -> frozenset[str]:

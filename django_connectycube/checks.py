@@ -11,6 +11,8 @@ renumber one.
 - ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know.
 - ``connectycube.W006``: Firebase phone login is configured without ``FIREBASE_PROJECT_ID``.
 - ``connectycube.E011``: ``AVATAR_FIELD`` names a user field that is not a file field.
+- ``connectycube.W007``: ``LEASE_SECONDS`` is too short for one slow request
+  (:mod:`.retry_checks`, with the types of the retry and circuit-breaker settings).
 - ``connectycube.E003``: ``FIREBASE_PHONE_LOOKUP`` names a plain profile field nobody vouched
   for as holding verified numbers only (``FIREBASE_PHONE_FIELD_VERIFIED``).
 
@@ -122,7 +124,7 @@ def _check_values() -> list[CheckMessage]:
         messages.append(
             _e002("TIMEOUT", f"must be seconds or a (connect, read) pair, got {timeout!r}.")
         )
-    for name in ("RETRIES", "TASK_MAX_ATTEMPTS", "LEASE_SECONDS", "SWEEP_AFTER"):
+    for name in ("RETRIES", "LEASE_SECONDS", "SWEEP_AFTER"):
         value = app_settings.get(name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             messages.append(_e002(name, f"must be a non-negative integer, got {value!r}."))

@@ -48,11 +48,20 @@ DEFAULTS: dict[str, Any] = {
     # Names this site in the external ids it mints ("<prefix>-<random>"): give each site that
     # shares a ConnectyCube application (staging, production) its own.
     "EXTERNAL_ID_PREFIX": "dj",
-    "TASK_MAX_ATTEMPTS": 8,  # failed attempts before a row is marked failed (dead letter)
-    "TASK_BACKOFF_BASE": 2.0,  # seconds; the n-th retry waits up to base * 2**n (full jitter)
-    "TASK_BACKOFF_MAX": 300.0,  # seconds; keep below the broker's visibility timeout
+    # Failures: transient ones retry with capped exponential backoff until RETRY_HORIZON has
+    # passed since the first failure; permanent ones (and the horizon) mark the row failed.
+    "RETRY_HORIZON": 3 * 24 * 3600,  # seconds a row keeps retrying before it is marked failed
+    "TASK_MAX_ATTEMPTS": None,  # optional cap on failed attempts as well (None: time alone)
+    "TASK_BACKOFF_BASE": 2.0,  # seconds; the n-th retry waits up to base * 2**(n-1) (full jitter)
+    "TASK_BACKOFF_MAX": 3600.0,  # seconds; the longest wait between two attempts
+    "RETRY_COUNTDOWN_MAX": 60.0,  # seconds; longer waits are a due time on the row, not a
+    #                               broker countdown (keep below the broker's visibility timeout)
+    "CIRCUIT_BREAKER_THRESHOLD": 5,  # remote failures in a row that pause pushes (0: off)
+    "CIRCUIT_BREAKER_COOLDOWN": 30.0,  # seconds paused before one probe; doubles per failed probe
+    "CIRCUIT_BREAKER_COOLDOWN_MAX": 600.0,  # seconds; the longest pause between probes
+    "CIRCUIT_BREAKER_CACHE": "default",  # Django cache alias sharing the breaker (use a shared one)
     "SWEEP_AFTER": 300,  # seconds an enqueued push may take before the sweep re-enqueues it
-    "LEASE_SECONDS": 120,  # how long one worker owns a user while pushing it
+    "LEASE_SECONDS": 120,  # how long one worker owns a user between two renewals of its lease
     "TASK_QUEUE": None,  # Celery queue for the sync tasks (None: the default queue)
     # When a committed change is handed to the broker: "background" (a per-process thread
     # publishes it, so the save does not wait for the broker) or "immediate" (inside the

@@ -19,7 +19,6 @@ import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from . import identity, mapping
@@ -151,12 +150,8 @@ def _owe_identity(link: CubeUser, current: str) -> None:
         current,
         link.login,
     )
-    CubeUser.objects.filter(pk=link.pk, state=CubeUser.State.SYNCED).update(
-        state=CubeUser.State.PENDING,
-        dirty_version=F("dirty_version") + 1,
-        pushed_digest="",
-        enqueued_at=None,
-        updated_at=timezone.now(),
+    CubeUser.objects.filter(pk=link.pk, state=CubeUser.State.SYNCED).mark_owed(
+        timezone.now(), pushed_digest="", enqueued_at=None
     )
 
 

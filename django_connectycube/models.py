@@ -17,23 +17,15 @@ from django.utils.translation import gettext_lazy as _
 
 from .fields import EncryptedTextField
 from .identity import mint_external_id
+from .state import CubeUserQuerySet, State
 
-
-class CubeUserQuerySet(models.QuerySet["CubeUser"]):
-    def owed(self) -> CubeUserQuerySet:
-        """Rows with work still to push: a create/update or a remote delete."""
-        return self.filter(state__in=(CubeUser.State.PENDING, CubeUser.State.DELETING))
+__all__ = ["CubeSession", "CubeUser", "CubeUserQuerySet"]
 
 
 class CubeUser(models.Model):
     """One local user's ConnectyCube identity and where its mirroring stands."""
 
-    class State(models.TextChoices):
-        PENDING = "pending", _("pending")  # local changes not yet on ConnectyCube
-        SYNCED = "synced", _("synced")  # ConnectyCube has the latest version
-        FAILED = "failed", _("failed")  # gave up; see last_error, re-sync from the admin
-        DELETING = "deleting", _("deleting")  # local user gone, remote delete owed
-        DELETED = "deleted", _("deleted")  # remote user deleted; the row is a tombstone
+    State = State  # the states and their transitions live in .state
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -79,6 +71,18 @@ class CubeUser(models.Model):
     avatar_digest = models.CharField(_("avatar content hash"), max_length=64, blank=True)
     attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
+    failing_since = models.DateTimeField(
+        _("failing since"),
+        null=True,
+        blank=True,
+        help_text=_("First failure of the current run; RETRY_HORIZON after it the row gives up."),
+    )
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("When a failed push is due again; the sweep hands it to a worker then."),
+    )
     enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
     lease_until = models.DateTimeField(_("worker lease until"), null=True, blank=True)
     last_synced_at = models.DateTimeField(_("last synced at"), null=True, blank=True)

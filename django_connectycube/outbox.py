@@ -13,9 +13,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
+from . import breaker
 from .conf import app_settings
 from .models import CubeUser
 from .publisher import Publisher
@@ -47,50 +48,14 @@ def mark_dirty(user: Any, *, using: str | None = None, created: bool = False) ->
     """
     db = _db(using)
     now = timezone.now()
-    if not created and _bump_link(user.pk, db, now):
+    if not created and CubeUser.objects.mark_user_owed(user.pk, now, using=db):
         return
     try:
         with transaction.atomic(using=db):
             CubeUser.objects.using(db).create(user=user, dirty_version=1, enqueued_at=now)
     except IntegrityError:
         # Another process linked the user first: that link is the user's.
-        CubeUser.objects.using(db).filter(user_id=user.pk).update(
-            dirty_version=F("dirty_version") + 1,
-            state=CubeUser.State.PENDING,
-            attempts=0,
-            enqueued_at=now,
-            updated_at=now,
-        )
-
-
-_BUMP_SQL: dict[str, str] = {}
-
-
-def _bump_link(user_pk: Any, db: str, now: Any) -> int:
-    """``mark_dirty``'s common case as one prepared ``UPDATE`` (the save path's only write).
-
-    Same statement as the ORM's ``filter(user_id=pk).update(...)`` in :func:`mark_dirty`, built
-    once per database vendor: compiling the queryset cost more than running it on every save.
-    """
-    connection = connections[db]
-    sql = _BUMP_SQL.get(connection.vendor)
-    meta = CubeUser._meta
-    if sql is None:
-        qn = connection.ops.quote_name
-        table = qn(meta.db_table)
-        version, state, attempts, enqueued, updated, user = (
-            qn(meta.get_field(name).column)
-            for name in ("dirty_version", "state", "attempts", "enqueued_at", "updated_at", "user")
-        )
-        # Quoted names from our model's meta; every value is a parameter.
-        sql = f"UPDATE {table} SET {version} = {version} + 1, {state} = %s, {attempts} = 0, "  # noqa: S608
-        sql += f"{enqueued} = %s, {updated} = %s WHERE {user} = %s"
-        _BUMP_SQL[connection.vendor] = sql
-    when = meta.get_field("updated_at").get_db_prep_value(now, connection)
-    pk = meta.get_field("user").get_db_prep_value(user_pk, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [CubeUser.State.PENDING.value, when, when, pk])
-        return int(cursor.rowcount)
+        CubeUser.objects.using(db).filter(user_id=user.pk).mark_owed(now)
 
 
 def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
@@ -106,13 +71,7 @@ def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
     link_id = links.values_list("pk", flat=True).first()
     if link_id is None:
         return None
-    CubeUser.objects.using(db).filter(pk=link_id).update(
-        state=CubeUser.State.DELETING,
-        dirty_version=F("dirty_version") + 1,
-        attempts=0,
-        enqueued_at=now,
-        updated_at=now,
-    )
+    CubeUser.objects.using(db).filter(pk=link_id).mark_deleting(now)
     return link_id
 
 
@@ -204,8 +163,10 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 def link_missing_users(*, using: str | None = None, batch_size: int = 500) -> int:
-    """Create owed links for users that have none (saved before the app was installed, or in
-    autocommit mode by a process that died between the two writes)."""
+    """Create owed links for users that have none (saved before the app was installed or while
+    ``SYNC_ENABLED`` was off, or in autocommit mode by a process that died between the two
+    writes). It reads the whole user table, so it runs on demand (``connectycube_sync``), not
+    from the periodic sweep."""
     db = _db(using)
     User = get_user_model()
     missing = (
@@ -227,17 +188,23 @@ def link_missing_users(*, using: str | None = None, batch_size: int = 500) -> in
 
 
 def sweep(*, using: str | None = None, limit: int = 1000) -> int:
-    """Re-enqueue owed rows that are not in flight; returns how many were handed to Celery."""
+    """Hand owed rows that are due and not in flight to Celery; returns how many were sent.
+
+    Never enqueued (the broker was down) comes first, then the longest in flight. A row waiting
+    for a retry is left alone until its ``next_attempt_at``. While the circuit breaker is open
+    nothing is sent (the rows are due after the next probe anyway); when it is due for a probe,
+    one row is. With ``SYNC_ENABLED = False`` nothing is sent at all. Users saved without a
+    link are not looked for here (that scans the whole user table): ``connectycube_sync`` does.
+    """
+    if not app_settings.SYNC_ENABLED or breaker.is_open() is not None:
+        return 0
+    if breaker.half_open():
+        limit = 1
     db = _db(using)
-    link_missing_users(using=db)
     now = timezone.now()
     stale = now - timedelta(seconds=app_settings.SWEEP_AFTER)
     candidates = list(
-        CubeUser.objects.using(db)
-        .owed()
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-        .order_by("enqueued_at", "pk")
-        .values_list("pk", "user_id", "state")[:limit]
+        CubeUser.objects.using(db).due(now, stale).values_list("pk", "user_id", "state")[:limit]
     )
     sent = 0
     for pk, user_id, state in candidates:

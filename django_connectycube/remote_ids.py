@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from . import identity
@@ -78,20 +77,8 @@ def release_stale_claim(holder: CubeUser, cube_id: int) -> None:
     else:
         # Its next push creates it again under a new external id: the old one is readable
         # by anyone and may be claimed by now (see identity).
-        claims.update(
-            cube_id=None,
-            external_id=identity.mint_external_id(),
-            withheld={},
-            login="",
-            pushed_digest="",
-            avatar_uid="",
-            avatar_digest="",
-            dirty_version=F("dirty_version") + 1,
-            state=CubeUser.State.PENDING,
-            attempts=0,
-            last_error=note,
-            enqueued_at=None,  # the sweep hands it over at once
-            updated_at=now,
+        claims.forget_remote(
+            note, now, external_id=identity.mint_external_id(), withheld={}, login=""
         )
         CubeSession.objects.filter(user_id=holder.user_id).delete()
     logger.warning("Local user %s lost ConnectyCube id %s: %s", holder.external_id, cube_id, note)

@@ -24,19 +24,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import breaker, policy
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
     ConnectyCubeError,
     NotFound,
-    RateLimited,
-    ServerError,
     Session,
-    TransportError,
     UserClient,
 )
 from .conf import app_settings
-from .failures import SyncConflict, record_failure
+from .failures import SyncConflict
 from .logins import AUTH_MODE_CIDP, AUTH_MODE_PASSWORD, auth_mode, login_link
 from .models import CubeSession, CubeUser
 from .remote import get_client
@@ -66,7 +64,7 @@ SESSION_TTL = timedelta(hours=2)
 CLAIM_FOR = timedelta(seconds=30)
 
 #: Remote failures that say "try again later" rather than "this will never work".
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransportError, ServerError, RateLimited)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = policy.UNAVAILABLE
 
 
 class SessionUnavailable(Exception):
@@ -261,6 +259,15 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
     limit = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
     deadline = time.monotonic() + limit
     needed = link.cube_id is None
+    paused = breaker.is_open()
+    if paused is not None or not app_settings.SYNC_ENABLED:
+        # ConnectyCube is failing (the circuit is open) or sync is switched off: no push now.
+        if not needed:
+            return link
+        raise SessionUnavailable(
+            "This user is not on ConnectyCube yet and cannot be set up right now; try again later.",
+            retry_after=max(1, int(paused or 60)),
+        )
     pusher = client or _bounded_client()
     pushed = False
     while not pushed:
@@ -279,10 +286,10 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
                 ) from exc
             time.sleep(0.1)
         except (ConnectyCubeError, sync.SyncConflict) as exc:
-            transient = isinstance(exc, TRANSIENT_ERRORS)
+            transient = policy.classify(exc) is policy.Kind.TRANSIENT
             if not transient:
                 # As the task would: a dead letter with its reason, not a row owed forever.
-                sync.record_failure(Q(pk=link.pk), exc, permanent=True)
+                policy.record(Q(pk=link.pk), exc)
             if not needed:
                 logger.warning("Push before login of %s failed: %s", link.external_id, exc)
                 return link
@@ -295,6 +302,11 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
                 "This user could not be set up on ConnectyCube yet; try again later.",
                 retry_after=retry,
             ) from exc
+        except Exception as exc:
+            # Not ConnectyCube's: a bug in the mapping callable, a missing avatar file. Counted
+            # on the row like a task's failure (never silent), then the caller's to report.
+            policy.record(Q(pk=link.pk), exc)
+            raise
     link.refresh_from_db()
     if link.cube_id is None and link.state == CubeUser.State.FAILED:
         # A dead letter: waiting will not help, an operator has to act (see its last_error).
@@ -336,7 +348,7 @@ def _recording_conflicts(link: CubeUser) -> Iterator[None]:
     try:
         yield
     except SyncConflict as exc:
-        record_failure(Q(pk=link.pk), exc, permanent=True)
+        policy.record(Q(pk=link.pk), exc, permanent=True)
         raise
 
 

@@ -2,8 +2,9 @@
 
 Every operation here is safe to run twice, concurrently, or after a crash half-way through:
 
-* a worker first takes a short lease on the user's :class:`~.models.CubeUser` row, so one user is
-  pushed by one worker at a time (``Busy`` otherwise; the task retries shortly);
+* a worker first takes a lease on the user's :class:`~.models.CubeUser` row, renewed before each
+  HTTP attempt, so one user is pushed by one worker at a time (``Busy`` otherwise; the task
+  retries shortly) however slow ConnectyCube is (:mod:`.lease`);
 * a create is preceded by a look-up by the link's minted ``external_id``, so a retried or
   redelivered task adopts the user an earlier attempt created instead of creating a second one,
   and adopts nothing it cannot prove this site made (:mod:`.adoption`);
@@ -12,8 +13,9 @@ Every operation here is safe to run twice, concurrently, or after a crash half-w
 * the version read before the push is the one recorded as synced, so a save that lands during
   the push keeps the row owed.
 
-The functions take an optional client and raise the client's typed errors; the retry policy lives
-in :mod:`.tasks`.
+The functions take an optional client and raise the client's typed errors; what a failure means
+and when it is tried again is the failure policy's business (:mod:`.policy`), and every change
+of a row's state is a transition of :mod:`.state`.
 """
 
 from __future__ import annotations
@@ -23,16 +25,15 @@ import logging
 import os
 from collections.abc import Container, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import IO, Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Q  # noqa: F401  (sync.Q: callers of record_failure used it)
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import identity, mapping, remote_ids
+from . import identity, lease, mapping, remote_ids
 from .adoption import ADOPTED, CREATED, establish  # noqa: F401  (re-exported outcomes)
 from .adoption import update as _update
 from .avatar_blobs import delete_replaced_avatar
@@ -45,12 +46,14 @@ from .client import (
     UserClient,
 )
 from .conf import app_settings
-from .failures import Busy, SyncConflict, record_failure
+from .failures import Busy, SyncConflict
 from .images import content_type_of
 from .models import CubeSession, CubeUser
+from .policy import record_failure
 from .remote import get_client
 from .sessions import call_as_user
 from .signals import user_deleted_remote, user_synced
+from .state import state_after_push
 
 logger = logging.getLogger("django_connectycube")
 
@@ -59,9 +62,11 @@ __all__ = [
     "SyncConflict",
     "delete_remote_user",
     "establish",
+    "leased",
     "push_avatar",
     "push_user",
     "record_failure",
+    "state_after_push",
 ]
 
 #: What a push did, as returned by :func:`push_user` and the tasks (also CREATED, ADOPTED).
@@ -75,21 +80,19 @@ UPDATED, UNCHANGED, SKIPPED, DELETED, GONE = (
 
 
 @contextmanager
-def leased(link_id: int) -> Iterator[CubeUser]:
-    """Own a link for the length of one push (expires by itself if the worker dies)."""
-    now = timezone.now()
-    until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
-    claimed = (
-        CubeUser.objects.filter(pk=link_id)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=until)
-    )
-    if not claimed:
+def leased(link_id: int, client: ConnectyCubeClient | None = None) -> Iterator[CubeUser]:
+    """Own a link for the length of one push (expires by itself if the worker dies; renewed
+    before every HTTP attempt of ``client`` while it lasts)."""
+    taken = lease.take(link_id)
+    if taken is None:
         raise Busy(f"ConnectyCube user link {link_id} is being pushed by another worker.")
+    if client is not None:
+        lease.watch(client)
     try:
-        yield CubeUser.objects.get(pk=link_id)
+        with lease.held(taken):
+            yield CubeUser.objects.get(pk=link_id)
     finally:
-        CubeUser.objects.filter(pk=link_id, lease_until=until).update(lease_until=None)
+        taken.release()
 
 
 def _link_for_user(user_pk: Any) -> CubeUser | None:
@@ -122,7 +125,7 @@ def push_user(
     if link_ref is None:
         return SKIPPED  # the user is gone; its delete has its own task
     client = client or get_client()
-    with leased(link_ref.pk) as link:
+    with leased(link_ref.pk, client) as link:
         if link.state != CubeUser.State.PENDING:
             return SKIPPED
         user = get_user_model()._default_manager.filter(pk=user_pk).first()
@@ -209,7 +212,9 @@ def _record_success(link: CubeUser, version: int, digest: str, *, created: bool)
 
 
 def _write_success(link: CubeUser, version: int, digest: str, now: Any) -> None:
-    CubeUser.objects.filter(pk=link.pk).update(
+    CubeUser.objects.filter(pk=link.pk).record_pushed(
+        version,
+        now,
         cube_id=link.cube_id,
         external_id=link.external_id,
         login=link.login,
@@ -218,22 +223,6 @@ def _write_success(link: CubeUser, version: int, digest: str, now: Any) -> None:
         avatar_uid=link.avatar_uid,
         avatar_digest=link.avatar_digest,
         pushed_digest=digest,
-        synced_version=version,
-        state=state_after_push(version),
-        attempts=0,
-        last_error="",
-        last_synced_at=now,
-        updated_at=now,
-    )
-
-
-def state_after_push(version: int) -> Case:
-    """The state a row gets once ``version`` is on ConnectyCube, decided inside the ``UPDATE``:
-    a delete that arrived meanwhile wins; a save that arrived meanwhile keeps the row owed."""
-    return Case(
-        When(state=CubeUser.State.DELETING, then=Value(CubeUser.State.DELETING)),
-        When(dirty_version=version, then=Value(CubeUser.State.SYNCED)),
-        default=Value(CubeUser.State.PENDING),
     )
 
 
@@ -308,7 +297,7 @@ def push_avatar(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> st
     if link_ref is None:
         return SKIPPED
     client = client or get_client()
-    with leased(link_ref.pk) as link:
+    with leased(link_ref.pk, client) as link:
         user = get_user_model()._default_manager.filter(pk=user_pk).first()
         if user is None or link.cube_id is None:
             return SKIPPED  # push_user creates the user first and uploads the avatar itself
@@ -326,7 +315,7 @@ def push_avatar(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> st
 def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None) -> str:
     """Delete the remote user of a tombstone; a user already gone counts as done."""
     client = client or get_client()
-    with leased(link_id) as link:
+    with leased(link_id, client) as link:
         if link.state != CubeUser.State.DELETING:
             return SKIPPED
         remote: User | None
@@ -351,15 +340,7 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
                 outcome = DELETED
             except NotFound:
                 outcome = GONE
-        now = timezone.now()
-        CubeUser.objects.filter(pk=link.pk, state=CubeUser.State.DELETING).update(
-            state=CubeUser.State.DELETED,
-            synced_version=F("dirty_version"),
-            attempts=0,
-            last_error="",
-            last_synced_at=now,
-            updated_at=now,
-        )
+        CubeUser.objects.filter(pk=link.pk).record_deleted(timezone.now())
         link.refresh_from_db()
         user_deleted_remote.send(CubeUser, link=link)
         return outcome

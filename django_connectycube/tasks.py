@@ -1,39 +1,27 @@
-"""Celery tasks: thin wrappers over :mod:`.sync` that decide when to retry and when to give up.
+"""Celery tasks: thin wrappers that run the sync engine under the failure policy.
 
 * ``acks_late`` + ``reject_on_worker_lost``: a worker killed mid-task leaves the message on the
   broker, and another worker runs it again (the sync engine makes that harmless).
-* Transient failures (no answer, 5xx, 429, a lease held by another worker) retry with exponential
-  backoff and full jitter; a 429 waits its ``Retry-After``. Every countdown is capped by
-  ``TASK_BACKOFF_MAX``, which must stay below the broker's visibility timeout (Redis: 1 hour by
-  default), or the broker would deliver the message a second time while it waits.
-* Permanent failures (422, a conflict, a refused password) and the ``TASK_MAX_ATTEMPTS``-th
-  transient one mark the row ``failed`` with the error kept: a dead letter shown in the admin.
+* What a failure means, how long until the next attempt and when to give up is decided by
+  :mod:`.policy` (the same for the sync command and the backfill). A retry due within
+  ``RETRY_COUNTDOWN_MAX`` seconds is held by the broker as this task's countdown; a later one
+  is a due time on the row, handed back to Celery by :func:`sweep_dirty` when it comes.
+* With ``SYNC_ENABLED = False`` a task that is still delivered does nothing and leaves its row
+  owed for when sync is switched back on.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.db.models import Q
-from django.utils import timezone
 
-from . import outbox, password_reset, sync
-from .client import (
-    ConnectyCubeError,
-    RateLimited,
-    ServerError,
-    SessionExpired,
-    TransportError,
-)
-from .conf import app_settings
-from .models import CubeUser
-from .sessions import SessionUnavailable
+from . import outbox, password_reset, policy, sync
+from .client import ConnectyCubeError
+from .policy import backoff  # noqa: F401  (tasks.backoff, its older home)
 
 logger = logging.getLogger("django_connectycube")
 
@@ -45,52 +33,20 @@ __all__ = [
     "sweep_dirty",
 ]
 
-TRANSIENT: tuple[type[BaseException], ...] = (
-    TransportError,
-    ServerError,
-    RateLimited,
-    SessionExpired,
-    SessionUnavailable,
-)
-BUSY_COUNTDOWN = (1.0, 5.0)
-
 TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "max_retries": None,  # the row's attempt counter is the cap; it survives redelivery
+    "max_retries": None,  # the policy gives up by time (RETRY_HORIZON), recorded on the row
     "ignore_result": True,
 }
 
 
-def backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff for the n-th failed attempt (1-based)."""
-    cap = float(app_settings.TASK_BACKOFF_MAX)
-    return random.uniform(0, min(cap, float(app_settings.TASK_BACKOFF_BASE) * 2 ** (attempt - 1)))  # noqa: S311
-
-
 def _run(task: Task, func: Callable[[Any], str], arg: Any, link_filter: Q) -> str:
-    try:
-        return func(arg)
-    except sync.Busy as exc:
-        if task.request.is_eager:
-            time.sleep(0.25)  # eager retries run at once, ignoring the countdown
-        raise task.retry(countdown=random.uniform(*BUSY_COUNTDOWN), exc=exc) from exc  # noqa: S311
-    except TRANSIENT as exc:
-        attempts, gave_up = sync.record_failure(link_filter, exc, permanent=False)
-        if gave_up:
-            return "failed"
-        countdown = backoff(attempts)
-        if isinstance(exc, RateLimited) and exc.retry_after:
-            countdown = max(countdown, float(exc.retry_after))
-        countdown = min(countdown, float(app_settings.TASK_BACKOFF_MAX))
-        # The retry is in flight until it runs: keep the sweep from sending a second copy.
-        due = timezone.now() + timedelta(seconds=countdown)
-        CubeUser.objects.filter(link_filter).update(enqueued_at=due)
-        raise task.retry(countdown=countdown, exc=exc) from exc
-    except (ConnectyCubeError, sync.SyncConflict) as exc:
-        sync.record_failure(link_filter, exc, permanent=True)
-        return "failed"
+    result = policy.attempt(link_filter, lambda: func(arg), hold=not task.request.is_eager)
+    if result.countdown is not None:
+        raise task.retry(countdown=result.countdown, exc=result.error)
+    return result.outcome
 
 
 @shared_task(name="django_connectycube.push_user", **TASK_OPTIONS)
@@ -113,7 +69,8 @@ def delete_remote_user(self: Task, link_id: int) -> str:
 
 @shared_task(name="django_connectycube.sweep_dirty", ignore_result=True)
 def sweep_dirty(limit: int = 1000) -> int:
-    """Re-enqueue owed rows nobody is working on; schedule it with Celery beat (every minute)."""
+    """Hand owed rows that are due and not in flight to the workers; schedule it with Celery
+    beat (every minute)."""
     return outbox.sweep(limit=limit)
 
 
@@ -135,13 +92,13 @@ def send_password_reset(
         return password_reset.send_reset_email(
             email, domain=domain, site_name=site_name, use_https=use_https
         )
-    except (*TRANSIENT, OSError) as exc:  # OSError: the mail relay (smtplib) did not answer
+    except (ConnectyCubeError, OSError) as exc:  # OSError: the mail relay did not answer
+        if isinstance(exc, ConnectyCubeError) and policy.classify(exc) != policy.Kind.TRANSIENT:
+            logger.error("ConnectyCube refused a password reset: %s", exc)
+            return "failed"
         if self.request.retries >= RESET_MAX_RETRIES:
             logger.error(
                 "Password reset e-mail dropped after %d retries: %s", RESET_MAX_RETRIES, exc
             )
             return "failed"
-        raise self.retry(countdown=backoff(self.request.retries + 1), exc=exc) from exc
-    except ConnectyCubeError as exc:
-        logger.error("ConnectyCube refused a password reset: %s", exc)
-        return "failed"
+        raise self.retry(countdown=policy.backoff(self.request.retries + 1), exc=exc) from exc

@@ -2,8 +2,9 @@
 # Runs the suite in three parts:
 #   1. unit tests on the embedded default (SQLite in memory, no broker);
 #   2. the mirroring tests again with a UUID-pk user model;
-#   3. the whole suite on real PostgreSQL and Redis, integration tests included (a real Celery
-#      worker process): TEST_DATABASE_URL / TEST_BROKER_URL, defaulting to the local servers.
+#   3. the whole suite on real PostgreSQL and Redis, integration tests included (real Celery
+#      worker processes, on Redis and on RabbitMQ): TEST_DATABASE_URL / TEST_BROKER_URL /
+#      TEST_AMQP_URL, defaulting to the local servers.
 #      Without them, part 3 is skipped with a message, unless CI is set: then it runs and fails.
 # `scripts/test.sh unit` or `scripts/test.sh integration` runs one part; extra args go to pytest.
 set -euo pipefail
@@ -26,8 +27,11 @@ fi
 if [ "$part" = all ] || [ "$part" = integration ]; then
   export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
   export CELERY_BROKER_URL="${TEST_BROKER_URL:-redis://127.0.0.1:6379/0}"
+  # The worker tests run on RabbitMQ as well (they skip it when it is unreachable, outside CI).
+  export CELERY_AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672//}"
   if ci || "$PY" scripts/services.py reachable "$DATABASE_URL" "$CELERY_BROKER_URL"; then
-    echo "== all tests on PostgreSQL and Redis, with a real Celery worker ($CELERY_BROKER_URL)"
+    echo "== all tests on PostgreSQL and Redis, with real Celery workers ($CELERY_BROKER_URL," \
+         "$CELERY_AMQP_URL)"
     "$PY" -m pytest "$@"
   else
     echo "== integration tests skipped: PostgreSQL or Redis is not reachable" \

@@ -63,6 +63,15 @@ def redis_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """A reachable RabbitMQ URL (``CELERY_AMQP_URL`` or the local default vhost)."""
+    url = os.environ.get("CELERY_AMQP_URL", "") or "amqp://guest:guest@127.0.0.1:5672//"
+    if not tcp_reachable(url, 5672):
+        unavailable(f"needs RabbitMQ at {url} (unreachable)")
+    return url
+
+
 @pytest.fixture(autouse=True)
 def _publish_on_the_committing_thread(request: pytest.FixtureRequest) -> None:
     """Unit tests publish inside the on-commit callback (``ENQUEUE = "immediate"``).

@@ -174,13 +174,27 @@ def test_sweep_enqueues_owed_rows_not_in_flight(sent, settings):
     assert sorted(sent) == sorted([("push_user", str(a.pk)), ("push_user", str(b.pk))])
 
 
-def test_sweep_links_users_saved_without_a_link(settings, sent):
+def test_sweep_never_reads_the_user_table(settings, sent):
+    # It used to look for users without a link on every run (every minute), reading the
+    # whole user table; the sync command does that now, on demand.
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": False}
-    user = User.objects.create(username="legacy")
+    User.objects.create(username="legacy")
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": True}
+    with CaptureQueriesContext(connection) as queries:
+        assert outbox.sweep() == 0
+    assert not [q for q in queries if User._meta.db_table in q["sql"]]
+    assert outbox.link_missing_users() == 1
+
+
+def test_sweep_sends_nothing_while_sync_is_disabled(settings, sent):
+    user = User.objects.create(username="off")
+    CubeUser.objects.filter(user=user).update(enqueued_at=None)
+    sent.clear()
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": False}
+    assert outbox.sweep() == 0
+    assert sent == []
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": True}
     assert outbox.sweep() == 1
-    assert link_of(user).state == "pending"
-    assert sent == [("push_user", str(user.pk))]
 
 
 def test_sweep_sends_deletes_for_tombstones(sent, django_capture_on_commit_callbacks):
@@ -218,23 +232,3 @@ def test_enqueue_arg_for_uuid_pk_is_a_string():
     with mock.patch.object(tasks.push_user, "apply_async") as apply_async:
         outbox.enqueue_push(pk)
     apply_async.assert_called_once_with((str(pk),))
-
-
-def test_a_retrying_task_is_not_swept_again_before_it_is_due(settings, sent):
-    from celery.exceptions import Retry
-
-    from django_connectycube.client import ServerError
-
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SWEEP_AFTER": 0}
-    user = User.objects.create(username="retrying")
-    sent.clear()
-    with (
-        mock.patch("django_connectycube.sync.push_user", side_effect=ServerError("boom")),
-        mock.patch("django_connectycube.tasks.backoff", return_value=30.0),
-    ):
-        with pytest.raises(Retry):
-            tasks.push_user.apply(args=(user.pk,), throw=True)
-    link = link_of(user)
-    assert link.attempts == 1
-    assert outbox.sweep() == 0  # the retry is still due: nothing is sent twice
-    assert sent == []

@@ -31,7 +31,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from django_connectycube import mapping, outbox, sync, tasks
+from django_connectycube import breaker, mapping, outbox, sync, tasks
 from django_connectycube.models import CubeSession, CubeUser
 from tests.conftest import running_under_ci
 
@@ -79,6 +79,7 @@ class SyncMachine(RuleBasedStateMachine):
         CubeUser.objects.all().delete()
         User.objects.all().delete()
         self.cube.reset()
+        breaker.reset()
         SyncMachine.current = self
 
     # ---- local changes (through signals and the outbox, as in production) ------------------
@@ -219,8 +220,10 @@ class SyncMachine(RuleBasedStateMachine):
             return
         self.cube.clear_faults()
         for _ in range(60):
-            # Time passes: leases of dead workers expire, retry countdowns come due.
-            CubeUser.objects.update(lease_until=None, enqueued_at=None)
+            # Time passes: leases of dead workers expire, retries come due, a circuit opened by
+            # the injected faults closes again.
+            CubeUser.objects.update(lease_until=None, enqueued_at=None, next_attempt_at=None)
+            breaker.reset()
             outbox.sweep()
             while self.queue:
                 self._run(self.queue.pop(0))
@@ -249,7 +252,8 @@ def machine_settings(connectycube_emulator, settings):
     settings.CONNECTYCUBE = {
         **settings.CONNECTYCUBE,
         "RETRIES": 0,  # every injected fault reaches the retry policy of the tasks
-        "TASK_MAX_ATTEMPTS": 1000,  # transient faults never make a dead letter here
+        # Production defaults for giving up: RETRY_HORIZON (days) never passes during a run, so
+        # a transient fault must never make a dead letter here.
         "SWEEP_AFTER": 0,  # the sweep re-enqueues every owed row
         "MAX_RETRY_WAIT": 0,
         "TIMEOUT": (2.0, 2.0),

@@ -1,12 +1,17 @@
-"""End to end with a real Celery worker process on Redis, PostgreSQL and the emulator.
+"""End to end with real Celery worker processes on Redis and on RabbitMQ, PostgreSQL and the
+emulator.
 
-No eager mode here: tasks travel through Redis to a separate prefork worker that shares the
-PostgreSQL test database, so delivery, redelivery and worker death are the real thing.
+No eager mode here: tasks travel through the broker to a separate prefork worker that shares
+the PostgreSQL test database, so delivery, redelivery and worker death are the real thing. Every
+test runs once per broker: Redis and RabbitMQ differ exactly where retries live (Redis redelivers
+an unacknowledged message after its visibility timeout; RabbitMQ when the consumer's channel
+closes), so the failure policy must hold on both.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,15 +22,30 @@ from kombu.exceptions import OperationalError
 from django_connectycube import outbox
 from django_connectycube.models import CubeUser
 from tests.conftest import unavailable
-from tests.worker import Worker, database_url_of, wait_until
+from tests.worker import Worker, database_url_of, use_broker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 User = get_user_model()
 PNG = b"\x89PNG\r\n\x1a\n" + b"avatar" * 40
 
 
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The broker of this round, which the test process publishes to as well."""
+    from tests.celery import app
+
+    url = request.getfixturevalue("redis_url" if request.param == "redis" else "amqp_url")
+    previous = app.conf.broker_write_url
+    use_broker(app, url)
+    try:
+        yield url
+    finally:
+        outbox.flush(10.0)
+        use_broker(app, previous)
+
+
 @pytest.fixture(scope="module")
-def worker(django_db_setup, django_db_blocker, redis_url, connectycube_emulator_server):
+def worker(django_db_setup, django_db_blocker, broker_url, connectycube_emulator_server):
     with django_db_blocker.unblock():
         if connection.vendor != "postgresql":
             unavailable(
@@ -35,7 +55,7 @@ def worker(django_db_setup, django_db_blocker, redis_url, connectycube_emulator_
         database_url = database_url_of(connection.settings_dict)
     server = connectycube_emulator_server
     w = Worker(
-        broker_url=redis_url,
+        broker_url=broker_url,
         database_url=database_url,
         connectycube={
             "API_URL": server.url,
@@ -43,6 +63,9 @@ def worker(django_db_setup, django_db_blocker, redis_url, connectycube_emulator_
             "AUTH_KEY": server.emulator.auth_key,
             "AUTH_SECRET": server.emulator.auth_secret,
         },
+        # Some retries are held by the broker as countdowns, the others wait in the database
+        # for the sweep: both paths run on both brokers.
+        extra_env={"CONNECTYCUBE_RETRY_COUNTDOWN_MAX": "0.5"},
     ).start()
     try:
         yield w
@@ -52,9 +75,35 @@ def worker(django_db_setup, django_db_blocker, redis_url, connectycube_emulator_
 
 @pytest.fixture
 def cube(connectycube_emulator, worker, settings):
+    from tests.celery import app
+
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_QUEUE": worker.queue}
-    assert settings.CELERY_BROKER_URL.startswith("redis"), "the test process must publish to Redis"
+    assert app.conf.broker_write_url == worker.broker_url, "the test process must publish there"
     return connectycube_emulator
+
+
+@pytest.fixture
+def beat() -> Iterator[None]:
+    """``sweep_dirty`` every half second, as Celery beat runs it every minute in production:
+    it hands over the retries that wait in the database for their due time."""
+    import threading
+
+    from django.db import connection as thread_connection
+
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.wait(0.5):
+                outbox.sweep()
+        finally:
+            thread_connection.close()
+
+    thread = threading.Thread(target=run, name="test-beat", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(10)
 
 
 def external_id_of(user_pk):
@@ -136,7 +185,7 @@ def test_task_delivered_twice_makes_one_remote_user(cube, worker):
     assert cube.request_count("POST /users") == 1
 
 
-def test_worker_killed_mid_task_finishes_after_redelivery(cube, worker):
+def test_worker_killed_mid_task_finishes_after_redelivery(cube, worker, beat):
     cube.set_fault("POST /users", latency=3.0, count=1)
     user = User.objects.create(username="survivor")
     wait_until(lambda: cube.request_count("POST /users") >= 1, timeout=15)
@@ -146,7 +195,7 @@ def test_worker_killed_mid_task_finishes_after_redelivery(cube, worker):
     assert link.cube_id == remote(cube, user.pk)[0]["id"]
 
 
-def test_5xx_and_429_bursts_converge(cube, worker):
+def test_5xx_and_429_bursts_converge(cube, worker, beat):
     cube.set_fault("*", error_rate=0.4, statuses=[500, 503], seed=7)
     cube.set_fault("*", rate_limit_rate=0.2, retry_after=1, seed=8)
     users = [User.objects.create(username=f"burst{i}") for i in range(8)]

@@ -70,6 +70,7 @@ class Worker:
             "CONNECTYCUBE_RETRIES": "1",
             **(extra_env or {}),
         }
+        self.broker_url = broker_url
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Worker:
@@ -162,6 +163,20 @@ class Worker:
         except (ProcessLookupError, subprocess.TimeoutExpired):
             self.kill()
         self.process = None
+
+
+def use_broker(app: Any, url: str) -> None:
+    """Point a Celery app (this process's) at another broker.
+
+    The write and read URLs are what Celery connects with; ``broker_url`` itself would lose to
+    a ``CELERY_BROKER_URL`` environment variable. The app's pools are only forgotten, not
+    closed: kombu keeps one pool per broker URL for the whole process, and hands it out again.
+    """
+    app.conf.broker_write_url = app.conf.broker_read_url = url
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:

@@ -183,6 +183,10 @@ class Transport:
         self.sleep = sleep
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.session = self._new_session()
+        #: Called before every attempt (first try and each retry), in the calling thread; an
+        #: exception from one aborts the request. The sync engine extends its lock on the user
+        #: here, so that a request slowed down by retries never outlives it.
+        self.before_attempt: list[Callable[[], None]] = []
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -234,6 +238,8 @@ class Transport:
         self.budget.deposit()
         retry_number = 0
         while True:
+            for hook in self.before_attempt:
+                hook()
             started = time.monotonic()
             try:
                 response = self._send(method, url, params, json, data, files, headers)

@@ -1,4 +1,10 @@
-"""Push users to ConnectyCube now (backfill, retry, single users) or check for drift."""
+"""Push users to ConnectyCube now (backfill, retry, single users) or check for drift.
+
+The default ``--dirty`` is also where users saved without a link (before the app was installed,
+or while ``SYNC_ENABLED`` was off) get one: the periodic sweep no longer scans the user table.
+Every push runs under the same failure policy as the tasks (:mod:`...policy`): a transient
+failure leaves the user owed with a due time the sweep honours, a permanent one marks it failed.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +21,13 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DataError, connection, connections
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
-from ... import backfill, drift, outbox, sync
-from ...client import ConnectyCubeError
+from ... import backfill, drift, outbox, policy, sync
+from ...conf import app_settings
 from ...models import CubeUser
 from ...remote import get_client
-from ...tasks import TRANSIENT
 
 CHUNK = 500
 #: Users per batch of the create path: one ``GET /users/v2`` look-up, a few statements.
@@ -44,6 +49,11 @@ class Command(BaseCommand):
         which.add_argument(
             "--user", nargs="+", metavar="PK", default=[], help="these users (local pks)"
         )
+        which.add_argument(
+            "--failed",
+            action="store_true",
+            help="users whose sync failed (given up), made owed again and pushed",
+        )
         parser.add_argument("--dry-run", action="store_true", help="say what would be pushed")
         parser.add_argument(
             "--verify", action="store_true", help="report drift between local and remote"
@@ -62,10 +72,17 @@ class Command(BaseCommand):
         if options["verify"]:
             self.verify(options)
             return
+        if not app_settings.SYNC_ENABLED and not options["dry_run"]:
+            raise CommandError(
+                'CONNECTYCUBE["SYNC_ENABLED"] is False: nothing is pushed. Switch it on, then '
+                "run this command (it also links the users saved meanwhile)."
+            )
         if options["all"]:
             scope = "all"
         elif options["user"]:
             scope = "user"
+        elif options["failed"]:
+            scope = "failed"
         else:
             scope = "dirty"
         pks, total = self.select(scope, options["user"], dry_run=options["dry_run"])
@@ -110,6 +127,15 @@ class Command(BaseCommand):
                 self.make_owed(CubeUser.objects.filter(user__isnull=False), None)
             qs = users.order_by("pk").values_list("pk", flat=True)
             return qs.iterator(chunk_size=CHUNK), qs.count()
+        if scope == "failed":
+            failed = CubeUser.objects.filter(state=CubeUser.State.FAILED)
+            if dry_run:
+                qs = failed.filter(user__isnull=False).order_by("pk")
+                return qs.values_list("user_id", flat=True).iterator(), qs.count()
+            pks = list(failed.filter(user__isnull=False).values_list("user_id", flat=True))
+            # Tombstones go back to owing their delete, which the workers (or the sweep) do.
+            failed.resync(timezone.now())
+            return iter(pks), len(pks)
         if not dry_run:
             outbox.link_missing_users()
         owed = (
@@ -125,12 +151,8 @@ class Command(BaseCommand):
             for user in get_user_model()._default_manager.filter(pk__in=user_pks):
                 if user.pk not in linked:
                     outbox.mark_dirty(user, created=True)
-        links.exclude(state=CubeUser.State.DELETED).update(
-            state=CubeUser.State.PENDING,
-            dirty_version=F("dirty_version") + 1,
-            attempts=0,
-            enqueued_at=timezone.now(),  # keep the sweep away while we push them here
-        )
+        # Enqueued now: keeps the sweep away while this command pushes them.
+        links.exclude(state=CubeUser.State.DELETED).mark_owed(timezone.now())
 
     # ---- pushing --------------------------------------------------------------------------
 
@@ -142,16 +164,8 @@ class Command(BaseCommand):
 
         def work(pk: Any, absent: frozenset[str]) -> str:
             _discard_broken_connection()
-            try:
-                return sync.push_user(pk, client=client, absent=absent)
-            except sync.Busy:
-                return "busy"
-            except TRANSIENT as exc:
-                sync.record_failure(_link(pk), exc, permanent=False)
-                return "failed"
-            except (ConnectyCubeError, sync.SyncConflict) as exc:
-                sync.record_failure(_link(pk), exc, permanent=True)
-                return "failed"
+            push = lambda: sync.push_user(pk, client=client, absent=absent)  # noqa: E731
+            return policy.attempt(Q(user_id=pk), push).outcome
 
         def create(batch: backfill.Batch, link: CubeUser) -> str:
             _discard_broken_connection()
@@ -193,9 +207,11 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing to do"
         self.stdout.write(f"Pushed {done} user(s) in {elapsed:.1f}s: {summary}.")
-        if counts["failed"]:
+        waiting = counts[policy.RETRYING]
+        if counts[policy.FAILED] or waiting:
             raise CommandError(
-                f"{counts['failed']} user(s) failed; their errors are in the admin "
+                f"{counts[policy.FAILED]} user(s) failed, {waiting} could not be pushed now and "
+                "stay owed (the sweep retries them when due); their errors are in the admin "
                 "(ConnectyCube users, filtered by state)."
             )
 
@@ -287,9 +303,3 @@ def _discard_broken_connection() -> None:
                 conn.errors_occurred = False
             else:
                 conn.close()
-
-
-def _link(pk: Any) -> Any:
-    from django.db.models import Q
-
-    return Q(user_id=pk)

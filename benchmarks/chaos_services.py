@@ -1,0 +1,212 @@
+"""The services a chaos run owns: its Redis server, its PostgreSQL database, and its beat.
+
+The run crashes and restarts Redis on purpose, so it must own that Redis: it starts
+``redis-server`` itself, on a free port of 127.0.0.1, in a directory of its own, and stops only
+that process. It never touches a Redis it did not start (another user's broker or cache on the
+same machine is none of its business, whatever URL it was given).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "OwnRedis",
+    "Sweeper",
+    "admin_url",
+    "create_database",
+    "drop_database",
+    "free_port",
+    "owed_count",
+    "wait_for_quiescence",
+]
+
+logger = logging.getLogger("benchmarks.chaos")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OwnRedis:
+    """A ``redis-server`` this process started, and the only one it ever stops.
+
+    ``stop()`` kills it without saving (a crash: every queued message is lost); ``start()``
+    brings a fresh one up on the same port, so workers reconnect to the same URL.
+    """
+
+    def __init__(self, folder: Path, *, binary: str = "redis-server") -> None:
+        found = shutil.which(binary)
+        if found is None:
+            raise RuntimeError(f"{binary} is not installed (apt-get install redis-server)")
+        self.binary = found
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.down_seconds = 0.0
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def ping(self) -> bool:
+        """Whether our server answers (a raw RESP PING: no client library needed)."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 20.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        log = open(self.folder / "redis.log", "ab")  # noqa: SIM115  (closed with the process)
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"our redis-server did not come up on port {self.port}: "
+                    f"{(self.folder / 'redis.log').read_text(errors='replace')[-2000:]}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Kill our server (SIGKILL: nothing is saved) and wait until its port is free."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def restart(self) -> None:
+        began = time.monotonic()
+        self.stop()
+        self.start()
+        self.restarts += 1
+        self.down_seconds += time.monotonic() - began
+
+    def close(self) -> None:
+        """Stop our server for good (the end of the run)."""
+        self.stop()
+
+
+def admin_url(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+def _pg_connect(url: str) -> Any:
+    import psycopg
+
+    parts = urlsplit(url)
+    return psycopg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password or None,
+        dbname=(parts.path or "/postgres").lstrip("/") or "postgres",
+        autocommit=True,
+    )
+
+
+def create_database(url: str, name: str) -> None:
+    with _pg_connect(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str, name: str) -> None:
+    with _pg_connect(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Sweeper(threading.Thread):
+    """``outbox.sweep()`` every few seconds, as Celery beat would run it in production."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="chaos-sweeper", daemon=True)
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.runs = 0
+        self.sent = 0
+        self.errors = 0
+
+    def run(self) -> None:
+        from django.db import close_old_connections, connection
+
+        from django_connectycube import outbox
+
+        try:
+            while not self.stopping.wait(self.interval):
+                try:
+                    self.sent += outbox.sweep()
+                    self.runs += 1
+                except Exception:  # the database or broker hiccuped: try next time
+                    self.errors += 1
+                    logger.exception("sweep failed")
+                    close_old_connections()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(30)
+
+
+def owed_count() -> int:
+    from django_connectycube.models import CubeUser
+
+    return CubeUser.objects.owed().count()
+
+
+def wait_for_quiescence(timeout: float, sweep_after: float) -> tuple[bool, float]:
+    """Wait until nothing is owed for a few polls in a row (bounded by ``timeout``)."""
+    from django.db import close_old_connections
+
+    began = time.monotonic()
+    quiet = 0
+    while time.monotonic() - began < timeout:
+        close_old_connections()
+        if owed_count() == 0:
+            quiet += 1
+            if quiet >= 3:
+                return True, time.monotonic() - began
+        else:
+            quiet = 0
+        time.sleep(1.0)
+    return False, time.monotonic() - began
