@@ -42,7 +42,15 @@ from .sessions import AUTH_MODE_CIDP, auth_mode, call_as_user
 
 logger = logging.getLogger("django_connectycube")
 
-__all__ = ["ADOPTED", "CREATED", "adopt", "establish", "find_by_external_id", "update"]
+__all__ = [
+    "ADOPTED",
+    "CREATED",
+    "adopt",
+    "establish",
+    "find_by_external_id",
+    "prove_password",
+    "update",
+]
 
 CREATED, ADOPTED = "created", "adopted"
 #: Fallback logins tried when the wanted one (and then a fallback) is taken.
@@ -91,7 +99,7 @@ def adopt(link: CubeUser, remote: User, client: ConnectyCubeClient) -> User:
     if auth_mode() == AUTH_MODE_CIDP and identity.is_minted(link.external_id):
         link.password_version = link.password_version or mapping.current_password_version()
         return remote
-    link.password_version = _prove_password(link, remote, client)
+    link.password_version = prove_password(link, remote, client)
     logger.info("Adopted ConnectyCube user %s for %s", remote.id, link.external_id)
     return remote
 
@@ -179,7 +187,7 @@ def _withhold(
     return sent
 
 
-def _prove_password(link: CubeUser, remote: User, client: ConnectyCubeClient) -> int:
+def prove_password(link: CubeUser, remote: User, client: ConnectyCubeClient) -> int:
     """The password version ``remote`` accepts, proving this site made it; else a conflict."""
     if remote.login:
         candidates = mapping.password_candidates(link.external_id, link.password_version or None)

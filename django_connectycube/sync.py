@@ -33,7 +33,7 @@ from django.db.models import Q  # noqa: F401  (sync.Q: callers of record_failure
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import identity, lease, mapping, remote_ids
+from . import adoption, identity, lease, mapping, remote_ids
 from .adoption import ADOPTED, CREATED, establish  # noqa: F401  (re-exported outcomes)
 from .adoption import update as _update
 from .avatar_blobs import delete_replaced_avatar
@@ -48,6 +48,7 @@ from .client import (
 from .conf import app_settings
 from .failures import Busy, SyncConflict
 from .images import content_type_of
+from .logins import AUTH_MODE_PASSWORD, auth_mode
 from .models import CubeSession, CubeUser
 from .policy import record_failure
 from .remote import get_client
@@ -329,10 +330,7 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
         outcome = GONE
         if remote is not None:
             if remote.external_id not in (None, "", link.external_id):
-                raise SyncConflict(
-                    f"ConnectyCube user {remote.id} belongs to external id {remote.external_id}, "
-                    f"not {link.external_id}; it was not deleted."
-                )
+                _prove_ours_despite_edit(link, remote, client)
             link.login = remote.login or link.login
             link.cube_id = remote.id
             try:
@@ -344,6 +342,23 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
         link.refresh_from_db()
         user_deleted_remote.send(CubeUser, link=link)
         return outcome
+
+
+def _prove_ours_despite_edit(link: CubeUser, remote: User, client: ConnectyCubeClient) -> None:
+    """The user at our remote id carries another external id: its owner edited it (they hold a
+    token), or a remote that forgot us gave the id to someone else. Only a login with the
+    password this site derives proves the first; anything else is a conflict, never a delete."""
+    unproven = SyncConflict(
+        f"ConnectyCube user {remote.id} carries external id {remote.external_id!r}, not "
+        f"{link.external_id!r}, and nothing proves it is this site's; it was not deleted. If it "
+        "is the deleted user's account, delete it on ConnectyCube; then re-sync the row."
+    )
+    if auth_mode() != AUTH_MODE_PASSWORD:
+        raise unproven
+    try:
+        adoption.prove_password(link, remote, client)
+    except SyncConflict as exc:
+        raise unproven from exc
 
 
 def _delete(link: CubeUser, remote: User, client: ConnectyCubeClient) -> None:

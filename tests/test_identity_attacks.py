@@ -376,3 +376,33 @@ def test_the_cidp_verifier_answers_only_for_linked_users():
     CubeUser.objects.filter(user=user).delete()
     response = Client().get(VERIFY, {"token": cidp.make_login_token(user.pk)})
     assert response.status_code == 422
+
+
+# ---- a deleted user who had edited her own external id ----------------------------------------
+
+
+def test_a_user_who_edited_her_external_id_is_still_deleted_remotely(cube):
+    # She holds a token and may edit her own record; deleting her locally must still delete her
+    # account: the derived password proves the remote user at our id is ours.
+    mallory = make_user("mallory")
+    session = api_login(mallory).json()
+    edit_own_record(session, external_id="not-yours-anymore")
+    link_id, cube_id = link_of(mallory).pk, link_of(mallory).cube_id
+    mallory.delete()
+    assert sync.delete_remote_user(link_id) == sync.DELETED
+    assert cube_id not in cube.store.users
+    assert CubeUser.objects.get(pk=link_id).state == CubeUser.State.DELETED
+
+
+def test_a_stranger_at_our_old_id_is_never_deleted(cube):
+    # A remote that forgot us gave our user's id to someone else: nothing proves it is ours.
+    alice = make_user("alice")
+    sync.push_user(alice.pk)
+    link = link_of(alice)
+    cube.store.delete_user(cube.store.users[link.cube_id])
+    stranger = cube.create_user(login="stranger", password="12345678", external_id="theirs")
+    CubeUser.objects.filter(pk=link.pk).update(cube_id=stranger["id"])
+    alice.delete()
+    with pytest.raises(sync.SyncConflict, match="not deleted"):
+        sync.delete_remote_user(link.pk)
+    assert stranger["id"] in cube.store.users
