@@ -16,6 +16,7 @@ from benchmarks import chaos
 from benchmarks.chaos_faults import compressed, request_bound
 from benchmarks.chaos_services import OwnRedis
 from django_connectycube.conf import DEFAULTS
+from tests.conftest import unavailable
 
 
 def test_the_run_keeps_the_production_retry_defaults_only_compressed(monkeypatch):
@@ -44,7 +45,7 @@ def test_it_takes_no_redis_url_and_never_a_scale_below_production():
 
 def test_its_redis_is_its_own(tmp_path):
     if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server")
+        unavailable("needs redis-server on PATH to start the chaos run's own Redis")
     redis = OwnRedis(tmp_path / "redis")
     assert redis.port != 6379 and not redis.ping()
     try:
