@@ -140,7 +140,7 @@ def measure(
                             f"{lat} ms RTT: {total:,} users at the best rate",
                             total / best[lat] / 3600,
                             "h",
-                            note="no server rate limit assumed",
+                            note="" if rows[-1].unit == "h" else "no server rate limit assumed",
                         )
                     )
             _inject(emulator, 0)
