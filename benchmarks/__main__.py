@@ -17,7 +17,14 @@ from contextlib import redirect_stdout
 
 from benchmarks._common import Row, print_rows
 
-BENCHMARKS = ("save_overhead", "backfill", "calls_per_change", "worker_throughput")
+BENCHMARKS = (
+    "save_overhead",
+    "db_scale",
+    "backfill_wan",
+    "backfill",
+    "calls_per_change",
+    "worker_throughput",
+)
 
 
 def emulator_rows(quick: bool) -> list[Row]:

@@ -141,11 +141,15 @@ def setup_django() -> None:
 
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database for this run, dropped afterwards; yields its URL."""
+    """A new, empty PostgreSQL database for this run, dropped afterwards; yields its URL.
+
+    ``BENCH_PG_NAME`` fixes its name (a database this machine gives the run), else it is random.
+    """
     import psycopg
 
-    name = f"cube_bench_{uuid.uuid4().hex[:10]}"
+    name = os.environ.get("BENCH_PG_NAME") or f"cube_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = PG_ADMIN_URL.rpartition("/")
     try:
