@@ -191,7 +191,8 @@ def measure(users: int, concurrency: int, reps: int, naive_users: int, profile: 
     from benchmarks.settings import CONNECTYCUBE
 
     with EmulatorProcess() as emulator:
-        settings = {**CONNECTYCUBE, "API_URL": emulator.url, "SYNC_ENABLED": False}
+        # Users come from bulk_create (no signals); the sync command needs SYNC_ENABLED.
+        settings = {**CONNECTYCUBE, "API_URL": emulator.url, "SYNC_ENABLED": True}
         with override_settings(CONNECTYCUBE=settings):
             memory = {}
 
