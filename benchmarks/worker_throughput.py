@@ -126,7 +126,7 @@ def run(quick: bool = False, changes: int | None = None) -> list[Row]:
     changes = changes or (200 if quick else 500)
     reps = 1
     with throwaway_postgres() as url:
-        env = child_env(database_url=url, broker_url=REDIS_URL)
+        env = child_env(database_url=url, broker_url=REDIS_URL, redis_url=REDIS_URL)
         args = ["--child", "--changes", str(changes), "--reps", str(reps)]
         return run_child(MODULE, args, env, timeout=1800)
 
