@@ -156,7 +156,7 @@ def drop_database(url: str, name: str) -> None:
 
 
 class Sweeper(threading.Thread):
-    """``outbox.sweep()`` every few seconds, as Celery beat would run it in production."""
+    """``enqueue.sweep()`` every few seconds, as Celery beat would run it in production."""
 
     def __init__(self, interval: float) -> None:
         super().__init__(name="chaos-sweeper", daemon=True)
@@ -169,12 +169,12 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         from django.db import close_old_connections, connection
 
-        from django_connectycube import outbox
+        from django_connectycube import enqueue
 
         try:
             while not self.stopping.wait(self.interval):
                 try:
-                    self.sent += outbox.sweep()
+                    self.sent += enqueue.sweep()
                     self.runs += 1
                 except Exception:  # the database or broker hiccuped: try next time
                     self.errors += 1

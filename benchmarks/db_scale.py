@@ -5,7 +5,7 @@ generate_series``) in a throwaway PostgreSQL database; every user is linked and 
 spread over the table, which are owed and never enqueued. For each size it times (median of a few
 repetitions, the owed rows made due again before each):
 
-* one sweep (``outbox.sweep``; goal ≤ 50 ms): what beat runs every minute;
+* one sweep (``enqueue.sweep``; goal ≤ 50 ms): what beat runs every minute;
 * ``link_missing_users``: the full outer join ``connectycube_sync --dirty`` runs before selecting;
 * ``connectycube_sync --dirty --dry-run`` (the selection alone);
 * the admin changelist of ``CubeUser`` and its sync-health page (Django test client, superuser).
@@ -91,7 +91,7 @@ def _operations() -> dict[str, Callable[[], Any]]:
     from django.db import connection
     from django.test import Client
 
-    from django_connectycube import outbox
+    from django_connectycube import enqueue, owed
     from django_connectycube.models import CubeUser
 
     admin, _ = get_user_model().objects.get_or_create(
@@ -106,7 +106,7 @@ def _operations() -> dict[str, Callable[[], Any]]:
             cursor.execute(f"UPDATE {links} SET enqueued_at = NULL WHERE state = 'pending'")  # noqa: S608
 
     def sweep() -> None:
-        sent = outbox.sweep()
+        sent = enqueue.sweep()
         if sent != OWED:
             raise RuntimeError(f"the sweep sent {sent}, not {OWED}")
 
@@ -127,8 +127,8 @@ def _operations() -> dict[str, Callable[[], Any]]:
             raise RuntimeError(f"--dirty --dry-run did not see {OWED} owed: {out.getvalue()}")
 
     return {
-        "sweep (outbox.sweep)": sweep,
-        "link_missing_users (before --dirty)": outbox.link_missing_users,
+        "sweep (enqueue.sweep)": sweep,
+        "link_missing_users (before --dirty)": owed.link_missing_users,
         "connectycube_sync --dirty --dry-run": dry_run,
         "admin changelist": get("/admin/django_connectycube/cubeuser/"),
         "admin sync-health": get("/admin/django_connectycube/cubeuser/sync-health/"),

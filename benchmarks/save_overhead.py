@@ -54,7 +54,7 @@ def _receivers(connect: bool) -> None:
     from django.conf import settings
     from django.db.models.signals import post_save
 
-    from django_connectycube.signals import connect_receivers, user_saved
+    from django_connectycube.receivers import connect_receivers, user_saved
 
     if connect:
         connect_receivers()
@@ -93,7 +93,7 @@ def measure(db: str, broker: str, rounds: int, block: int, profile: bool) -> lis
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
-    from django_connectycube import outbox
+    from django_connectycube import enqueue
     from django_connectycube.models import CubeUser
 
     User = get_user_model()
@@ -129,7 +129,7 @@ def measure(db: str, broker: str, rounds: int, block: int, profile: bool) -> lis
                 samples[name] += _timed(op, block, counter)
                 counter += block
     _receivers(True)
-    outbox.flush()
+    enqueue.flush()
 
     label = f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'} + {broker} broker"
     stats = {

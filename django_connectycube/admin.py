@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import outbox
+from . import enqueue
 from .admin_health import sync_health_view
 from .models import CubeSession, CubeUser
 
@@ -51,9 +51,9 @@ def resync(links: QuerySet[CubeUser]) -> int:
     CubeUser.objects.filter(pk__in=[pk for pk, _ in rows]).resync(timezone.now())
     for pk, user_id in rows:
         if user_id is None:
-            transaction.on_commit(lambda pk=pk: outbox.enqueue_delete(pk))
+            transaction.on_commit(lambda pk=pk: enqueue.enqueue_delete(pk))
         else:
-            transaction.on_commit(lambda user_id=user_id: outbox.enqueue_push(user_id))
+            transaction.on_commit(lambda user_id=user_id: enqueue.enqueue_push(user_id))
     return len(rows)
 
 

@@ -10,7 +10,7 @@ class ConnectyCubeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, retry_checks, security_checks, setup_checks  # noqa: F401  (register checks)
-        from .signals import connect_receivers
+        from .receivers import connect_receivers
 
         connect_receivers()
 

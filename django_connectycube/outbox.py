@@ -1,225 +1,36 @@
-"""The durable record of what is still owed to ConnectyCube, and the hand-off to Celery.
+"""Deprecated: the record of owed work is :mod:`.owed`, the hand-off to Celery :mod:`.enqueue`.
 
-Signals write here inside the saving transaction; Celery is only told after commit. If the
-broker is down the row simply stays owed and :func:`sweep` hands it over later, so the database,
-not the broker, is the source of truth for pending work.
+Kept so integrators' ``outbox.mark_dirty(user)`` / ``outbox.enqueue_push(pk)`` keep working for
+one release; each name warns once where it is used.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
+import warnings
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Q
-from django.utils import timezone
+from . import enqueue, owed
 
-from . import breaker
-from .conf import app_settings
-from .models import CubeUser
-from .publisher import Publisher
-
-logger = logging.getLogger("django_connectycube")
-
-__all__ = [
-    "delete_after_commit",
-    "enqueue_delete",
-    "enqueue_push",
-    "flush",
-    "link_missing_users",
-    "mark_deleted",
-    "mark_dirty",
-    "push_after_commit",
-    "sweep",
-]
+_MOVED = {
+    "mark_dirty": owed,
+    "mark_deleted": owed,
+    "link_missing_users": owed,
+    "enqueue_push": enqueue,
+    "enqueue_delete": enqueue,
+    "push_after_commit": enqueue,
+    "delete_after_commit": enqueue,
+    "flush": enqueue,
+    "sweep": enqueue,
+}
 
 
-def _db(using: str | None) -> str:
-    return using or router.db_for_write(CubeUser)
-
-
-def mark_dirty(user: Any, *, using: str | None = None, created: bool = False) -> None:
-    """Record, in the caller's transaction, that this user's latest state must be pushed.
-
-    A user without a link gets a new one with a freshly minted external id, never an old
-    tombstone's: a new user who happens to get a deleted user's pk is someone else.
-    """
-    db = _db(using)
-    now = timezone.now()
-    if not created and CubeUser.objects.mark_user_owed(user.pk, now, using=db):
-        return
-    try:
-        with transaction.atomic(using=db):
-            CubeUser.objects.using(db).create(user=user, dirty_version=1, enqueued_at=now)
-    except IntegrityError:
-        # Another process linked the user first: that link is the user's.
-        CubeUser.objects.using(db).filter(user_id=user.pk).mark_owed(now)
-
-
-def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
-    """Turn the user's link into a tombstone owing a remote delete; returns its id, if any.
-
-    Call it while the user row still exists (the ``pre_delete`` receiver does, inside the
-    delete's transaction): the link is found by its user, never by an id a later user could
-    share.
-    """
-    db = _db(using)
-    now = timezone.now()
-    links = CubeUser.objects.using(db).filter(user_id=user_pk).exclude(state=CubeUser.State.DELETED)
-    link_id = links.values_list("pk", flat=True).first()
-    if link_id is None:
-        return None
-    CubeUser.objects.using(db).filter(pk=link_id).mark_deleting(now)
-    return link_id
-
-
-def _send(task_name: str, arg: Any, *, link_filter: Q, using: str | None) -> bool:
-    from . import tasks
-
-    task = getattr(tasks, task_name)
-    try:
-        options = {"queue": app_settings.TASK_QUEUE} if app_settings.TASK_QUEUE else {}
-        task.apply_async((arg,), **options)
-    except Exception as exc:  # the broker is down or misconfigured: the sweep will retry
-        logger.warning(
-            "Could not enqueue %s(%s): %s. The change is kept and the sweep will push it.",
-            task_name,
-            arg,
-            exc,
-        )
-        CubeUser.objects.using(_db(using)).filter(link_filter).update(enqueued_at=None)
-        return False
-    return True
-
-
-def enqueue_push(user_pk: Any, *, using: str | None = None) -> bool:
-    """Hand a push to Celery; on failure leave the row owed (and visible to the sweep at once)."""
-    return _send("push_user", _task_arg(user_pk), link_filter=Q(user_id=user_pk), using=using)
-
-
-def enqueue_delete(link_id: int, *, using: str | None = None) -> bool:
-    """Hand a remote delete to Celery; on failure the tombstone stays owed."""
-    return _send("delete_remote_user", link_id, link_filter=Q(pk=link_id), using=using)
-
-
-def _task_arg(pk: Any) -> Any:
-    return pk if isinstance(pk, int | str) else str(pk)
-
-
-#: Which link a task's argument names, for clearing ``enqueued_at`` when its publish fails.
-_LINK_FIELD = {"push_user": "user_id", "delete_remote_user": "pk"}
-
-
-def _publish(task_name: str, arg: Any, using: str | None) -> bool:
-    return _send(task_name, arg, link_filter=Q(**{_LINK_FIELD[task_name]: arg}), using=using)
-
-
-def _close_thread_connections() -> None:
-    # The publisher thread only touches the database when a publish failed; don't keep an idle
-    # connection per process open for that (it would also block dropping a test database).
-    connections.close_all()
-
-
-_publisher = Publisher(_publish, after_failure=_close_thread_connections)
-
-
-def _publish_in_background() -> bool:
-    """``ENQUEUE == "background"``, unless Celery runs tasks eagerly (in-process, in order)."""
-    if app_settings.ENQUEUE != "background":
-        return False
-    from .tasks import push_user
-
-    return not push_user.app.conf.task_always_eager
-
-
-def push_after_commit(user_pk: Any, *, using: str | None = None) -> None:
-    """The on-commit callback of a save: publish ``push_user`` now or via the background thread.
-
-    In background mode this only queues, so the request does not pay for the broker round trip.
-    """
-    if _publish_in_background():
-        _publisher.submit("push_user", _task_arg(user_pk), using)
-    else:
-        enqueue_push(user_pk, using=using)
-
-
-def delete_after_commit(link_id: int, *, using: str | None = None) -> None:
-    """The on-commit callback of a delete: like :func:`push_after_commit`, for the tombstone."""
-    if _publish_in_background():
-        _publisher.submit("delete_remote_user", link_id, using)
-    else:
-        enqueue_delete(link_id, using=using)
-
-
-def flush(timeout: float = 5.0) -> bool:
-    """Wait until every message this process queued for the background publisher was published
-    (or failed, leaving its row to the sweep); False if that took longer than ``timeout``.
-
-    For tests and scripts that must see the publish happen; it also runs at interpreter exit.
-    """
-    return _publisher.flush(timeout)
-
-
-def link_missing_users(*, using: str | None = None, batch_size: int = 500) -> int:
-    """Create owed links for users that have none (saved before the app was installed or while
-    ``SYNC_ENABLED`` was off, or in autocommit mode by a process that died between the two
-    writes). It reads the whole user table, so it runs on demand (``connectycube_sync``), not
-    from the periodic sweep."""
-    db = _db(using)
-    User = get_user_model()
-    missing = (
-        User._default_manager.using(db)
-        .filter(connectycube__isnull=True)
-        .values_list("pk", flat=True)
-        .order_by("pk")
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"django_connectycube.outbox.{name} is deprecated; use {module.__name__}.{name}",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    created = 0
-    batch: list[CubeUser] = []
-    for pk in missing.iterator(chunk_size=batch_size):
-        batch.append(CubeUser(user_id=pk, dirty_version=1, enqueued_at=None))
-        if len(batch) >= batch_size:
-            created += len(CubeUser.objects.using(db).bulk_create(batch, ignore_conflicts=True))
-            batch = []
-    if batch:
-        created += len(CubeUser.objects.using(db).bulk_create(batch, ignore_conflicts=True))
-    return created
-
-
-def sweep(*, using: str | None = None, limit: int = 1000) -> int:
-    """Hand owed rows that are due and not in flight to Celery; returns how many were sent.
-
-    Never enqueued (the broker was down) comes first, then the longest in flight. A row waiting
-    for a retry is left alone until its ``next_attempt_at``. While the circuit breaker is open
-    nothing is sent (the rows are due after the next probe anyway); when it is due for a probe,
-    one row is. With ``SYNC_ENABLED = False`` nothing is sent at all. Users saved without a
-    link are not looked for here (that scans the whole user table): ``connectycube_sync`` does.
-    """
-    if not app_settings.SYNC_ENABLED or breaker.is_open() is not None:
-        return 0
-    if breaker.half_open():
-        limit = 1
-    db = _db(using)
-    now = timezone.now()
-    stale = now - timedelta(seconds=app_settings.SWEEP_AFTER)
-    candidates = list(
-        CubeUser.objects.using(db).due(now, stale).values_list("pk", "user_id", "state")[:limit]
-    )
-    sent = 0
-    for pk, user_id, state in candidates:
-        # Claim the row first, so two sweeps (beat and the command) don't both enqueue it.
-        claimed = (
-            CubeUser.objects.using(db)
-            .filter(pk=pk)
-            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-            .update(enqueued_at=now)
-        )
-        if not claimed:
-            continue
-        if state == CubeUser.State.DELETING or user_id is None:
-            ok = enqueue_delete(pk, using=db)
-        else:
-            ok = enqueue_push(user_id, using=db)
-        sent += ok
-    return sent
+    return getattr(module, name)

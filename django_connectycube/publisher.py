@@ -9,7 +9,7 @@ Why this loses nothing: the row was marked owed inside the saving transaction, b
 was queued here. A message still queued when the process dies (SIGKILL, ``os._exit`` in a forked
 worker) is exactly the "broker was down at commit" case the sweep already covers after
 ``SWEEP_AFTER``; a publish that fails here clears ``enqueued_at`` so the sweep takes the row at
-once (see :func:`django_connectycube.outbox._send`).
+once (see :func:`django_connectycube.enqueue._send`).
 
 * Coalescing: everything drained in one go is deduplicated, so a burst of saves of one user while
   the thread was busy becomes one publish (the push task reads the latest state anyway).

@@ -206,7 +206,7 @@ def _valid_reusable(user_pk: Any) -> CubeSession | None:
 def _ensure_link(user: Any) -> CubeUser:
     link = CubeUser.objects.filter(user_id=user.pk).first()
     if link is None:
-        from .outbox import mark_dirty
+        from .owed import mark_dirty
 
         with transaction.atomic():
             mark_dirty(user)
@@ -375,7 +375,7 @@ def _recreate_and_log_in(
             "This user's ConnectyCube account is being restored; try again later.",
             retry_after=60,
         ) from gone
-    from .outbox import mark_dirty
+    from .owed import mark_dirty
     from .sync import forget_remote_user
 
     logger.warning("ConnectyCube user of %s is gone; creating it again.", link.external_id)

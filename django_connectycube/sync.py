@@ -103,7 +103,7 @@ def _link_for_user(user_pk: Any) -> CubeUser | None:
     user = get_user_model()._default_manager.filter(pk=user_pk).first()
     if user is None:
         return None
-    from .outbox import mark_dirty
+    from .owed import mark_dirty
 
     mark_dirty(user)
     return CubeUser.objects.filter(user_id=user_pk).only("pk").first()

@@ -19,7 +19,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db.models import Q
 
-from . import outbox, password_reset, policy, sync
+from . import enqueue, password_reset, policy, sync
 from .client import ConnectyCubeError
 from .policy import backoff  # noqa: F401  (tasks.backoff, its older home)
 
@@ -71,7 +71,7 @@ def delete_remote_user(self: Task, link_id: int) -> str:
 def sweep_dirty(limit: int = 1000) -> int:
     """Hand owed rows that are due and not in flight to the workers; schedule it with Celery
     beat (every minute)."""
-    return outbox.sweep(limit=limit)
+    return enqueue.sweep(limit=limit)
 
 
 #: Reset e-mails are retried this often (a relay or ConnectyCube hiccup), then dropped, logged.

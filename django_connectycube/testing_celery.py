@@ -94,9 +94,9 @@ class CeleryRecorder:
 
 def _flush_background_publisher() -> None:
     """Let the app's publisher thread hand over what it queued (only loaded modules matter)."""
-    outbox = sys.modules.get("django_connectycube.outbox")
-    if outbox is not None:
-        outbox.flush(10.0)
+    enqueue = sys.modules.get("django_connectycube.enqueue")
+    if enqueue is not None:
+        enqueue.flush(10.0)
 
 
 @pytest.fixture(autouse=True)

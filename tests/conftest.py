@@ -92,11 +92,11 @@ def _publish_on_the_committing_thread(request: pytest.FixtureRequest) -> None:
 def background_enqueue(settings: Any) -> Iterator[None]:
     """The default ``ENQUEUE = "background"``; waits for the publisher at teardown, so nothing
     this test queued is published into the next one."""
-    from django_connectycube import outbox
+    from django_connectycube import enqueue
 
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ENQUEUE": "background"}
     yield
-    assert outbox.flush(10.0), "the background publisher did not drain within 10 s"
+    assert enqueue.flush(10.0), "the background publisher did not drain within 10 s"
 
 
 @pytest.fixture

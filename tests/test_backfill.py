@@ -16,7 +16,7 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_connectycube import backfill, identity, mapping, outbox
+from django_connectycube import backfill, identity, mapping, owed
 from django_connectycube.models import CubeUser
 from django_connectycube.remote import get_client, reset_client
 
@@ -52,7 +52,7 @@ def quiet_users(settings, n, prefix="b", **fields):
 
 def linked_users(settings, n, prefix="b"):
     users = quiet_users(settings, n, prefix)
-    outbox.link_missing_users()
+    owed.link_missing_users()
     return users
 
 

@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django.db.models import Q
 from django.utils import timezone
 
-from django_connectycube import outbox, sessions, sync, tasks
+from django_connectycube import enqueue, sessions, sync, tasks
 from django_connectycube.client import ConnectyCubeClient, SessionExpired
 from django_connectycube.models import CubeUser
 from django_connectycube.signals import user_sync_failed
@@ -129,7 +129,7 @@ def run_for(clock: Clock, broker: Broker, seconds: float, step: float = 60.0) ->
         clock.advance(step)
         elapsed += step
         broker.deliver()
-        outbox.sweep()
+        enqueue.sweep()
         broker.deliver()
 
 
@@ -197,7 +197,7 @@ def test_a_short_retry_is_a_countdown_and_is_not_swept_twice(cube, broker, setti
     assert len(broker.countdowns) == 1 and broker.countdowns[0] <= 60
     link = CubeUser.objects.get(user=user)
     assert (link.attempts, link.enqueued_at) == (1, link.next_attempt_at)
-    assert outbox.sweep() == 0  # the retry is in flight until it is due
+    assert enqueue.sweep() == 0  # the retry is in flight until it is due
     assert broker.deliver() == ["created"]
 
 
@@ -212,9 +212,9 @@ def test_a_retry_hours_away_waits_in_the_database_not_in_the_broker(
     link = CubeUser.objects.get(user=user)
     assert link.enqueued_at is None
     assert link.next_attempt_at - timezone.now() > timedelta(hours=0.9)
-    assert outbox.sweep() == 0
+    assert enqueue.sweep() == 0
     clock.advance(HOUR + 1)
-    assert outbox.sweep() == 1
+    assert enqueue.sweep() == 1
     assert broker.deliver() == ["created"]
 
 
@@ -370,7 +370,7 @@ def test_the_sweep_takes_rows_never_enqueued_first_on_postgresql(postgres_db, br
     CubeUser.objects.filter(user=lost).update(enqueued_at=timezone.now() - timedelta(hours=1))
     CubeUser.objects.filter(user=unsent).update(enqueued_at=None)
     broker.queue.clear()
-    assert outbox.sweep(limit=1) == 1
+    assert enqueue.sweep(limit=1) == 1
     assert broker.queue == [("django_connectycube.push_user", unsent.pk)]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from django_connectycube import outbox, publisher, tasks
+from django_connectycube import enqueue, publisher, tasks
 from django_connectycube.models import CubeUser
 from django_connectycube.publisher import Publisher
 
@@ -51,13 +51,13 @@ class Recorder:
 @pytest.mark.django_db(transaction=True)
 def test_save_queues_and_the_thread_publishes(background_enqueue, sent):
     user = User.objects.create(username="bg")  # autocommit: the on-commit callback runs now
-    assert outbox.flush()
+    assert enqueue.flush()
     assert [(task, arg) for task, arg, _ in sent] == [("push_user", str(user.pk))]
     assert sent[0][2] == "connectycube-publisher"  # not the saving thread
 
     link_id = CubeUser.objects.get(user=user).pk
     user.delete()
-    assert outbox.flush()
+    assert enqueue.flush()
     assert [(task, arg) for task, arg, _ in sent[1:]] == [("delete_remote_user", str(link_id))]
 
 
@@ -79,7 +79,7 @@ def test_quick_saves_while_the_thread_is_busy_become_one_push(
         user.first_name = f"B{i}"
         user.save()
     gate.set()
-    assert outbox.flush()
+    assert enqueue.flush()
     pushes = [arg for task, arg, _ in sent if task == "push_user"]
     assert pushes.count(str(first.pk)) == 1
     assert pushes.count(str(user.pk)) <= 2  # its create may have gone out alone; the rest, once
@@ -95,7 +95,7 @@ def test_broker_failure_in_the_thread_leaves_the_row_to_the_sweep(
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", broken)
     user = User.objects.create(username="offline")
-    assert outbox.flush()
+    assert enqueue.flush()
     link = CubeUser.objects.get(user=user)
     assert link.state == "pending" and link.is_dirty
     assert link.enqueued_at is None  # visible to the sweep at once

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from django_connectycube import identity, outbox, tasks
+from django_connectycube import enqueue, identity, owed, tasks
 from django_connectycube.models import CubeUser
 
 pytestmark = pytest.mark.django_db
@@ -165,12 +165,12 @@ def test_sweep_enqueues_owed_rows_not_in_flight(sent, settings):
     b = User.objects.create(username="b1")
     CubeUser.objects.filter(user=a).update(enqueued_at=None)  # enqueue was lost
     sent.clear()
-    assert outbox.sweep() == 1
+    assert enqueue.sweep() == 1
     assert sent == [("push_user", str(a.pk))]
     # b was enqueued just now: in flight, left alone until SWEEP_AFTER passes.
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SWEEP_AFTER": 0}
     sent.clear()
-    assert outbox.sweep() == 2
+    assert enqueue.sweep() == 2
     assert sorted(sent) == sorted([("push_user", str(a.pk)), ("push_user", str(b.pk))])
 
 
@@ -181,9 +181,9 @@ def test_sweep_never_reads_the_user_table(settings, sent):
     User.objects.create(username="legacy")
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": True}
     with CaptureQueriesContext(connection) as queries:
-        assert outbox.sweep() == 0
+        assert enqueue.sweep() == 0
     assert not [q for q in queries if User._meta.db_table in q["sql"]]
-    assert outbox.link_missing_users() == 1
+    assert owed.link_missing_users() == 1
 
 
 def test_sweep_sends_nothing_while_sync_is_disabled(settings, sent):
@@ -191,10 +191,10 @@ def test_sweep_sends_nothing_while_sync_is_disabled(settings, sent):
     CubeUser.objects.filter(user=user).update(enqueued_at=None)
     sent.clear()
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": False}
-    assert outbox.sweep() == 0
+    assert enqueue.sweep() == 0
     assert sent == []
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": True}
-    assert outbox.sweep() == 1
+    assert enqueue.sweep() == 1
 
 
 def test_sweep_sends_deletes_for_tombstones(sent, django_capture_on_commit_callbacks):
@@ -203,7 +203,7 @@ def test_sweep_sends_deletes_for_tombstones(sent, django_capture_on_commit_callb
     user.delete()  # no commit callbacks run: the enqueue is "lost"
     CubeUser.objects.filter(pk=link_id).update(enqueued_at=None)
     sent.clear()
-    assert outbox.sweep() == 1
+    assert enqueue.sweep() == 1
     assert sent == [("delete_remote_user", str(link_id))]
 
 
@@ -230,5 +230,16 @@ def test_enqueue_arg_for_uuid_pk_is_a_string():
 
     pk = uuid.uuid4()
     with mock.patch.object(tasks.push_user, "apply_async") as apply_async:
-        outbox.enqueue_push(pk)
+        enqueue.enqueue_push(pk)
     apply_async.assert_called_once_with((str(pk),))
+
+
+def test_the_old_outbox_module_still_answers_with_a_warning():
+    from django_connectycube import enqueue, outbox, owed
+
+    with pytest.warns(DeprecationWarning, match="owed.mark_dirty"):
+        assert outbox.mark_dirty is owed.mark_dirty
+    with pytest.warns(DeprecationWarning, match="enqueue.enqueue_push"):
+        assert outbox.enqueue_push is enqueue.enqueue_push
+    with pytest.raises(AttributeError):
+        outbox.nothing_here

@@ -119,7 +119,7 @@ def test_a_save_during_the_push_keeps_the_row_owed(cube, monkeypatch):
     def save_meanwhile(u, external_id=None):
         fields = real(u, external_id)
         User.objects.filter(pk=u.pk).update(first_name="later")
-        from django_connectycube.outbox import mark_dirty
+        from django_connectycube.owed import mark_dirty
 
         mark_dirty(User.objects.get(pk=u.pk))
         return fields

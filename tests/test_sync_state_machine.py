@@ -6,7 +6,7 @@ is replaced by a recorded message list, so a rule can deliver any message in any
 one twice (a redelivery after a lost ack), drop one (a broker that lost it: only the sweep can
 recover), or leave a lease behind as a killed worker would. The emulator runs in-process over
 real HTTP and can fail the next request. Rules never touch the remote directly: everything goes
-through signals, the outbox, the tasks' retry policy and the sync engine.
+through the receivers, the owed record, the tasks' retry policy and the sync engine.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from django_connectycube import breaker, mapping, outbox, sync, tasks
+from django_connectycube import breaker, enqueue, mapping, sync, tasks
 from django_connectycube.models import CubeSession, CubeUser
 from tests.conftest import running_under_ci
 
@@ -82,7 +82,7 @@ class SyncMachine(RuleBasedStateMachine):
         breaker.reset()
         SyncMachine.current = self
 
-    # ---- local changes (through signals and the outbox, as in production) ------------------
+    # ---- local changes (through the receivers and the owed record, as in production) -----
 
     @rule(name=st.sampled_from(NAMES), first=st.sampled_from(["A", "B", ""]))
     def create_user(self, name: str, first: str) -> None:
@@ -175,7 +175,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule()
     def sweep(self) -> None:
-        outbox.sweep()
+        enqueue.sweep()
 
     @rule(fault=st.sampled_from(FAULTS))
     def fail_the_next_request(self, fault: Any) -> None:
@@ -224,7 +224,7 @@ class SyncMachine(RuleBasedStateMachine):
             # the injected faults closes again.
             CubeUser.objects.update(lease_until=None, enqueued_at=None, next_attempt_at=None)
             breaker.reset()
-            outbox.sweep()
+            enqueue.sweep()
             while self.queue:
                 self._run(self.queue.pop(0))
             if not CubeUser.objects.owed().exists():

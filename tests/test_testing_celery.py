@@ -38,9 +38,9 @@ def test_recorded_tasks_run_against_the_emulator(connectycube_emulator, connecty
 def test_opting_in_publishes_to_the_configured_broker(connectycube_celery):
     assert connectycube_celery is None
     user = get_user_model().objects.create(username="cid")
-    from django_connectycube import outbox
+    from django_connectycube import enqueue
 
-    assert outbox.flush(30.0)
+    assert enqueue.flush(30.0)
     # Nothing listens on the broker's port: the publish failed and the sweep owns the change.
     assert CubeUser.objects.get(user=user).enqueued_at is None
 """
@@ -64,10 +64,10 @@ def test_a_users_tests_never_reach_an_unreachable_broker(pytester, monkeypatch):
 
 @pytest.mark.django_db
 def test_recorder_keeps_name_arguments_and_queue(connectycube_celery, settings):
-    from django_connectycube import outbox
+    from django_connectycube import enqueue
 
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_QUEUE": "cube"}
-    assert outbox.enqueue_delete(41)
+    assert enqueue.enqueue_delete(41)
     (sent,) = connectycube_celery.sent
     assert (sent.name, sent.args, sent.options) == (
         "django_connectycube.delete_remote_user",

@@ -19,7 +19,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from kombu.exceptions import OperationalError
 
-from django_connectycube import outbox
+from django_connectycube import enqueue
 from django_connectycube.models import CubeUser
 from tests.conftest import unavailable
 from tests.worker import Worker, database_url_of, use_broker, wait_until
@@ -40,7 +40,7 @@ def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
     try:
         yield url
     finally:
-        outbox.flush(10.0)
+        enqueue.flush(10.0)
         use_broker(app, previous)
 
 
@@ -95,7 +95,7 @@ def beat() -> Iterator[None]:
     def run() -> None:
         try:
             while not stop.wait(0.5):
-                outbox.sweep()
+                enqueue.sweep()
         finally:
             thread_connection.close()
 
@@ -163,12 +163,12 @@ def test_broker_down_at_commit_is_synced_by_the_sweep(cube, worker, monkeypatch,
     with monkeypatch.context() as patch:
         patch.setattr(app.amqp, "send_task_message", broker_down)
         user = User.objects.create(username="offline")  # the save itself succeeds
-        assert outbox.flush()  # the background publisher tries (and fails) while Redis is "down"
+        assert enqueue.flush()  # the background publisher tries (and fails) while Redis is "down"
     assert "sweep will push it" in caplog.text
     link = CubeUser.objects.get(user=user)
     assert link.state == "pending" and link.enqueued_at is None
     assert cube.users == []
-    assert outbox.sweep() == 1  # broker back: what beat runs every minute
+    assert enqueue.sweep() == 1  # broker back: what beat runs every minute
     wait_until(lambda: synced(user.pk))
     assert len(remote(cube, user.pk)) == 1
 

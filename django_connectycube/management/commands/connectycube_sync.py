@@ -24,7 +24,7 @@ from django.db import DataError, connection, connections
 from django.db.models import Q
 from django.utils import timezone
 
-from ... import backfill, drift, outbox, policy, sync
+from ... import backfill, drift, owed, policy, sync
 from ...conf import app_settings
 from ...models import CubeUser
 from ...remote import get_client
@@ -123,7 +123,7 @@ class Command(BaseCommand):
             return iter(found), len(found)
         if scope == "all":
             if not dry_run:
-                outbox.link_missing_users()
+                owed.link_missing_users()
                 self.make_owed(CubeUser.objects.filter(user__isnull=False), None)
             qs = users.order_by("pk").values_list("pk", flat=True)
             return qs.iterator(chunk_size=CHUNK), qs.count()
@@ -137,20 +137,20 @@ class Command(BaseCommand):
             failed.resync(timezone.now())
             return iter(pks), len(pks)
         if not dry_run:
-            outbox.link_missing_users()
-        owed = (
+            owed.link_missing_users()
+        pending = (
             CubeUser.objects.filter(state=CubeUser.State.PENDING, user__isnull=False)
             .order_by("pk")
             .values_list("user_id", flat=True)
         )
-        return owed.iterator(chunk_size=CHUNK), owed.count()
+        return pending.iterator(chunk_size=CHUNK), pending.count()
 
     def make_owed(self, links: Any, user_pks: list[Any] | None) -> None:
         if user_pks is not None:
             linked = set(links.values_list("user_id", flat=True))
             for user in get_user_model()._default_manager.filter(pk__in=user_pks):
                 if user.pk not in linked:
-                    outbox.mark_dirty(user, created=True)
+                    owed.mark_dirty(user, created=True)
         # Enqueued now: keeps the sweep away while this command pushes them.
         links.exclude(state=CubeUser.State.DELETED).mark_owed(timezone.now())
 
