@@ -37,8 +37,9 @@ from .client import (
     ValidationError,
 )
 from .failures import Busy, SyncConflict
+from .logins import AUTH_MODE_CIDP, auth_mode
 from .models import CubeUser
-from .sessions import AUTH_MODE_CIDP, auth_mode, call_as_user
+from .stored_sessions import call_as_user
 
 logger = logging.getLogger("django_connectycube")
 

@@ -23,7 +23,7 @@ __all__ = [
     "transport_problem",
 ]
 
-#: The registered name of :func:`django_connectycube.tasks.sweep_dirty`.
+#: The registered name of :func:`django_connectycube.enqueue.sweep_dirty`.
 SWEEP_TASK = "django_connectycube.sweep_dirty"
 
 #: Python packages each transport needs, imported before connecting (kombu's Redis transport

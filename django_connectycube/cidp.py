@@ -1,9 +1,10 @@
 """This site as ConnectyCube's Custom Identity Provider (``AUTH_MODE = "cidp"``).
 
-Instead of a derived password, :mod:`.sessions` logs a user in with a short-lived token signed
+Instead of a derived password, :mod:`.logins` logs a user in with a short-lived token signed
 with Django's ``SECRET_KEY`` (:func:`make_login_token`). ConnectyCube hands that token to the
-verification URL configured in its dashboard, which is :func:`verify` here, and maps our answer
-to its user. Configure, in the ConnectyCube dashboard (or the emulator's ``cidp_url``):
+verification URL configured in its dashboard (the view in :mod:`.api.cidp`), which asks
+:func:`answer` here what to tell ConnectyCube about the user. Configure, in the ConnectyCube
+dashboard (or the emulator's ``cidp_url``):
 
 * verification URL ``https://<your site>/<api prefix>/cidp/verify/`` (ConnectyCube sends
   ``GET ?token=``, with the request mapping ``{"token": "#{login}"}``; POST with a form or JSON
@@ -31,7 +32,6 @@ remote delete.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import timedelta
@@ -40,11 +40,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, JsonResponse
 from django.utils.crypto import get_random_string
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.debug import sensitive_variables
 
 from . import cidp_replay, identity, mapping
 from .conf import app_settings
@@ -54,11 +51,12 @@ logger = logging.getLogger("django_connectycube")
 
 __all__ = [
     "SALT",
+    "Refused",
+    "answer",
     "identity_for",
     "make_login_token",
     "make_tombstone_token",
     "read_login_token",
-    "verify",
 ]
 
 #: Keeps these tokens from being valid for any other use of ``SECRET_KEY`` (and vice versa).
@@ -141,77 +139,46 @@ def identity_for(user: Any) -> dict[str, Any] | None:
     }
 
 
-def _token_from(request: HttpRequest) -> str | None:
-    token = request.GET.get("token") or request.POST.get("token")
-    if token:
-        return token
-    if request.method == "POST" and request.content_type == "application/json":
-        try:
-            body = json.loads(request.body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, ValueError):
-            return None
-        value = body.get("token") if isinstance(body, dict) else None
-        return value if isinstance(value, str) and value else None
-    return None
+class Refused(Exception):
+    """The verifier refuses a token; the message is what ConnectyCube is told (422)."""
 
 
-def _refuse(message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=422)
-
-
-ALLOWED_METHODS = ("GET", "POST")
-
-
-@csrf_exempt  # called server-to-server by ConnectyCube, with no cookie
-@never_cache
-@sensitive_post_parameters("token")
 @sensitive_variables("token", "payload")
-def verify(request: HttpRequest) -> JsonResponse:
-    """The verification endpoint ConnectyCube calls with the token our login sent it."""
-    if request.method not in ALLOWED_METHODS:
-        response = JsonResponse(
-            {"detail": f"Method {request.method} not allowed.", "code": "method_not_allowed"},
-            status=405,
-        )
-        response["Allow"] = ", ".join(ALLOWED_METHODS)
-        return response
-    token = _token_from(request)
-    if not token:
-        return _refuse("token is required")
+def answer(token: str) -> dict[str, Any]:
+    """What the verifier tells ConnectyCube about the user a token names; :class:`Refused`
+    when the token is forged, old, already used, or names nobody who may log in."""
     try:
         payload = _payload(token)
     except signing.BadSignature:  # SignatureExpired is a subclass
-        return _refuse("invalid or expired token")
+        raise Refused("invalid or expired token") from None
     if not cidp_replay.first_use(token):
         logger.warning("A CIdP token was presented a second time; refused.")
-        return _refuse("token already used")
+        raise Refused("token already used")
     if isinstance(payload.get("x"), str):
-        return _tombstone_answer(payload["x"])
+        return _tombstone_identity(payload["x"])
     user_pk = payload["u"]
     User = get_user_model()
     try:
         user = User._default_manager.filter(pk=user_pk).first()
     except (ValueError, TypeError, ValidationError):
         user = None
-    answer = identity_for(user) if user is not None and getattr(user, "is_active", True) else None
-    if answer is None:
-        return _refuse("invalid or expired token")
-    return JsonResponse(answer)
+    found = identity_for(user) if user is not None and getattr(user, "is_active", True) else None
+    if found is None:
+        raise Refused("invalid or expired token")
+    return found
 
 
-def _tombstone_answer(external_id: str) -> JsonResponse:
+def _tombstone_identity(external_id: str) -> dict[str, Any]:
     link = CubeUser.objects.filter(
         external_id=external_id, user__isnull=True, state=CubeUser.State.DELETING
     ).first()
     if link is None:
-        return _refuse("invalid or expired token")
+        raise Refused("invalid or expired token")
     login = link.login
-    return JsonResponse(
-        {
-            "uid": link.external_id,
-            "login": login,
-            "email": "",
-            "full_name": "",
-            "user": {"id": link.external_id, "login": login, "email": ""},
-        }
-    )
+    return {
+        "uid": link.external_id,
+        "login": login,
+        "email": "",
+        "full_name": "",
+        "user": {"id": link.external_id, "login": login, "email": ""},
+    }

@@ -1,7 +1,9 @@
 """The hand-off of owed work to Celery: after commit, and again by the sweep.
 
 :mod:`.owed` records the work inside the saving transaction; Celery is only told after commit.
-If the broker is down the row simply stays owed and :func:`sweep` hands it over later.
+If the broker is down the row simply stays owed and :func:`sweep` hands it over later. This is
+the only module that publishes the sync tasks (:mod:`.tasks`); the periodic sweep task lives
+here with the sweep, so the tasks never import what enqueues them.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from celery import shared_task
 from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
 
-from . import breaker
+from . import breaker, tasks
 from .conf import app_settings
 from .models import CubeUser
 from .publisher import Publisher
@@ -28,6 +31,7 @@ __all__ = [
     "flush",
     "push_after_commit",
     "sweep",
+    "sweep_dirty",
 ]
 
 
@@ -36,8 +40,6 @@ def _db(using: str | None) -> str:
 
 
 def _send(task_name: str, arg: Any, *, link_filter: Q, using: str | None) -> bool:
-    from . import tasks
-
     task = getattr(tasks, task_name)
     try:
         options = {"queue": app_settings.TASK_QUEUE} if app_settings.TASK_QUEUE else {}
@@ -89,9 +91,7 @@ def _publish_in_background() -> bool:
     """``ENQUEUE == "background"``, unless Celery runs tasks eagerly (in-process, in order)."""
     if app_settings.ENQUEUE != "background":
         return False
-    from .tasks import push_user
-
-    return not push_user.app.conf.task_always_eager
+    return not tasks.push_user.app.conf.task_always_eager
 
 
 def push_after_commit(user_pk: Any, *, using: str | None = None) -> None:
@@ -158,3 +158,10 @@ def sweep(*, using: str | None = None, limit: int = 1000) -> int:
             ok = enqueue_push(user_id, using=db)
         sent += ok
     return sent
+
+
+@shared_task(name="django_connectycube.sweep_dirty", ignore_result=True)
+def sweep_dirty(limit: int = 1000) -> int:
+    """Hand owed rows that are due and not in flight to the workers; schedule it with Celery
+    beat (every minute)."""
+    return sweep(limit=limit)

@@ -1,5 +1,8 @@
 """How a failed push is named: the engine's own errors, and the ``last_error`` of a failure.
 
+They live below every module that raises or classifies them (the failure policy tells a
+:class:`SessionUnavailable` from an unknown error without importing the session manager).
+
 The sync engine, the session manager and the API all meet conflicts (a remote account that is
 not provably ours, a remote id already linked to another row); they raise :class:`SyncConflict`
 from here and record it through the failure policy (:func:`.policy.record`), so a conflict
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from .client import AuthenticationError, SessionExpired, ValidationError
 
-__all__ = ["Busy", "SyncConflict", "describe"]
+__all__ = ["Busy", "SessionUnavailable", "SyncConflict", "describe"]
 
 
 class Busy(Exception):
@@ -21,6 +24,14 @@ class Busy(Exception):
 
 class SyncConflict(Exception):
     """ConnectyCube holds data that belongs to someone else; an operator has to decide."""
+
+
+class SessionUnavailable(Exception):
+    """No session could be had in time; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def describe(error: BaseException) -> str:

@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import identity, mapping
+from .cidp import make_login_token, make_tombstone_token
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -33,7 +34,7 @@ from .client import (
 from .conf import ConfigurationError, app_settings
 from .failures import SyncConflict
 from .models import CubeUser
-from .remote_ids import other_holder, release_stale_claim, remote_user_of
+from .remote_ids import forget_remote_user, other_holder, release_stale_claim, remote_user_of
 from .secrecy import hide_secrets
 
 logger = logging.getLogger("django_connectycube")
@@ -191,8 +192,6 @@ def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
     ConnectyCube identifies CIdP users by the verifier's ``uid`` (the link's ``external_id``),
     so a remote user created by an earlier password-mode push is found again, not duplicated.
     """
-    from .cidp import make_login_token, make_tombstone_token
-
     if link.user_id is None:  # a deleted local user: log in only to delete the remote one
         return client.create_cidp_session(make_tombstone_token(link.external_id))
     if link.cube_id is None and not identity.is_minted(link.external_id):
@@ -229,8 +228,6 @@ def _still_ours(link: CubeUser, client: ConnectyCubeClient) -> bool:
 
 
 def _replace_external_id(link: CubeUser) -> None:
-    from .sync import forget_remote_user
-
     old = link.external_id
     forget_remote_user(link)
     logger.warning("Replaced external id %r of local user %s by a minted one", old, link.user_id)

@@ -48,7 +48,7 @@ from .client import (
 )
 from .client.redaction import redact
 from .conf import app_settings
-from .failures import Busy, SyncConflict, describe
+from .failures import Busy, SessionUnavailable, SyncConflict, describe
 from .models import CubeUser
 from .signals import user_sync_failed
 
@@ -61,7 +61,6 @@ __all__ = [
     "backoff",
     "classify",
     "record",
-    "record_failure",
     "remote_failed",
 ]
 
@@ -119,8 +118,6 @@ def remote_failed(error: BaseException) -> bool:
 
 
 def _known(error: BaseException) -> bool:
-    from .sessions import SessionUnavailable
-
     known = (ConnectyCubeError, Busy, SyncConflict, lease.LeaseLost, breaker.CircuitOpen)
     return isinstance(error, (*known, SessionUnavailable))
 
@@ -250,10 +247,3 @@ def record(
     )
     outcome = BUSY if kind is Kind.BUSY else RETRYING
     return Result(outcome, kind, error, link.attempts, countdown=countdown)
-
-
-def record_failure(link_filter: Q, error: BaseException, *, permanent: bool) -> tuple[int, bool]:
-    """Count a failed attempt; returns ``(attempts, gave_up)`` (the engine's older interface:
-    ``permanent`` marks a transient-looking error as permanent all the same)."""
-    result = record(link_filter, error, permanent=permanent)
-    return result.attempts, result.gave_up

@@ -29,6 +29,7 @@ logger = logging.getLogger("django_connectycube")
 __all__ = [
     "claim_guard",
     "conflict_message",
+    "forget_remote_user",
     "other_holder",
     "release_stale_claim",
     "remote_user_of",
@@ -82,6 +83,29 @@ def release_stale_claim(holder: CubeUser, cube_id: int) -> None:
         )
         CubeSession.objects.filter(user_id=holder.user_id).delete()
     logger.warning("Local user %s lost ConnectyCube id %s: %s", holder.external_id, cube_id, note)
+
+
+def forget_remote_user(link: CubeUser, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Unlink a link whose remote user is gone and mint it a new external id, recorded at once
+    (a crash before the new user is recorded must find it again by that id, not make another).
+
+    Returns ``fields`` with the new external id.
+    """
+    link.cube_id = None
+    link.external_id = identity.mint_external_id()
+    link.withheld = {}
+    link.login = link.avatar_uid = link.avatar_digest = ""
+    CubeUser.objects.filter(pk=link.pk).update(
+        cube_id=None,
+        external_id=link.external_id,
+        withheld={},
+        login="",
+        pushed_digest="",
+        avatar_uid="",
+        avatar_digest="",
+        updated_at=timezone.now(),
+    )
+    return {**(fields or {}), "external_id": link.external_id}
 
 
 def conflict_message(link: CubeUser, cube_id: int, holder: CubeUser | None) -> str:

@@ -1,13 +1,10 @@
-"""Per-user ConnectyCube sessions: reuse the stored token while it is valid, else log in again.
+"""Per-user ConnectyCube sessions for the API: the stored token, or a login made possible now.
 
-Tokens live encrypted in :class:`~.models.CubeSession`, one row per user. Renewal is claimed
-with a conditional ``UPDATE`` on that row (works on every database, across processes), so two
-requests that find the token expired at the same moment make one remote session, not two.
-
-:func:`get_session_for_user` is what the API calls: it also makes sure the user exists on
-ConnectyCube first (a bounded synchronous push), and in ``AUTH_MODE = "cidp"`` it logs in with a
-signed token from :mod:`.cidp` instead of the derived password, adopting the remote user that
-ConnectyCube creates on the first such login.
+:func:`get_session_for_user` is what the API calls. A stored token that is still valid is handed
+out as is (:mod:`.stored_sessions`); otherwise the user is first made to exist on ConnectyCube
+(a bounded synchronous push), and in ``AUTH_MODE = "cidp"`` it logs in with a signed token from
+:mod:`.cidp` instead of the derived password, adopting the remote user that ConnectyCube creates
+on the first such login.
 """
 
 from __future__ import annotations
@@ -15,170 +12,48 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 from django.core.signals import setting_changed
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import breaker, policy
-from .client import (
-    AuthenticationError,
-    ConnectyCubeClient,
-    ConnectyCubeError,
-    NotFound,
-    Session,
-    UserClient,
-)
+from . import breaker, policy, sync
+from .client import AuthenticationError, ConnectyCubeClient, ConnectyCubeError, NotFound
 from .conf import app_settings
-from .failures import SyncConflict
-from .logins import AUTH_MODE_CIDP, AUTH_MODE_PASSWORD, auth_mode, login_link
+from .failures import SessionUnavailable, SyncConflict
+from .logins import AUTH_MODE_CIDP, auth_mode
 from .models import CubeSession, CubeUser
+from .owed import mark_dirty
 from .remote import get_client
+from .remote_ids import forget_remote_user
+from .stored_sessions import (
+    SESSION_TTL,
+    call_as_user,
+    destroy_session,
+    get_user_session,
+    reusable_session,
+    store_session,
+)
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
-    "AUTH_MODE_CIDP",
-    "AUTH_MODE_PASSWORD",
     "SessionUnavailable",
-    "auth_mode",
     "call_as_user",
     "destroy_session",
     "get_session_for_user",
     "get_user_session",
-    "invalidate",
     "is_transient",
-    "login_link",
     "refresh_session",
     "retry_after_for",
     "store_session",
 ]
 
-T = TypeVar("T")
-
-SESSION_TTL = timedelta(hours=2)
-CLAIM_FOR = timedelta(seconds=30)
-
 #: Remote failures that say "try again later" rather than "this will never work".
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = policy.UNAVAILABLE
-
-
-class SessionUnavailable(Exception):
-    """No session could be had in time; try again after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _is_valid(row: CubeSession | None, now: Any) -> bool:
-    margin = timedelta(seconds=app_settings.SESSION_RENEW_MARGIN)
-    return bool(row and row.token and row.expires_at and row.expires_at - margin > now)
-
-
-def get_user_session(
-    link: CubeUser,
-    *,
-    client: ConnectyCubeClient | None = None,
-    wait: float = 10.0,
-    force: bool = False,
-) -> CubeSession:
-    """A stored, valid session for the link's local user (logging in when needed)."""
-    if link.user_id is None:
-        raise ValueError("A deleted user has no stored session.")
-    client = client or get_client()
-    now = timezone.now()
-    row = CubeSession.objects.filter(user_id=link.user_id).first()
-    if not force and _is_valid(row, now):
-        return row  # type: ignore[return-value]
-    if row is None:
-        try:
-            with transaction.atomic():
-                row = CubeSession.objects.create(user_id=link.user_id)
-        except IntegrityError:
-            row = CubeSession.objects.filter(user_id=link.user_id).first()
-            if row is None:  # not a lost race: the local user was deleted meanwhile (FK)
-                raise SessionUnavailable(
-                    f"Local user {link.external_id} was deleted while its session was made."
-                ) from None
-    stale_token = row.token if force else None
-
-    deadline = time.monotonic() + wait
-    while not _claim(row.pk):
-        if time.monotonic() > deadline:
-            raise SessionUnavailable("Another request is renewing this user's session.")
-        time.sleep(0.05)
-        row.refresh_from_db()
-        if _is_valid(row, timezone.now()) and row.token != stale_token:
-            return row
-    try:
-        row.refresh_from_db()
-        now = timezone.now()
-        if _is_valid(row, now) and (not force or row.token != stale_token):
-            return row
-        session = login_link(link, client)
-        row.token = session.token
-        row.cube_user_id = session.user_id or link.cube_id
-        row.expires_at = session.expires_at or now + SESSION_TTL
-        row.last_used_at = now
-        row.renewing_until = None
-        row.save(
-            update_fields=["token", "cube_user_id", "expires_at", "last_used_at", "renewing_until"]
-        )
-        return row
-    finally:
-        CubeSession.objects.filter(pk=row.pk).update(renewing_until=None)
-
-
-def _claim(pk: int) -> bool:
-    now = timezone.now()
-    return bool(
-        CubeSession.objects.filter(pk=pk)
-        .filter(Q(renewing_until__isnull=True) | Q(renewing_until__lt=now))
-        .update(renewing_until=now + CLAIM_FOR)
-    )
-
-
-def call_as_user(
-    link: CubeUser, func: Callable[[UserClient], T], *, client: ConnectyCubeClient | None = None
-) -> T:
-    """Run ``func`` with a user client for the link, logging in again once if the token died.
-
-    A tombstone (the local user is gone) has no stored session: it gets a throwaway one.
-    """
-    client = client or get_client()
-    if link.user_id is None:
-        return func(client.as_user(login_link(link, client)))
-    row = get_user_session(link, client=client)
-    try:
-        return func(client.as_user(row.token, user_id=row.cube_user_id))
-    except AuthenticationError:
-        if link.cube_id is not None:
-            # Logging in to a user that no longer exists would auto-create a stray one.
-            client.get_user(link.cube_id)  # NotFound propagates; a renamed one is ours
-        row = get_user_session(link, client=client, force=True)
-        return func(client.as_user(row.token, user_id=row.cube_user_id))
-
-
-def invalidate(user_pk: Any) -> None:
-    """Forget a user's stored token (it will be replaced on next use)."""
-    CubeSession.objects.filter(user_id=user_pk).update(token="", expires_at=None)
-
-
-def destroy_session(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> bool:
-    """End the user's remote session and forget it; True if there was one."""
-    row = CubeSession.objects.filter(user_id=user_pk).first()
-    if row is None or not row.token:
-        return False
-    client = client or get_client()
-    with contextlib.suppress(AuthenticationError, NotFound):  # already gone remotely
-        client.destroy_session(row.token)
-    row.delete()
-    return True
 
 
 # ---- the API's entry points ------------------------------------------------------------------
@@ -190,24 +65,9 @@ def _retry_after(exc: BaseException) -> int:
     return max(1, int(seconds)) if seconds else default
 
 
-def _valid_reusable(user_pk: Any) -> CubeSession | None:
-    """The stored session when it can be handed out as is (no remote call, one DB read)."""
-    row = (
-        CubeSession.objects.filter(user_id=user_pk, user__connectycube__cube_id__isnull=False)
-    ).first()
-    now = timezone.now()
-    if row is None or not _is_valid(row, now):
-        return None
-    CubeSession.objects.filter(pk=row.pk).update(last_used_at=now)
-    row.last_used_at = now
-    return row
-
-
 def _ensure_link(user: Any) -> CubeUser:
     link = CubeUser.objects.filter(user_id=user.pk).first()
     if link is None:
-        from .owed import mark_dirty
-
         with transaction.atomic():
             mark_dirty(user)
         link = CubeUser.objects.get(user_id=user.pk)
@@ -254,8 +114,6 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
     When a worker is pushing the same user right now (``Busy``), wait for it instead. An owed
     *update* of a user that already exists remotely is tried but never blocks the login.
     """
-    from . import sync
-
     limit = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
     deadline = time.monotonic() + limit
     needed = link.cube_id is None
@@ -332,7 +190,7 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     """
     if user is None or getattr(user, "pk", None) is None:
         raise ValueError("A saved local user is required.")
-    row = _valid_reusable(user.pk)
+    row = reusable_session(user.pk)
     if row is not None:
         return row
     link = _ensure_link(user)
@@ -375,9 +233,6 @@ def _recreate_and_log_in(
             "This user's ConnectyCube account is being restored; try again later.",
             retry_after=60,
         ) from gone
-    from .owed import mark_dirty
-    from .sync import forget_remote_user
-
     logger.warning("ConnectyCube user of %s is gone; creating it again.", link.external_id)
     CubeSession.objects.filter(user_id=user.pk).delete()
     forget_remote_user(link)
@@ -412,24 +267,6 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
     row.expires_at = remote.expires_at or now + SESSION_TTL
     row.last_used_at = now
     CubeSession.objects.filter(pk=row.pk).update(expires_at=row.expires_at, last_used_at=now)
-    return row
-
-
-def store_session(user: Any, session: Session) -> CubeSession:
-    """Keep a session made elsewhere (e.g. a Firebase login) as the user's stored session.
-
-    The previous token, if any, is simply replaced (not destroyed remotely: it expires by itself
-    and may still be in use by the frontend that holds it).
-    """
-    now = timezone.now()
-    values = {
-        "token": session.token,
-        "cube_user_id": session.user_id,
-        "expires_at": session.expires_at or now + SESSION_TTL,
-        "last_used_at": now,
-        "renewing_until": None,
-    }
-    row, _ = CubeSession.objects.update_or_create(user_id=user.pk, defaults=values)
     return row
 
 

@@ -29,12 +29,11 @@ from typing import IO, Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
-from django.db.models import Q  # noqa: F401  (sync.Q: callers of record_failure used it)
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import adoption, identity, lease, mapping, remote_ids
-from .adoption import ADOPTED, CREATED, establish  # noqa: F401  (re-exported outcomes)
+from . import adoption, lease, mapping, remote_ids
+from .adoption import ADOPTED, CREATED, establish
 from .adoption import update as _update
 from .avatar_blobs import delete_replaced_avatar
 from .client import (
@@ -50,24 +49,28 @@ from .failures import Busy, SyncConflict
 from .images import content_type_of
 from .logins import AUTH_MODE_PASSWORD, auth_mode
 from .models import CubeSession, CubeUser
-from .policy import record_failure
+from .owed import mark_dirty
 from .remote import get_client
-from .sessions import call_as_user
+from .remote_ids import forget_remote_user
 from .signals import user_deleted_remote, user_synced
-from .state import state_after_push
+from .stored_sessions import call_as_user
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
+    "ADOPTED",
+    "CREATED",
+    "DELETED",
+    "GONE",
+    "SKIPPED",
+    "UNCHANGED",
+    "UPDATED",
     "Busy",
     "SyncConflict",
     "delete_remote_user",
     "establish",
     "leased",
-    "push_avatar",
     "push_user",
-    "record_failure",
-    "state_after_push",
 ]
 
 #: What a push did, as returned by :func:`push_user` and the tasks (also CREATED, ADOPTED).
@@ -103,8 +106,6 @@ def _link_for_user(user_pk: Any) -> CubeUser | None:
     user = get_user_model()._default_manager.filter(pk=user_pk).first()
     if user is None:
         return None
-    from .owed import mark_dirty
-
     mark_dirty(user)
     return CubeUser.objects.filter(user_id=user_pk).only("pk").first()
 
@@ -170,29 +171,6 @@ def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:
     except NotFound:
         return False
     return True
-
-
-def forget_remote_user(link: CubeUser, fields: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Unlink a link whose remote user is gone and mint it a new external id, recorded at once
-    (a crash before the new user is recorded must find it again by that id, not make another).
-
-    Returns ``fields`` with the new external id.
-    """
-    link.cube_id = None
-    link.external_id = identity.mint_external_id()
-    link.withheld = {}
-    link.login = link.avatar_uid = link.avatar_digest = ""
-    CubeUser.objects.filter(pk=link.pk).update(
-        cube_id=None,
-        external_id=link.external_id,
-        withheld={},
-        login="",
-        pushed_digest="",
-        avatar_uid="",
-        avatar_digest="",
-        updated_at=timezone.now(),
-    )
-    return {**(fields or {}), "external_id": link.external_id}
 
 
 def _record_success(link: CubeUser, version: int, digest: str, *, created: bool) -> None:
@@ -290,24 +268,6 @@ def _push_avatar_locked(link: CubeUser, user: Any, client: ConnectyCubeClient) -
     link.avatar_uid = call_as_user(link, upload, client=client)
     link.avatar_digest = digest
     return True
-
-
-def push_avatar(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> str:
-    """Upload the user's avatar if its content changed since the last upload, and link it."""
-    link_ref = CubeUser.objects.filter(user_id=user_pk).only("pk").first()
-    if link_ref is None:
-        return SKIPPED
-    client = client or get_client()
-    with leased(link_ref.pk, client) as link:
-        user = get_user_model()._default_manager.filter(pk=user_pk).first()
-        if user is None or link.cube_id is None:
-            return SKIPPED  # push_user creates the user first and uploads the avatar itself
-        if not _push_avatar_locked(link, user, client):
-            return UNCHANGED
-        CubeUser.objects.filter(pk=link.pk).update(
-            avatar_uid=link.avatar_uid, avatar_digest=link.avatar_digest, updated_at=timezone.now()
-        )
-        return UPDATED
 
 
 # ---- deletes ---------------------------------------------------------------------------------

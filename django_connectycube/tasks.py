@@ -5,7 +5,8 @@
 * What a failure means, how long until the next attempt and when to give up is decided by
   :mod:`.policy` (the same for the sync command and the backfill). A retry due within
   ``RETRY_COUNTDOWN_MAX`` seconds is held by the broker as this task's countdown; a later one
-  is a due time on the row, handed back to Celery by :func:`sweep_dirty` when it comes.
+  is a due time on the row, handed back to Celery by the sweep when it comes
+  (:func:`.enqueue.sweep_dirty`, beside the code that publishes these tasks).
 * With ``SYNC_ENABLED = False`` a task that is still delivered does nothing and leaves its row
   owed for when sync is switched back on.
 """
@@ -19,18 +20,15 @@ from typing import Any
 from celery import Task, shared_task
 from django.db.models import Q
 
-from . import enqueue, password_reset, policy, sync
+from . import password_reset, policy, sync
 from .client import ConnectyCubeError
-from .policy import backoff  # noqa: F401  (tasks.backoff, its older home)
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
     "delete_remote_user",
-    "push_avatar",
     "push_user",
     "send_password_reset",
-    "sweep_dirty",
 ]
 
 TASK_OPTIONS: dict[str, Any] = {
@@ -55,23 +53,10 @@ def push_user(self: Task, user_pk: Any) -> str:
     return _run(self, sync.push_user, user_pk, Q(user_id=user_pk))
 
 
-@shared_task(name="django_connectycube.push_avatar", **TASK_OPTIONS)
-def push_avatar(self: Task, user_pk: Any) -> str:
-    """Upload and link the user's avatar if its content changed."""
-    return _run(self, sync.push_avatar, user_pk, Q(user_id=user_pk))
-
-
 @shared_task(name="django_connectycube.delete_remote_user", **TASK_OPTIONS)
 def delete_remote_user(self: Task, link_id: int) -> str:
     """Delete a deleted local user's ConnectyCube user (gone already counts as done)."""
     return _run(self, sync.delete_remote_user, link_id, Q(pk=link_id))
-
-
-@shared_task(name="django_connectycube.sweep_dirty", ignore_result=True)
-def sweep_dirty(limit: int = 1000) -> int:
-    """Hand owed rows that are due and not in flight to the workers; schedule it with Celery
-    beat (every minute)."""
-    return enqueue.sweep(limit=limit)
 
 
 #: Reset e-mails are retried this often (a relay or ConnectyCube hiccup), then dropped, logged.

@@ -13,8 +13,8 @@ from django.utils import timezone
 from django_connectycube.doctor import DoctorContext, Status
 from django_connectycube.doctor.sync_health import check_sync_health
 from django_connectycube.doctor.worker import SWEEP_TASK, check_broker, check_sweep_schedule
+from django_connectycube.enqueue import sweep_dirty
 from django_connectycube.models import CubeUser
-from django_connectycube.tasks import sweep_dirty
 
 from .test_doctor_connection import closed_port
 

@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django.db.models import Q
 from django.utils import timezone
 
-from django_connectycube import enqueue, sessions, sync, tasks
+from django_connectycube import enqueue, policy, sessions, sync, tasks
 from django_connectycube.client import ConnectyCubeClient, SessionExpired
 from django_connectycube.models import CubeUser
 from django_connectycube.signals import user_sync_failed
@@ -307,11 +307,11 @@ def test_concurrent_failures_are_all_counted(cube, monkeypatch):
     def update(self: Any, **values: Any) -> int:
         if "attempts" in values and not nested:
             nested.append(True)  # another worker's failure lands in between
-            sync.record_failure(Q(user_id=user.pk), ServerError("second"), permanent=False)
+            policy.record(Q(user_id=user.pk), ServerError("second"))
         return real_update(self, **values)
 
     monkeypatch.setattr(CubeUserQuerySet, "update", update)
-    sync.record_failure(Q(user_id=user.pk), ServerError("first"), permanent=False)
+    policy.record(Q(user_id=user.pk), ServerError("first"))
     assert CubeUser.objects.get(user=user).attempts == 2
 
 

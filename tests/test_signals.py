@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from django_connectycube import enqueue, identity, owed, tasks
+from django_connectycube import enqueue, identity, owed, policy, tasks
 from django_connectycube.models import CubeUser
 
 pytestmark = pytest.mark.django_db
@@ -208,7 +208,7 @@ def test_sweep_sends_deletes_for_tombstones(sent, django_capture_on_commit_callb
 
 
 def test_tasks_are_registered_with_reliable_options():
-    for task in (tasks.push_user, tasks.push_avatar, tasks.delete_remote_user):
+    for task in (tasks.push_user, tasks.delete_remote_user):
         assert task.acks_late is True
         assert task.reject_on_worker_lost is True
     assert tasks.push_user.name == "django_connectycube.push_user"
@@ -220,9 +220,9 @@ def test_backoff_is_capped_full_jitter(settings):
         "TASK_BACKOFF_BASE": 2.0,
         "TASK_BACKOFF_MAX": 10.0,
     }
-    waits = [tasks.backoff(n) for n in range(1, 12) for _ in range(20)]
+    waits = [policy.backoff(n) for n in range(1, 12) for _ in range(20)]
     assert all(0 <= w <= 10.0 for w in waits)
-    assert max(tasks.backoff(10) for _ in range(50)) > 2.0  # grows past the base
+    assert max(policy.backoff(10) for _ in range(50)) > 2.0  # grows past the base
 
 
 def test_enqueue_arg_for_uuid_pk_is_a_string():

@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import close_old_connections
+from django.db.models import Q
 
-from django_connectycube import identity, mapping, sync
+from django_connectycube import identity, mapping, policy, sync
 from django_connectycube.models import CubeSession, CubeUser
 from tests.worker import wait_until
 
@@ -207,9 +208,9 @@ def test_remote_validation_error_is_raised_with_field_errors(cube):
     user = make_user("tagger", tags="a,b,c,d,e,f")  # six tags: ConnectyCube allows five
     with pytest.raises(ValidationError) as info:
         sync.push_user(user.pk)
-    attempts, gave_up = sync.record_failure(sync.Q(user_id=user.pk), info.value, permanent=True)
+    result = policy.record(Q(user_id=user.pk), info.value)
     link = CubeUser.objects.get(user=user)
-    assert (link.state, attempts, gave_up) == ("failed", 1, True)
+    assert (link.state, result.attempts, result.gave_up) == ("failed", 1, True)
     assert "ConnectyCube rejected" in link.last_error
     assert "tag" in link.last_error
 

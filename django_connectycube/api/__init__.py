@@ -1,5 +1,5 @@
 """The DRF API: ``path("api/connectycube/", include("django_connectycube.api.urls"))``.
 
 See :mod:`.views` for the endpoints, :mod:`.throttling` for the failed-login lockout and
-:mod:`django_connectycube.cidp` for the Custom Identity Provider endpoint served alongside.
+:mod:`.cidp` for the Custom Identity Provider endpoint served alongside.
 """

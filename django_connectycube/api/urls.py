@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from .. import cidp
-from . import views
+from . import cidp, views
 from .errors import NOT_FOUND_URL_NAME, not_found
 
 app_name = "connectycube"

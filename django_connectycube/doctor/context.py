@@ -91,7 +91,7 @@ class DoctorContext:
         """The Celery app the project created (Celery's nameless fallback when it made none)."""
         if self._celery_app is None:
             from ..checks import configured_celery_app
-            from ..tasks import sweep_dirty
+            from ..enqueue import sweep_dirty
 
             self._celery_app = configured_celery_app() or sweep_dirty.app
         return self._celery_app

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import mapping, sessions
+from ... import logins, mapping
 from ...client import AuthenticationError, ConnectyCubeError, NotFound
 from ...conf import app_settings
 from ...models import CubeUser
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         check_range("--batch-size", options["batch_size"], 1, MAX_BATCH)
         check_range("--start-after", options["start_after"], 0, 2**63 - 1)
         check_range("--pause", options["pause"], 0, 60, integer=False)
-        if sessions.auth_mode() == sessions.AUTH_MODE_CIDP:
+        if logins.auth_mode() == logins.AUTH_MODE_CIDP:
             raise CommandError(
                 'AUTH_MODE is "cidp": users log in with signed tokens and have no derived '
                 "password to move."
@@ -112,7 +112,7 @@ class Command(BaseCommand):
         """Log one user in (which moves the password) and say what happened."""
         before = link.password_version
         try:
-            session = sessions.login_link(link, client)
+            session = logins.login_link(link, client)
         except (AuthenticationError, NotFound) as exc:
             self.stderr.write(f"CubeUser {link.pk} ({link.login}): no known secret works: {exc}")
             return "failed"

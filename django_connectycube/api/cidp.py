@@ -1,0 +1,62 @@
+"""The Custom Identity Provider's verification endpoint (``AUTH_MODE = "cidp"``).
+
+ConnectyCube calls it server to server with the token our login sent it; what the token proves
+and what ConnectyCube is told is :mod:`django_connectycube.cidp`'s business, this is only the
+HTTP side. A plain Django view, not DRF: ConnectyCube sends no cookie and no authentication, and
+its answer mapping expects these exact bodies (``{"uid", …}`` or 422 ``{"error": "..."}``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from .. import cidp
+
+__all__ = ["ALLOWED_METHODS", "verify"]
+
+ALLOWED_METHODS = ("GET", "POST")
+
+
+def _token_from(request: HttpRequest) -> str | None:
+    token = request.GET.get("token") or request.POST.get("token")
+    if token:
+        return token
+    if request.method == "POST" and request.content_type == "application/json":
+        try:
+            body = json.loads(request.body.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            return None
+        value = body.get("token") if isinstance(body, dict) else None
+        return value if isinstance(value, str) and value else None
+    return None
+
+
+def _refuse(message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=422)
+
+
+@csrf_exempt  # called server-to-server by ConnectyCube, with no cookie
+@never_cache
+@sensitive_post_parameters("token")
+@sensitive_variables("token")
+def verify(request: HttpRequest) -> JsonResponse:
+    """The verification endpoint ConnectyCube calls with the token our login sent it."""
+    if request.method not in ALLOWED_METHODS:
+        response = JsonResponse(
+            {"detail": f"Method {request.method} not allowed.", "code": "method_not_allowed"},
+            status=405,
+        )
+        response["Allow"] = ", ".join(ALLOWED_METHODS)
+        return response
+    token = _token_from(request)
+    if not token:
+        return _refuse("token is required")
+    try:
+        return JsonResponse(cidp.answer(token))
+    except cidp.Refused as exc:
+        return _refuse(str(exc))
