@@ -2,7 +2,7 @@
 
 :func:`.sync.push_user` is built for one user at a time (a task per save) and pays six database
 round trips per user: link look-up, lease, re-read, user read, record, lease release. A backfill
-of users that have no ConnectyCube identity yet spent three quarters of its time waiting on those.
+of users that have no ConnectyCube identity yet spent most of its time waiting on those.
 Here a chunk of such users (one per ``GET /users/v2`` page) costs:
 
 1. ONE conditional ``UPDATE`` taking the lease on every free row of the chunk, stamped with a

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -39,12 +41,23 @@ from .secrecy import hide_secrets
 
 logger = logging.getLogger("django_connectycube")
 
-__all__ = ["AUTH_MODE_CIDP", "AUTH_MODE_PASSWORD", "auth_mode", "login_link"]
+__all__ = ["AUTH_MODE_CIDP", "AUTH_MODE_PASSWORD", "auth_mode", "log_in"]
 
 AUTH_MODE_PASSWORD = "password"  # noqa: S105 - a mode name, not a secret
 AUTH_MODE_CIDP = "cidp"
 #: A user without external id created this close to the login's session was made by that login.
 AUTO_CREATED_WITHIN = timedelta(minutes=1)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "login_link":  # the old name of log_in
+        warnings.warn(
+            "django_connectycube.logins.login_link is deprecated; use logins.log_in",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return log_in
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def auth_mode() -> str:
@@ -59,8 +72,8 @@ def auth_mode() -> str:
 
 
 @hide_secrets
-def login_link(link: CubeUser, client: ConnectyCubeClient) -> Session:
-    """A new remote session for a mirrored user: derived password, or a CIdP token."""
+def log_in(link: CubeUser, client: ConnectyCubeClient) -> Session:
+    """A new remote session for the link's user: derived password, or a CIdP token."""
     if auth_mode() == AUTH_MODE_CIDP:
         return _login_cidp(link, client)
     if not link.login:

@@ -1,12 +1,12 @@
 """The link between a local user and their ConnectyCube user, and its sync state.
 
-A ``CubeUser`` row is the durable outbox of the mirroring: the save that changes a user bumps
-``dirty_version`` in the same transaction, and a push records ``synced_version`` only for the
-version it actually sent. ``dirty_version > synced_version`` therefore means "still owed to
-ConnectyCube", whatever happened to the broker or the worker in between. The row outlives the
-local user (``SET_NULL``) as a tombstone until the remote user is deleted; a new local user never
-takes a tombstone over, even one with the same primary key: every link mints its own
-``external_id`` (see :mod:`.identity`).
+A ``CubeUser`` row is the durable record of work owed to ConnectyCube (:mod:`.owed`): the save that
+changes a user bumps ``dirty_version`` in the same transaction, and a push records
+``synced_version`` only for the version it actually sent. ``dirty_version > synced_version``
+therefore means "still owed to ConnectyCube", whatever happened to the broker or the worker in
+between. The row outlives the local user (``SET_NULL``) as a tombstone until the remote user is
+deleted; a new local user never takes a tombstone over, even one with the same primary key: every
+link mints its own ``external_id`` (see :mod:`.identity`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,11 @@ __all__ = ["CubeSession", "CubeUser", "CubeUserQuerySet"]
 
 
 class CubeUser(models.Model):
-    """One local user's ConnectyCube identity and where its mirroring stands."""
+    """One local user's ConnectyCube identity and where its mirroring stands.
+
+    The code calls a row a *link* (``link: CubeUser``, ``link_id``): it links a local user to a
+    remote one, and outlives the local user as a tombstone.
+    """
 
     State = State  # the states and their transitions live in .state
 

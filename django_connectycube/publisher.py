@@ -1,9 +1,9 @@
 """A per-process background thread that hands Celery messages to the broker off the save path.
 
-Publishing one message costs more than the save that caused it (~180 µs with the in-memory
-broker, ~350 µs with Redis: serialisation, a producer from the pool, a round trip), so the
-on-commit callback only puts ``(task_name, arg, using)`` on a queue and returns. One daemon thread
-per process drains the queue and publishes.
+Publishing one message costs more than the save that caused it (serialisation, a producer from
+the pool, a round trip; the README's Performance section has the figures), so the on-commit
+callback only puts ``(task_name, arg, using)`` on a queue and returns. One daemon thread per
+process drains the queue and publishes.
 
 Why this loses nothing: the row was marked owed inside the saving transaction, before anything
 was queued here. A message still queued when the process dies (SIGKILL, ``os._exit`` in a forked

@@ -24,7 +24,7 @@ from django.utils import timezone
 from .client import AuthenticationError, ConnectyCubeClient, NotFound, Session, UserClient
 from .conf import app_settings
 from .failures import SessionUnavailable
-from .logins import login_link
+from .logins import log_in
 from .models import CubeSession, CubeUser
 from .remote import get_client
 
@@ -104,7 +104,7 @@ def get_user_session(
         now = timezone.now()
         if is_valid(row, now) and (not force or row.token != stale_token):
             return row
-        session = login_link(link, client)
+        session = log_in(link, client)
         row.token = session.token
         row.cube_user_id = session.user_id or link.cube_id
         row.expires_at = session.expires_at or now + SESSION_TTL
@@ -136,7 +136,7 @@ def call_as_user(
     """
     client = client or get_client()
     if link.user_id is None:
-        return func(client.as_user(login_link(link, client)))
+        return func(client.as_user(log_in(link, client)))
     row = get_user_session(link, client=client)
     try:
         return func(client.as_user(row.token, user_id=row.cube_user_id))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the suite in three parts:
-#   1. unit tests on the embedded default (SQLite in memory, no broker);
+#   1. the import contracts (lint-imports: the layers of docs/architecture.md), then the unit
+#      tests on the embedded default (SQLite in memory, no broker);
 #   2. the mirroring tests again with a UUID-pk user model;
 #   3. the whole suite on real PostgreSQL and Redis, integration tests included (real Celery
 #      worker processes, on Redis and on RabbitMQ): TEST_DATABASE_URL / TEST_BROKER_URL /
@@ -16,6 +17,8 @@ part="${1:-all}"
 ci() { case "${CI:-}" in ""|0|false|no) return 1 ;; *) return 0 ;; esac; }
 
 if [ "$part" = all ] || [ "$part" = unit ]; then
+  echo "== import contracts (pyproject.toml [tool.importlinter])"
+  .venv/bin/lint-imports
   echo "== unit tests (SQLite, in-memory broker)"
   env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest -m "not integration and not browser" "$@"
   echo "== mirroring tests with a UUID-pk user model"

@@ -112,7 +112,7 @@ class Command(BaseCommand):
         """Log one user in (which moves the password) and say what happened."""
         before = link.password_version
         try:
-            session = logins.login_link(link, client)
+            session = logins.log_in(link, client)
         except (AuthenticationError, NotFound) as exc:
             self.stderr.write(f"CubeUser {link.pk} ({link.login}): no known secret works: {exc}")
             return "failed"
