@@ -31,7 +31,6 @@ from .remote import get_client
 from .remote_ids import forget_remote_user
 from .stored_sessions import (
     SESSION_TTL,
-    call_as_user,
     destroy_session,
     get_user_session,
     reusable_session,
@@ -42,7 +41,6 @@ logger = logging.getLogger("django_connectycube")
 
 __all__ = [
     "SessionUnavailable",
-    "call_as_user",
     "destroy_session",
     "get_session_for_user",
     "get_user_session",
@@ -54,9 +52,6 @@ __all__ = [
 
 #: Remote failures that say "try again later" rather than "this will never work".
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = policy.UNAVAILABLE
-
-
-# ---- the API's entry points ------------------------------------------------------------------
 
 
 def _retry_after(exc: BaseException) -> int:

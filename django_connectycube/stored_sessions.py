@@ -6,7 +6,7 @@ requests that find the token expired at the same moment make one remote session,
 
 This is what the sync engine calls as the user (:func:`call_as_user`); it logs in with whatever
 :mod:`.logins` says and never pushes. Making sure the user exists on ConnectyCube before a login
-is the session manager's part (:mod:`.sessions`), one layer up.
+is the session manager's part (:mod:`.sessions`, which sits above the sync engine).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ __all__ = [
     "call_as_user",
     "destroy_session",
     "get_user_session",
-    "is_valid",
     "reusable_session",
     "store_session",
 ]
@@ -45,7 +44,7 @@ SESSION_TTL = timedelta(hours=2)
 CLAIM_FOR = timedelta(seconds=30)
 
 
-def is_valid(row: CubeSession | None, now: Any) -> bool:
+def _is_valid(row: CubeSession | None, now: Any) -> bool:
     """Whether a stored row holds a token still usable beyond ``SESSION_RENEW_MARGIN``."""
     margin = timedelta(seconds=app_settings.SESSION_RENEW_MARGIN)
     return bool(row and row.token and row.expires_at and row.expires_at - margin > now)
@@ -57,7 +56,7 @@ def reusable_session(user_pk: Any) -> CubeSession | None:
         CubeSession.objects.filter(user_id=user_pk, user__connectycube__cube_id__isnull=False)
     ).first()
     now = timezone.now()
-    if row is None or not is_valid(row, now):
+    if row is None or not _is_valid(row, now):
         return None
     CubeSession.objects.filter(pk=row.pk).update(last_used_at=now)
     row.last_used_at = now
@@ -77,7 +76,7 @@ def get_user_session(
     client = client or get_client()
     now = timezone.now()
     row = CubeSession.objects.filter(user_id=link.user_id).first()
-    if not force and is_valid(row, now):
+    if not force and _is_valid(row, now):
         return row  # type: ignore[return-value]
     if row is None:
         try:
@@ -97,12 +96,12 @@ def get_user_session(
             raise SessionUnavailable("Another request is renewing this user's session.")
         time.sleep(0.05)
         row.refresh_from_db()
-        if is_valid(row, timezone.now()) and row.token != stale_token:
+        if _is_valid(row, timezone.now()) and row.token != stale_token:
             return row
     try:
         row.refresh_from_db()
         now = timezone.now()
-        if is_valid(row, now) and (not force or row.token != stale_token):
+        if _is_valid(row, now) and (not force or row.token != stale_token):
             return row
         session = log_in(link, client)
         row.token = session.token
