@@ -79,7 +79,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
     and linked to the local user with that phone.
     """
 
-    connectycube_permission_classes = [AllowAny]
+    permission_classes = [AllowAny]
     invalid_credentials = _("Invalid credentials.")
     #: The guard of this request's password check, once it succeeded (sets the device cookie).
     login_guard: LoginGuard | None = None
@@ -251,7 +251,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
 class LogoutView(ConnectyCubeAPIView):
     """``POST logout/``: end the requester's ConnectyCube session and forget its token."""
 
-    connectycube_permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
         request=None,
@@ -270,7 +270,7 @@ class SessionView(SessionResponseMixin, ConnectyCubeAPIView):
     """``GET session/``: the requester's session, confirmed with ConnectyCube and renewed if
     ConnectyCube no longer knows it."""
 
-    connectycube_permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
         responses={
