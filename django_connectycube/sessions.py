@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -33,11 +32,11 @@ from .client import (
     Session,
     UserClient,
 )
+from .client_factory import login_client, shared_client
 from .conf import app_settings
 from .failures import SyncConflict
 from .logins import AUTH_MODE_CIDP, AUTH_MODE_PASSWORD, auth_mode, login_link
 from .models import CubeSession, CubeUser
-from .remote import get_client
 
 logger = logging.getLogger("django_connectycube")
 
@@ -90,7 +89,7 @@ def get_user_session(
     """A stored, valid session for the link's local user (logging in when needed)."""
     if link.user_id is None:
         raise ValueError("A deleted user has no stored session.")
-    client = client or get_client()
+    client = client or shared_client()
     now = timezone.now()
     row = CubeSession.objects.filter(user_id=link.user_id).first()
     if not force and _is_valid(row, now):
@@ -150,7 +149,7 @@ def call_as_user(
 
     A tombstone (the local user is gone) has no stored session: it gets a throwaway one.
     """
-    client = client or get_client()
+    client = client or shared_client()
     if link.user_id is None:
         return func(client.as_user(login_link(link, client)))
     row = get_user_session(link, client=client)
@@ -174,7 +173,7 @@ def destroy_session(user_pk: Any, *, client: ConnectyCubeClient | None = None) -
     row = CubeSession.objects.filter(user_id=user_pk).first()
     if row is None or not row.token:
         return False
-    client = client or get_client()
+    client = client or shared_client()
     with contextlib.suppress(AuthenticationError, NotFound):  # already gone remotely
         client.destroy_session(row.token)
     row.delete()
@@ -214,39 +213,6 @@ def _ensure_link(user: Any) -> CubeUser:
     return link
 
 
-_bounded: dict[str, ConnectyCubeClient] = {}
-
-
-def _bounded_client() -> ConnectyCubeClient:
-    """A client whose timeouts and retries fit in ``SYNC_ON_LOGIN_TIMEOUT`` (shared, lazy).
-
-    It shares the application session with every other client through the cache; only its
-    patience differs, so a login never hangs on a slow ConnectyCube for the full task timeouts.
-    """
-    client = _bounded.get("client")
-    if client is None:
-        limit = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
-        timeout = app_settings.TIMEOUT
-        connect, read = timeout if isinstance(timeout, list | tuple) else (timeout, timeout)
-        client = ConnectyCubeClient.from_settings(
-            timeout=(min(float(connect), limit), min(float(read), limit)),
-            retries=min(int(app_settings.RETRIES), 1),
-            max_retry_wait=min(float(app_settings.MAX_RETRY_WAIT), limit / 2),
-        )
-        _bounded["client"] = client
-    return client
-
-
-def _reset_bounded(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("CONNECTYCUBE", "CACHES"):
-        old = _bounded.pop("client", None)
-        if old is not None:
-            old.close()
-
-
-setting_changed.connect(_reset_bounded, dispatch_uid="django_connectycube.sessions.bounded")
-
-
 def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | None) -> CubeUser:
     """Push a not-yet-mirrored user now, within ``SYNC_ON_LOGIN_TIMEOUT``.
 
@@ -268,7 +234,7 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
             "This user is not on ConnectyCube yet and cannot be set up right now; try again later.",
             retry_after=max(1, int(paused or 60)),
         )
-    pusher = client or _bounded_client()
+    pusher = client or login_client()
     pushed = False
     while not pushed:
         try:
@@ -394,7 +360,7 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
     Catches a token the server dropped before our recorded expiry (a ConnectyCube restart, a
     clock skew, a logout elsewhere) and replaces it; a live token's expiry is slid and recorded.
     """
-    client = client or get_client()
+    client = client or shared_client()
     row = get_session_for_user(user, client=client)
     try:
         remote = client.get_session(row.token)

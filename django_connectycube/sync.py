@@ -45,13 +45,13 @@ from .client import (
     User,
     UserClient,
 )
+from .client_factory import shared_client
 from .conf import app_settings
 from .failures import Busy, SyncConflict
 from .images import content_type_of
 from .logins import AUTH_MODE_PASSWORD, auth_mode
 from .models import CubeSession, CubeUser
 from .policy import record_failure
-from .remote import get_client
 from .sessions import call_as_user
 from .signals import user_deleted_remote, user_synced
 from .state import state_after_push
@@ -125,7 +125,7 @@ def push_user(
     link_ref = _link_for_user(user_pk)
     if link_ref is None:
         return SKIPPED  # the user is gone; its delete has its own task
-    client = client or get_client()
+    client = client or shared_client()
     with leased(link_ref.pk, client) as link:
         if link.state != CubeUser.State.PENDING:
             return SKIPPED
@@ -297,7 +297,7 @@ def push_avatar(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> st
     link_ref = CubeUser.objects.filter(user_id=user_pk).only("pk").first()
     if link_ref is None:
         return SKIPPED
-    client = client or get_client()
+    client = client or shared_client()
     with leased(link_ref.pk, client) as link:
         user = get_user_model()._default_manager.filter(pk=user_pk).first()
         if user is None or link.cube_id is None:
@@ -315,7 +315,7 @@ def push_avatar(user_pk: Any, *, client: ConnectyCubeClient | None = None) -> st
 
 def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None) -> str:
     """Delete the remote user of a tombstone; a user already gone counts as done."""
-    client = client or get_client()
+    client = client or shared_client()
     with leased(link_id, client) as link:
         if link.state != CubeUser.State.DELETING:
             return SKIPPED

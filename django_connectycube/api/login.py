@@ -24,9 +24,9 @@ from rest_framework.response import Response
 
 from .. import firebase, sessions
 from ..client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
+from ..client_factory import shared_client
 from ..conf import ConfigurationError, app_settings
 from ..models import CubeSession, CubeUser
-from ..remote import get_client
 from ..secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
 from .base import ConnectyCubeAPIView
 from .errors import error_response
@@ -165,7 +165,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
         if configured and str(project_id) != str(configured):
             guard.failed()
             return error_response(self.invalid_credentials, "invalid_credentials", 401)
-        client = get_client()
+        client = shared_client()
         try:
             remote = client.create_firebase_phone_session(str(project_id), params["access_token"])
         except APIError as exc:
