@@ -3,9 +3,11 @@ the application session on Django's cache, and the names that moved here from th
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import responses
@@ -13,6 +15,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+import django_connectycube
 from django_connectycube import __version__, client_factory
 from django_connectycube.app_session_cache import DjangoCacheAppSessionStore
 from django_connectycube.client import ConfigurationError as ClientConfigurationError
@@ -169,3 +172,36 @@ def test_the_cache_store_and_default_store_names_still_resolve_with_a_warning(se
     with pytest.warns(DeprecationWarning, match="client_factory"):
         store = client_package.default_app_session_store()
     assert isinstance(store, DjangoCacheAppSessionStore)
+
+
+# ---- the app speaks to the client through its public names only ------------------------------
+
+
+def private_uses(path: Path) -> list[str]:
+    """``client._x`` / ``transport._x`` reached from app code, and ``_x`` imported from the client:
+    the client's privates may change with it, the app must not lean on them."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            owner = node.value.func if isinstance(node.value, ast.Call) else node.value
+            name = getattr(owner, "id", None) or getattr(owner, "attr", "")
+            if not node.attr.startswith("__") and ("client" in name.lower() or name == "transport"):
+                found.append(f"{path.name}:{node.lineno} {name}.{node.attr}")
+        if isinstance(node, ast.ImportFrom) and "client" in (node.module or "").split("."):
+            found += [
+                f"{path.name}:{node.lineno} import {a.name}"
+                for a in node.names
+                if a.name.startswith("_")
+            ]
+    return found
+
+
+def test_the_app_uses_only_the_clients_public_names():
+    package = Path(django_connectycube.__file__).parent
+    app_modules = [
+        path
+        for path in package.rglob("*.py")
+        if path.relative_to(package).parts[0] not in ("client", "emulator", "migrations")
+    ]
+    assert len(app_modules) > 40
+    assert [use for path in app_modules for use in private_uses(path)] == []

@@ -50,6 +50,14 @@ def _normalize_timeout(value: Any) -> float | tuple[float, float]:
     return float(value)
 
 
+def _shared_session_attribute(name: str) -> Any:
+    """An attribute of the client that lives on its :class:`SharedAppSession` (read and set)."""
+    return property(
+        lambda client: getattr(client.shared_app_session, name),
+        lambda client, value: setattr(client.shared_app_session, name, value),
+    )
+
+
 class ConnectyCubeClient(AdminApi, SessionCalls, BaseApi):
     """A client for one ConnectyCube application.
 
@@ -125,10 +133,11 @@ class ConnectyCubeClient(AdminApi, SessionCalls, BaseApi):
     def __repr__(self) -> str:
         return f"<ConnectyCubeClient {self.api_url} app={self.application_id}>"
 
-    @property
-    def store(self) -> AppSessionStore:
-        """Where the application session is shared."""
-        return self.shared_app_session.store
+    #: Where the application session is shared, and how it is kept (see :class:`SharedAppSession`).
+    store = _shared_session_attribute("store")
+    renew_margin = _shared_session_attribute("renew_margin")
+    lock_wait = _shared_session_attribute("lock_wait")
+    store_refresh_interval = _shared_session_attribute("refresh_interval")
 
     @property
     def app_session_key(self) -> str:

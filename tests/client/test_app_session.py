@@ -188,3 +188,13 @@ def test_without_a_store_the_token_stays_in_the_process():
     assert other.store is not client.store
     assert other.app_session_key == client.app_session_key
     assert AUTH_KEY not in client.app_session_key
+
+
+def test_the_session_settings_stay_attributes_of_the_client():
+    client, _ = make_client(renew_margin=5.0, lock_wait=1.0)
+    assert (client.renew_margin, client.lock_wait, client.store_refresh_interval) == (5, 1, 300)
+    store = MemoryAppSessionStore()
+    client.store = store
+    client.renew_margin = 7.0
+    assert client.shared_app_session.store is store
+    assert client.shared_app_session.renew_margin == 7.0
