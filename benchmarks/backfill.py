@@ -153,14 +153,14 @@ def _make_users(n: int) -> None:
 def _fresh_state(emulator: EmulatorProcess) -> None:
     from django.core.cache import cache
 
+    from django_connectycube.client_factory import reset_clients
     from django_connectycube.models import CubeSession, CubeUser
-    from django_connectycube.remote import reset_client
 
     CubeUser.objects.all().delete()
     CubeSession.objects.all().delete()
     emulator.reset()
     cache.clear()  # the shared application token died with the emulator's state
-    reset_client()
+    reset_clients()
 
 
 def backfill(emulator: EmulatorProcess, concurrency: int, users: int) -> tuple[float, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
@@ -118,9 +119,12 @@ REQUIRED = frozenset({"APPLICATION_ID", "AUTH_KEY", "AUTH_SECRET"})
 IMPORT_STRINGS: frozenset[str] = frozenset({"USER_FIELDS"})
 
 
-# One error class for every configuration problem, defined with the client so that the client
-# stays liftable on its own; the message always names the key to fix.
-ConfigurationError = _ClientConfigurationError
+class ConfigurationError(ImproperlyConfigured, _ClientConfigurationError):
+    """A setting the app cannot work with; the message names the key to fix.
+
+    Django's ``ImproperlyConfigured`` (what system checks and Django itself report), and also
+    the client's own ``ConfigurationError``, so one ``except`` catches either.
+    """
 
 
 def _setting_path(name: str) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
 
+from .client_factory import shared_client
 from .conf import app_settings
-from .remote import get_client
 
 __all__ = ["send_reset_email"]
 
@@ -29,7 +29,7 @@ def send_reset_email(email: str, *, domain: str, site_name: str, use_https: bool
     email_field = user_model.get_email_field_name()
     local = user_model._default_manager.filter(**{f"{email_field}__iexact": email}).exists()
     if not local:
-        get_client().reset_password(email)
+        shared_client().reset_password(email)
         return "connectycube"
     form = PasswordResetForm({"email": email})
     if form.is_valid():

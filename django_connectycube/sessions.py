@@ -15,19 +15,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import breaker, policy, sync
 from .client import AuthenticationError, ConnectyCubeClient, ConnectyCubeError, NotFound
+from .client_factory import login_client, shared_client
 from .conf import app_settings
 from .failures import SessionUnavailable, SyncConflict
 from .logins import AUTH_MODE_CIDP, auth_mode
 from .models import CubeSession, CubeUser
 from .owed import mark_dirty
-from .remote import get_client
 from .remote_ids import forget_remote_user
 from .stored_sessions import (
     SESSION_TTL,
@@ -69,39 +68,6 @@ def _ensure_link(user: Any) -> CubeUser:
     return link
 
 
-_bounded: dict[str, ConnectyCubeClient] = {}
-
-
-def _bounded_client() -> ConnectyCubeClient:
-    """A client whose timeouts and retries fit in ``SYNC_ON_LOGIN_TIMEOUT`` (shared, lazy).
-
-    It shares the application session with every other client through the cache; only its
-    patience differs, so a login never hangs on a slow ConnectyCube for the full task timeouts.
-    """
-    client = _bounded.get("client")
-    if client is None:
-        limit = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
-        timeout = app_settings.TIMEOUT
-        connect, read = timeout if isinstance(timeout, list | tuple) else (timeout, timeout)
-        client = ConnectyCubeClient.from_settings(
-            timeout=(min(float(connect), limit), min(float(read), limit)),
-            retries=min(int(app_settings.RETRIES), 1),
-            max_retry_wait=min(float(app_settings.MAX_RETRY_WAIT), limit / 2),
-        )
-        _bounded["client"] = client
-    return client
-
-
-def _reset_bounded(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("CONNECTYCUBE", "CACHES"):
-        old = _bounded.pop("client", None)
-        if old is not None:
-            old.close()
-
-
-setting_changed.connect(_reset_bounded, dispatch_uid="django_connectycube.sessions.bounded")
-
-
 def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | None) -> CubeUser:
     """Push a not-yet-mirrored user now, within ``SYNC_ON_LOGIN_TIMEOUT``.
 
@@ -121,7 +87,7 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
             "This user is not on ConnectyCube yet and cannot be set up right now; try again later.",
             retry_after=max(1, int(paused or 60)),
         )
-    pusher = client or _bounded_client()
+    pusher = client or login_client()
     pushed = False
     while not pushed:
         try:
@@ -244,7 +210,7 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
     Catches a token the server dropped before our recorded expiry (a ConnectyCube restart, a
     clock skew, a logout elsewhere) and replaces it; a live token's expiry is slid and recorded.
     """
-    client = client or get_client()
+    client = client or shared_client()
     row = get_session_for_user(user, client=client)
     try:
         remote = client.get_session(row.token)

@@ -22,11 +22,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .client import AuthenticationError, ConnectyCubeClient, NotFound, Session, UserClient
+from .client_factory import shared_client
 from .conf import app_settings
 from .failures import SessionUnavailable
 from .logins import log_in
 from .models import CubeSession, CubeUser
-from .remote import get_client
 
 __all__ = [
     "CLAIM_FOR",
@@ -73,7 +73,7 @@ def get_user_session(
     """A stored, valid session for the link's local user (logging in when needed)."""
     if link.user_id is None:
         raise ValueError("A deleted user has no stored session.")
-    client = client or get_client()
+    client = client or shared_client()
     now = timezone.now()
     row = CubeSession.objects.filter(user_id=link.user_id).first()
     if not force and _is_valid(row, now):
@@ -133,7 +133,7 @@ def call_as_user(
 
     A tombstone (the local user is gone) has no stored session: it gets a throwaway one.
     """
-    client = client or get_client()
+    client = client or shared_client()
     if link.user_id is None:
         return func(client.as_user(log_in(link, client)))
     row = get_user_session(link, client=client)
@@ -152,7 +152,7 @@ def destroy_session(user_pk: Any, *, client: ConnectyCubeClient | None = None) -
     row = CubeSession.objects.filter(user_id=user_pk).first()
     if row is None or not row.token:
         return False
-    client = client or get_client()
+    client = client or shared_client()
     with contextlib.suppress(AuthenticationError, NotFound):  # already gone remotely
         client.destroy_session(row.token)
     row.delete()

@@ -44,13 +44,13 @@ from .client import (
     User,
     UserClient,
 )
+from .client_factory import shared_client
 from .conf import app_settings
 from .failures import Busy, SyncConflict
 from .images import content_type_of
 from .logins import AUTH_MODE_PASSWORD, auth_mode
 from .models import CubeSession, CubeUser
 from .owed import mark_dirty
-from .remote import get_client
 from .remote_ids import forget_remote_user
 from .signals import user_deleted_remote, user_synced
 from .stored_sessions import call_as_user
@@ -126,7 +126,7 @@ def push_user(
     link_ref = _link_for_user(user_pk)
     if link_ref is None:
         return SKIPPED  # the user is gone; its delete has its own task
-    client = client or get_client()
+    client = client or shared_client()
     with leased(link_ref.pk, client) as link:
         if link.state != CubeUser.State.PENDING:
             return SKIPPED
@@ -275,7 +275,7 @@ def _push_avatar_locked(link: CubeUser, user: Any, client: ConnectyCubeClient) -
 
 def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None) -> str:
     """Delete the remote user of a tombstone; a user already gone counts as done."""
-    client = client or get_client()
+    client = client or shared_client()
     with leased(link_id, client) as link:
         if link.state != CubeUser.State.DELETING:
             return SKIPPED

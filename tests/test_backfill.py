@@ -17,8 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_connectycube import backfill, identity, mapping, owed
+from django_connectycube.client_factory import reset_clients, shared_client
 from django_connectycube.models import CubeUser
-from django_connectycube.remote import get_client, reset_client
 
 pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db(transaction=True)]
 User = get_user_model()
@@ -28,9 +28,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
 @pytest.fixture
 def cube(connectycube_emulator):
     cache.clear()  # an application token cached by an earlier test died with its emulator state
-    reset_client()
+    reset_clients()
     yield connectycube_emulator
-    reset_client()
+    reset_clients()
 
 
 def run(*args):
@@ -62,7 +62,7 @@ def remote_external_ids(cube):
 
 def run_serially(pks):
     """One batch in this thread (the command runs the same calls from its pool)."""
-    batch = backfill.claim(pks, client=get_client(), concurrency=1)
+    batch = backfill.claim(pks, client=shared_client(), concurrency=1)
     outcomes = [batch.run(link) for link in batch.links]
     return batch, outcomes
 
@@ -94,7 +94,7 @@ def test_users_already_remote_are_adopted_not_duplicated(cube, settings):
     users = linked_users(settings, 5, "adopt")
     existing = users[2]
     external_id = CubeUser.objects.get(user=existing).external_id
-    get_client().create_user(  # an earlier run created it, then died before recording it
+    shared_client().create_user(  # an earlier run created it, then died before recording it
         login=existing.username,
         email=existing.email,
         password=mapping.derive_password(external_id),
@@ -112,7 +112,7 @@ def test_users_already_remote_are_adopted_not_duplicated(cube, settings):
 def test_a_save_during_the_batch_keeps_the_row_owed(cube, settings):
     users = linked_users(settings, 3, "save")
     saved = users[1]
-    batch = backfill.claim([u.pk for u in users], client=get_client())
+    batch = backfill.claim([u.pk for u in users], client=shared_client())
     assert len(batch.links) == 3
     before = CubeUser.objects.get(user=saved).dirty_version
     # A save lands after the batch read the row and before it records the push.
@@ -132,7 +132,7 @@ def test_a_save_during_the_batch_keeps_the_row_owed(cube, settings):
 
 def test_a_delete_during_the_batch_wins(cube, settings):
     users = linked_users(settings, 2, "del")
-    batch = backfill.claim([u.pk for u in users], client=get_client())
+    batch = backfill.claim([u.pk for u in users], client=shared_client())
     CubeUser.objects.filter(user=users[0]).update(state="deleting")
     for link in batch.links:
         batch.run(link)
@@ -196,7 +196,7 @@ def test_avatar_users_get_their_avatar(cube, settings, tmp_path):
 @pytest.mark.parametrize("n", [5, 60])
 def test_database_queries_per_batch_do_not_grow_with_users(cube, settings, n):
     users = linked_users(settings, n, f"q{n}-")
-    get_client()  # the application session is not the batch's cost
+    shared_client()  # the application session is not the batch's cost
     with CaptureQueriesContext(connection) as queries:
         _, outcomes = run_serially([u.pk for u in users])
     assert outcomes == ["created"] * n

@@ -35,6 +35,7 @@ from django_connectycube.client import (
     User,
     ValidationError,
 )
+from django_connectycube.client_factory import build_client
 from django_connectycube.emulator import EmulatorServer
 
 APP_ID = 1
@@ -454,9 +455,9 @@ def test_app_session_shared_through_the_django_cache(emu, settings):
         "AUTH_KEY": AUTH_KEY,
         "AUTH_SECRET": AUTH_SECRET,
     }
-    first = ConnectyCubeClient.from_settings()
+    first = build_client()
     user = signup(first)
-    ConnectyCubeClient.from_settings().get_user(user.id)
+    build_client().get_user(user.id)
     assert route_count(emu, "POST /session") == 1
 
 
@@ -694,7 +695,7 @@ def test_one_renewal_across_processes_sharing_the_django_cache(emu):
     """Clients with separate in-process locks (as in separate workers) renew once via add()."""
     from django.core.cache import cache
 
-    from django_connectycube.client import DjangoCacheAppSessionStore
+    from django_connectycube.app_session_cache import DjangoCacheAppSessionStore
 
     cache.clear()
     user = signup(make_client(emu))

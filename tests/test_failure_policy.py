@@ -20,7 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_connectycube import enqueue, policy, sessions, sync, tasks
-from django_connectycube.client import ConnectyCubeClient, SessionExpired
+from django_connectycube.client import SessionExpired
+from django_connectycube.client_factory import build_client
 from django_connectycube.models import CubeUser
 from django_connectycube.signals import user_sync_failed
 from tests.malformed import TRUNCATED, WRONG_SHAPE, MalformedSuccess
@@ -338,7 +339,7 @@ def test_the_lease_outlives_a_slow_push(cube, settings, no_broker):
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "LEASE_SECONDS": 1}
     user = make_users(1, "slow")[0]
     link_id = CubeUser.objects.get(user=user).pk
-    client = ConnectyCubeClient.from_settings()
+    client = build_client()
     stolen: list[int] = []
     send = client.transport._send
 

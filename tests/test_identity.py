@@ -9,9 +9,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client, override_settings
 
 from django_connectycube import identity, mapping, sessions, sync
+from django_connectycube.client_factory import shared_client
 from django_connectycube.conf import ConfigurationError
 from django_connectycube.models import CubeSession, CubeUser
-from django_connectycube.remote import get_client
 
 User = get_user_model()
 CREDS = {"APPLICATION_ID": 7, "AUTH_KEY": "k", "AUTH_SECRET": "s"}
@@ -174,7 +174,9 @@ def cidp_login(user):
 def test_cidp_never_trusts_a_pk_form_id_without_a_remote_user(cidp_cube):
     user = User.objects.create(username="old")
     CubeUser.objects.filter(user=user).update(external_id=str(user.pk))
-    planted = get_client().create_user(login="planted", password="p" * 12, external_id=str(user.pk))
+    planted = shared_client().create_user(
+        login="planted", password="p" * 12, external_id=str(user.pk)
+    )
     response = cidp_login(user)
     assert response.status_code == 200, response.content
     link = CubeUser.objects.get(user=user)
@@ -206,7 +208,7 @@ def test_cidp_user_whose_account_vanished_gets_a_new_id_not_the_claimants(cidp_c
     link = CubeUser.objects.get(user=victim)
     old_id, old_cube_id = link.external_id, link.cube_id
     cidp_cube.store.delete_user(cidp_cube.store.users[old_cube_id])  # deleted on ConnectyCube
-    claimant = get_client().as_user(session["token"], user_id=session["user_id"])
+    claimant = shared_client().as_user(session["token"], user_id=session["user_id"])
     claimant.update_user(session["user_id"], {"external_id": old_id})  # she read it earlier
     CubeSession.objects.filter(user=victim).delete()
     response = cidp_login(victim)

@@ -17,9 +17,9 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from django_connectycube import checks, identity, mapping, sync
+from django_connectycube.client_factory import shared_client
 from django_connectycube.emulator import mint_firebase_token
 from django_connectycube.models import CubeSession, CubeUser
-from django_connectycube.remote import get_client
 
 User = get_user_model()
 LOGIN = "/api/connectycube/login/"
@@ -66,7 +66,7 @@ def next_pk():
 
 def edit_own_record(session, **changes):
     """What the attacker can do with the token our login API handed her."""
-    client = get_client().as_user(session["token"], user_id=session["user_id"])
+    client = shared_client().as_user(session["token"], user_id=session["user_id"])
     return client.update_user(session["user_id"], changes)
 
 
@@ -78,7 +78,7 @@ def test_cidp_victim_never_receives_an_account_pre_claimed_with_her_external_id(
     # external id the victim is about to get under a pk-based scheme: a password she knows.
     make_user("mallory")
     predicted = next_pk()
-    planted = get_client().create_user(
+    planted = shared_client().create_user(
         login="victim", password="mallory-knows-it", external_id=str(predicted)
     )
     victim = make_user("victim")
@@ -306,7 +306,7 @@ def test_staging_and_production_on_one_application_never_adopt_each_others_users
     }
     alice = make_user("alice")
     # Production's alice has the same pk (another database), under the pk-based scheme.
-    production = get_client().create_user(
+    production = shared_client().create_user(
         login="alice",
         email="alice@example.com",
         password="production-pw",

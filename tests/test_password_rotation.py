@@ -13,8 +13,8 @@ from django.test import override_settings
 
 from django_connectycube import mapping, sessions, sync
 from django_connectycube.client import AuthenticationError
+from django_connectycube.client_factory import shared_client
 from django_connectycube.models import CubeSession, CubeUser
-from django_connectycube.remote import get_client
 from django_connectycube.security_checks import check_secrets
 
 User = get_user_model()
@@ -47,7 +47,7 @@ def version_of(user) -> int:
 def logs_in_with(user, version) -> bool:
     link = CubeUser.objects.get(user=user)
     try:
-        get_client().create_user_session(
+        shared_client().create_user_session(
             login=link.login, password=mapping.derive_password(link.external_id, version)
         )
     except AuthenticationError:

@@ -61,9 +61,9 @@ def test_the_derived_password_logs_in(cube):
     user = make_user()
     sync.push_user(user.pk)
     link = CubeUser.objects.get(user=user)
-    from django_connectycube.remote import get_client
+    from django_connectycube.client_factory import shared_client
 
-    session = get_client().create_user_session(
+    session = shared_client().create_user_session(
         login=link.login, password=mapping.derive_password(link.external_id)
     )
     assert session.user_id == link.cube_id
@@ -146,10 +146,10 @@ def test_retry_after_lost_create_adopts_instead_of_duplicating(cube):
 
 def test_timed_out_create_is_not_resent_and_the_retry_adopts(cube):
     from django_connectycube.client import TransportError
-    from django_connectycube.remote import get_client
+    from django_connectycube.client_factory import shared_client
 
     user = make_user()
-    client = get_client()
+    client = shared_client()
     client.transport.timeout = (2.0, 0.5)
     cube.set_fault("POST /users", latency=1.5, count=1)  # processed, but answered too late
     with pytest.raises(TransportError):
@@ -323,9 +323,9 @@ def test_rotated_password_secret_still_logs_in_and_moves_the_user(cube, settings
     sessions.get_session_for_user(user)
     link = CubeUser.objects.get(user=user)
     assert link.password_version == 2
-    from django_connectycube.remote import get_client
+    from django_connectycube.client_factory import shared_client
 
-    session = get_client().create_user_session(
+    session = shared_client().create_user_session(
         login="rotator", password=mapping.derive_password(link.external_id, 2)
     )
     assert session.user_id == link.cube_id

@@ -1,8 +1,10 @@
-"""The base view of the API: permissions and throttles from settings, failures as JSON."""
+"""The base view of the API: permissions and throttles defaulting to settings, failures as
+JSON."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -27,34 +29,50 @@ from .errors import CONFLICT, UNAVAILABLE, error_response
 
 logger = logging.getLogger("django_connectycube")
 
-__all__ = ["ConnectyCubeAPIView", "import_setting", "setting_paths"]
+__all__ = ["ConnectyCubeAPIView", "SettingsDefault", "import_setting", "setting_paths"]
+
+
+class SettingsDefault:
+    """A DRF ``*_classes`` attribute read from settings on every access.
+
+    It is a plain (non-data) descriptor, so a subclass or mixin that assigns the attribute
+    shadows it through ordinary attribute lookup, exactly as DRF expects: what a view sets wins,
+    settings only fill the default. Read per access, so ``override_settings`` takes effect.
+    """
+
+    def __init__(self, resolve: Callable[[type[Any]], list[type[Any]]]) -> None:
+        self.resolve = resolve
+
+    def __get__(self, instance: object, owner: type[Any]) -> list[type[Any]]:
+        return self.resolve(owner)
+
+
+def _configured_permissions(view_class: type[Any]) -> list[type[BasePermission]]:
+    return [
+        import_setting(p, "API_PERMISSION_CLASSES") for p in setting_paths("API_PERMISSION_CLASSES")
+    ]
+
+
+def _configured_throttles(view_class: type[Any]) -> list[type[BaseThrottle]]:
+    configured = [
+        import_setting(p, "API_THROTTLE_CLASSES") for p in setting_paths("API_THROTTLE_CLASSES")
+    ]
+    return [*view_class.connectycube_throttle_classes, *configured]
 
 
 class ConnectyCubeAPIView(APIView):
-    """Base view: permissions and throttles from settings, remote failures as 503/502, a
-    recorded sync conflict as 409."""
+    """Base view: permissions and throttles from settings unless the view sets its own, remote
+    failures as 503/502, a recorded sync conflict as 409."""
 
-    #: ``None``: take ``API_PERMISSION_CLASSES`` from settings; views that must stay open
-    #: (login, password reset) set their own.
-    connectycube_permission_classes: list[type[BasePermission]] | None = None
-    #: This view's own throttles, applied with those of ``API_THROTTLE_CLASSES``; their rates
-    #: come from ``API_THROTTLE_RATES`` (a rate of ``None`` turns one off).
+    #: ``API_PERMISSION_CLASSES`` unless a view (ours: login, password reset) or an integrator's
+    #: subclass sets ``permission_classes`` itself.
+    permission_classes = SettingsDefault(_configured_permissions)
+    #: This view's own throttles followed by ``API_THROTTLE_CLASSES``, unless a subclass sets
+    #: ``throttle_classes`` itself.
+    throttle_classes = SettingsDefault(_configured_throttles)
+    #: The view's built-in throttles, kept beside ``API_THROTTLE_CLASSES`` in the default; their
+    #: rates come from ``API_THROTTLE_RATES`` (a rate of ``None`` turns one off).
     connectycube_throttle_classes: list[type[BaseThrottle]] = []
-
-    def get_permissions(self) -> list[BasePermission]:
-        classes = self.connectycube_permission_classes
-        if classes is None:
-            classes = [
-                import_setting(p, "API_PERMISSION_CLASSES")
-                for p in setting_paths("API_PERMISSION_CLASSES")
-            ]
-        return [cls() for cls in classes]
-
-    def get_throttles(self) -> list[BaseThrottle]:
-        configured = [
-            import_setting(p, "API_THROTTLE_CLASSES") for p in setting_paths("API_THROTTLE_CLASSES")
-        ]
-        return [cls() for cls in [*self.connectycube_throttle_classes, *configured]]
 
     def handle_exception(self, exc: Exception) -> Response:
         if sessions.is_transient(exc):

@@ -24,9 +24,9 @@ from rest_framework.response import Response
 
 from .. import firebase, sessions
 from ..client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
+from ..client_factory import shared_client
 from ..conf import ConfigurationError, app_settings
 from ..models import CubeSession, CubeUser
-from ..remote import get_client
 from ..secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
 from .base import ConnectyCubeAPIView
 from .errors import error_response
@@ -79,7 +79,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
     and linked to the local user with that phone.
     """
 
-    connectycube_permission_classes = [AllowAny]
+    permission_classes = [AllowAny]
     invalid_credentials = _("Invalid credentials.")
     #: The guard of this request's password check, once it succeeded (sets the device cookie).
     login_guard: LoginGuard | None = None
@@ -165,7 +165,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
         if configured and str(project_id) != str(configured):
             guard.failed()
             return error_response(self.invalid_credentials, "invalid_credentials", 401)
-        client = get_client()
+        client = shared_client()
         try:
             remote = client.create_firebase_phone_session(str(project_id), params["access_token"])
         except APIError as exc:
@@ -251,7 +251,7 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
 class LogoutView(ConnectyCubeAPIView):
     """``POST logout/``: end the requester's ConnectyCube session and forget its token."""
 
-    connectycube_permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
         request=None,
@@ -270,7 +270,7 @@ class SessionView(SessionResponseMixin, ConnectyCubeAPIView):
     """``GET session/``: the requester's session, confirmed with ConnectyCube and renewed if
     ConnectyCube no longer knows it."""
 
-    connectycube_permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
         responses={

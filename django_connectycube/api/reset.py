@@ -36,7 +36,7 @@ class PasswordResetView(ConnectyCubeAPIView):
     over, or from probing many addresses from one client.
     """
 
-    connectycube_permission_classes = [AllowAny]
+    permission_classes = [AllowAny]
     connectycube_throttle_classes = [PasswordResetIPThrottle, PasswordResetAddressThrottle]
     answer = {
         "detail": _("If this address belongs to an account, a reset e-mail is on its way."),

@@ -22,9 +22,9 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from ..client import ConnectyCubeClient, NotFound, Page, User, ValidationError
+from ..client_factory import shared_client
 from ..conf import app_settings
 from ..models import CubeUser
-from ..remote import get_client
 from .base import ConnectyCubeAPIView
 from .errors import error_response as _error
 from .login import LoginView, LogoutView, SessionResponseMixin, SessionView
@@ -106,7 +106,7 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
                 "contact_lookup_disabled",
                 status.HTTP_403_FORBIDDEN,
             )
-        page = self.fetch(get_client(), params)
+        page = self.fetch(shared_client(), params)
         profiles = ProfileSerializer(page.items, many=True, context=self.profile_context()).data
         number, per_page = params["page"], params["per_page"]
         url = request.build_absolute_uri()
@@ -157,7 +157,7 @@ class UserDetailView(ProfileMixin, ConnectyCubeAPIView):
     )
     def get(self, request: Request, user_id: int) -> Response:
         try:
-            user = get_client().get_user(user_id)
+            user = shared_client().get_user(user_id)
         except (NotFound, ValidationError):
             # A 422 on a look-up by id can only mean ConnectyCube takes no such id: no such user.
             return _error(_("Not found."), "not_found", status.HTTP_404_NOT_FOUND)

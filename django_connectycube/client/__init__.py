@@ -1,16 +1,20 @@
 """The ConnectyCube HTTP client: the only code that speaks to ConnectyCube.
 
-It imports no model and reads Django settings only in ``ConnectyCubeClient.from_settings()``,
-so it can be lifted out as a standalone ConnectyCube library.
+A library beside the app, not part of it: it imports neither Django nor any other module of
+``django_connectycube`` (only ``requests``), so it can be lifted out as a standalone ConnectyCube
+library. The Django glue, a client built from ``settings.CONNECTYCUBE`` and the application
+session shared through Django's cache, lives on the app side (``django_connectycube.
+client_factory`` and ``django_connectycube.app_session_cache``).
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import ConnectyCubeClient, UserClient, default_app_session_store
+    from .api import ConnectyCubeClient, UserClient
     from .errors import (
         APIError,
         AuthenticationError,
@@ -27,12 +31,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from .redaction import RedactingFilter, redact, register_secret
-    from .stores import (
-        AppSessionStore,
-        DjangoCacheAppSessionStore,
-        MemoryAppSessionStore,
-        StoredAppSession,
-    )
+    from .stores import AppSessionStore, MemoryAppSessionStore, StoredAppSession
     from .transport import RetryBudget, RetryPolicy, parse_retry_after
     from .types import Blob, BlobObjectAccess, Page, Session, User, UserSession, iterate_pages
 
@@ -46,7 +45,6 @@ _EXPORTS: dict[str, str] = {
     "ConfigurationError": "errors",
     "ConnectyCubeClient": "api",
     "ConnectyCubeError": "errors",
-    "DjangoCacheAppSessionStore": "stores",
     "MemoryAppSessionStore": "stores",
     "NotFound": "errors",
     "Page": "types",
@@ -65,7 +63,6 @@ _EXPORTS: dict[str, str] = {
     "UserSession": "types",
     "V1ApiDisabled": "errors",
     "ValidationError": "errors",
-    "default_app_session_store": "api",
     "iterate_pages": "types",
     "parse_retry_after": "transport",
     "redact": "redaction",
@@ -73,8 +70,27 @@ _EXPORTS: dict[str, str] = {
 }
 
 
+#: Django glue that moved to the app, by old name: (module, name there). Reached only through a
+#: deprecated name, so the client itself never imports the app or Django.
+_MOVED_TO_THE_APP: dict[str, tuple[str, str]] = {
+    "DjangoCacheAppSessionStore": (
+        "django_connectycube.app_session_cache",
+        "DjangoCacheAppSessionStore",
+    ),
+    "default_app_session_store": ("django_connectycube.client_factory", "app_session_store"),
+}
+
+
 def __getattr__(name: str) -> Any:
     """Import on first use, so ``client.signing`` (all the emulator needs) pulls in nothing else."""
+    moved = _MOVED_TO_THE_APP.get(name)
+    if moved is not None:
+        warnings.warn(
+            f"django_connectycube.client.{name} is deprecated; use {moved[0]}.{moved[1]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(moved[0]), moved[1])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -93,7 +109,6 @@ __all__ = [
     "ConfigurationError",
     "ConnectyCubeClient",
     "ConnectyCubeError",
-    "DjangoCacheAppSessionStore",
     "MemoryAppSessionStore",
     "NotFound",
     "Page",
@@ -112,7 +127,6 @@ __all__ = [
     "UserSession",
     "V1ApiDisabled",
     "ValidationError",
-    "default_app_session_store",
     "iterate_pages",
     "parse_retry_after",
     "redact",

@@ -19,17 +19,17 @@ exception, so code that already catches ``requests.Timeout`` keeps working.
     │   ├── ServerError               5xx
     │   └── MalformedResponse         a 2xx answer whose body is not the promised shape
     └── TransportError                no answer: connection failure or timeout
-    ConfigurationError                (an ImproperlyConfigured, deliberately outside the tree)
+    ConfigurationError                (a ValueError, deliberately outside the tree)
 
 ``ConfigurationError`` is not a ``ConnectyCubeError`` so that a retry loop catching remote
-failures never swallows a broken configuration (the same choice anymail made).
+failures never swallows a broken configuration (the same choice anymail made). It is a plain
+``ValueError`` here, so the client needs no framework; the Django app raises its own subclass,
+which is also Django's ``ImproperlyConfigured``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from django.core.exceptions import ImproperlyConfigured
 
 from .redaction import redact
 
@@ -72,8 +72,9 @@ USERS_SWITCHES = (
 )
 
 
-class ConfigurationError(ImproperlyConfigured):
-    """The client cannot be built from the given settings; the message names what to fix."""
+class ConfigurationError(ValueError):
+    """The client cannot be built, or cannot make a call, with the arguments it was given; the
+    message names what to fix."""
 
 
 class ConnectyCubeError(Exception):

@@ -1,8 +1,9 @@
 """Where the application session token lives, so every client, process and worker shares one.
 
 A store holds one :class:`StoredAppSession` per key and offers a short lock so that only one
-holder renews the token at a time. ``DjangoCacheAppSessionStore`` (the default) uses Django's
-cache and imports Django lazily; ``MemoryAppSessionStore`` serves a single process or tests.
+holder renews the token at a time. ``MemoryAppSessionStore`` (the client's default) serves one
+process; a store shared between processes is the host application's to give (the Django app
+passes one on its cache, ``django_connectycube.app_session_cache``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "AppSessionStore",
-    "DjangoCacheAppSessionStore",
     "MemoryAppSessionStore",
     "StoredAppSession",
     "store_key",
@@ -114,42 +114,3 @@ class MemoryAppSessionStore:
             held = self._locks.get(key)
             if held is not None and held[0] == owner:
                 del self._locks[key]
-
-
-class DjangoCacheAppSessionStore:
-    """A store on a Django cache alias: every process using that cache shares the token.
-
-    The renewal lock is a cache ``add()`` (atomic on Redis, Memcached and the database cache), so
-    one process renews while the others wait briefly and re-read.
-    """
-
-    def __init__(self, alias: str = "default") -> None:
-        self.alias = alias
-
-    @property
-    def cache(self) -> Any:
-        """The Django cache (imported on first use so the client imports without Django)."""
-        from django.core.cache import caches
-
-        return caches[self.alias]
-
-    def get(self, key: str) -> StoredAppSession | None:
-        return StoredAppSession.from_dict(self.cache.get(key))
-
-    def set(self, key: str, session: StoredAppSession) -> None:
-        ttl = max(1, int(session.expires_at - time.time()))
-        self.cache.set(key, session.to_dict(), timeout=ttl)
-
-    def delete(self, key: str) -> None:
-        self.cache.delete(key)
-
-    def acquire_lock(self, key: str, timeout: float) -> str | None:
-        owner = uuid.uuid4().hex
-        if self.cache.add(f"{key}:lock", owner, timeout=max(1, int(timeout))):
-            return owner
-        return None
-
-    def release_lock(self, key: str, owner: str) -> None:
-        lock_key = f"{key}:lock"
-        if self.cache.get(lock_key) == owner:
-            self.cache.delete(lock_key)

@@ -9,7 +9,6 @@ draw from a retry budget so a failing server is not hammered by every caller at 
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
@@ -24,6 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from .dates import parse_http_date
 from .errors import ConnectyCubeError, RateLimited, error_for_status, transport_error
 from .redaction import log
 
@@ -121,10 +121,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return max(0.0, float(text))
     except ValueError:
         pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
+    when = parse_http_date(text)
     if when is None:
         return None
     current = time.time() if now is None else now

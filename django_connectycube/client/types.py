@@ -10,9 +10,10 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from .dates import parse_datetime, parse_expiration_header
 from .errors import MalformedResponse
 
 __all__ = [
@@ -45,38 +46,6 @@ def _parsed(build: B) -> B:
             ) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """Parse the API's ISO 8601 UTC dates (``2018-12-05T11:58:02Z``, milliseconds allowed)."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    text = str(value).strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def parse_expiration_header(value: str | None) -> datetime | None:
-    """Parse ``CB-Token-ExpirationDate: YYYY-MM-DD HH:MM:SS UTC`` (ISO 8601 accepted too)."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.upper().endswith("UTC"):
-        text = text[:-3].strip()
-    try:
-        parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return parse_datetime(text)
-    return parsed.replace(tzinfo=timezone.utc)
 
 
 def _int(value: Any) -> int | None:

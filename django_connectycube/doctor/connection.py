@@ -7,7 +7,6 @@ checks reuse it through the :class:`~.context.DoctorContext`.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 from typing import Any
 
 import requests
@@ -20,6 +19,7 @@ from ..client import (
     Session,
     TransportError,
 )
+from ..client.dates import response_date
 from ..conf import REQUIRED
 from .context import DoctorContext, setting_path
 from .findings import Finding, Status, duration
@@ -169,13 +169,8 @@ def _unsigned_session(ctx: DoctorContext, client: ConnectyCubeClient) -> Session
 
 
 def _server_date(response: requests.Response | None) -> float | None:
-    value = response.headers.get("Date") if response is not None else None
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
+    server_now = response_date(response)
+    return None if server_now is None else server_now.timestamp()
 
 
 def measure_skew(ctx: DoctorContext, client: ConnectyCubeClient) -> tuple[float, float] | None:

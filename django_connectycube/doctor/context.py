@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..client import ConfigurationError, ConnectyCubeClient, ConnectyCubeError, Session
-from ..client.stores import MemoryAppSessionStore, StoredAppSession, store_key
-from ..conf import app_settings
+from ..client import ConnectyCubeClient, ConnectyCubeError, Session
+from ..client.stores import MemoryAppSessionStore, StoredAppSession
+from ..client_factory import build_client
+from ..conf import ConfigurationError, app_settings
 
 __all__ = ["DoctorContext", "setting_path"]
 
@@ -69,7 +70,7 @@ class DoctorContext:
         if not self._built:
             self._built = True
             try:
-                self._client = ConnectyCubeClient.from_settings(
+                self._client = build_client(
                     retries=0, timeout=self.timeout, app_session_store=self._store
                 )
             except ConfigurationError as exc:
@@ -83,8 +84,9 @@ class DoctorContext:
         if client is None:
             return
         expires = session.expires_at.timestamp() if session.expires_at else self.clock() + 3600
-        key = store_key(client.api_url, client.application_id, self.setting("AUTH_KEY"))
-        self._store.set(key, StoredAppSession(token=session.token, expires_at=expires))
+        self._store.set(
+            client.app_session_key, StoredAppSession(token=session.token, expires_at=expires)
+        )
 
     @property
     def celery_app(self) -> Any:

@@ -20,9 +20,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import logins, mapping
 from ...client import AuthenticationError, ConnectyCubeError, NotFound
+from ...client_factory import shared_client
 from ...conf import app_settings
 from ...models import CubeUser
-from ...remote import get_client
 from ..validation import bounded_float, bounded_int, check_range
 
 MAX_BATCH = 10_000
@@ -88,7 +88,7 @@ class Command(BaseCommand):
         failed: list[int] = []
         done = 0
         last_pk = options["start_after"]
-        client = get_client()
+        client = shared_client()
         while True:
             batch = list(links.filter(pk__gt=last_pk).order_by("pk")[: options["batch_size"]])
             if not batch:

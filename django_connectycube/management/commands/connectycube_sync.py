@@ -25,9 +25,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ... import backfill, drift, owed, policy, sync
+from ...client_factory import shared_client
 from ...conf import app_settings
 from ...models import CubeUser
-from ...remote import get_client
 
 CHUNK = 500
 #: Users per batch of the create path: one ``GET /users/v2`` look-up, a few statements.
@@ -157,7 +157,7 @@ class Command(BaseCommand):
     # ---- pushing --------------------------------------------------------------------------
 
     def push(self, pks: Iterator[Any], total: int, concurrency: int) -> None:
-        client = get_client()
+        client = shared_client()
         counts: Counter[str] = Counter()
         started = time.monotonic()
         done = 0
@@ -234,7 +234,7 @@ class Command(BaseCommand):
     # ---- verifying ------------------------------------------------------------------------
 
     def verify(self, options: dict[str, Any]) -> None:
-        client = get_client()
+        client = shared_client()
         links = CubeUser.objects.exclude(state=CubeUser.State.DELETED).select_related("user")
         if options["user"]:
             links = links.filter(user_id__in=options["user"])

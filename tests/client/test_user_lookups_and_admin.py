@@ -8,7 +8,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-from django.test import override_settings
 
 from django_connectycube.client import (
     AuthenticationError,
@@ -236,17 +235,3 @@ def test_admin_call_without_a_key_names_the_setting():
     assert not client.has_admin_api_key
     with pytest.raises(ConfigurationError, match='CONNECTYCUBE\\["ADMIN_API_KEY"\\]'):
         client.admin_delete_user(7)
-
-
-@override_settings(
-    CONNECTYCUBE={
-        "API_URL": API,
-        "APPLICATION_ID": 1,
-        "AUTH_KEY": "k1",
-        "AUTH_SECRET": "s1",
-        "ADMIN_API_KEY": "from-settings-key",
-    }
-)
-def test_from_settings_reads_the_admin_key():
-    assert ConnectyCubeClient.from_settings().has_admin_api_key
-    assert not ConnectyCubeClient.from_settings(admin_api_key=None).has_admin_api_key
