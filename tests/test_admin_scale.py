@@ -4,7 +4,6 @@ rows, whatever the number of users (``python -m benchmarks.db_scale`` times them
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -14,7 +13,6 @@ from django_connectycube.admin_counts import BoundedCount, bounded_count
 from django_connectycube.models import CubeUser
 
 pytestmark = pytest.mark.django_db
-User = get_user_model()
 CUBE = CubeUser._meta.db_table
 CHANGELIST = "admin:django_connectycube_cubeuser_changelist"
 HEALTH = "admin:django_connectycube_cubeuser_sync_health"
