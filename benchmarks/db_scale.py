@@ -1,19 +1,24 @@
 """db_scale: the database side of the app at 10 k, 100 k and 1 M users, 100 of them owed.
 
 Users and their ``CubeUser`` links are built with generated SQL (``INSERT … SELECT
-generate_series``) in a throwaway PostgreSQL database; every user is linked and synced except 100
-spread over the table, which are owed and never enqueued. For each size it times (median of a few
-repetitions, the owed rows made due again before each):
+generate_series``) in a throwaway PostgreSQL database, then ``VACUUM ANALYZE``-d (what autovacuum
+keeps up on a live table: the statistics, and the visibility map index-only scans need). Every
+user is linked and synced except 100 spread over the table, which are owed and never enqueued.
+For each size it times (median of a few repetitions, the owed rows made due again before each):
 
-* one sweep (``enqueue.sweep``; goal ≤ 50 ms): what beat runs every minute;
-* ``link_missing_users``: the full outer join ``connectycube_sync --dirty`` runs before selecting;
-* ``connectycube_sync --dirty --dry-run`` (the selection alone);
-* the admin changelist of ``CubeUser`` and its sync-health page (Django test client, superuser).
+* one sweep (``enqueue.sweep``, beat's job every minute; goal ≤ 50 ms), its search for users
+  without a link included, and that search alone (``unlinked.sweep_step``: two windows);
+* ``connectycube_sync --dirty``'s database side: linking the users saved since it last looked,
+  and reading the owed ones (the pushes themselves are the backfill benchmark's);
+* the admin changelist of ``CubeUser``, the same filtered to the owed rows, its sync-health page;
+* for contrast, ``link_missing_users``: the whole-table search ``--all`` runs, O(users) by design.
 
-The curve says whether each costs O(owed rows) or O(users). The slowest operation at the largest
-size is replayed with every query timed, and the slowest query is printed with ``EXPLAIN ANALYZE``.
+Goal for all but the last: O(owed rows), not O(users), so the largest size costs ≤ 2 times the
+smallest. At the largest size every statement of each operation is replayed under ``EXPLAIN
+(ANALYZE, BUFFERS)`` (rolled back): the notes name the scans and any sequential scan of a big
+table; ``--plans FILE`` writes the plans in full.
 
-    python -m benchmarks.db_scale [--sizes 10000,100000,1000000] [--reps 5]
+    python -m benchmarks.db_scale [--sizes 10000,100000,1000000] [--reps 5] [--plans FILE]
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import io
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from benchmarks import db_plans
 from benchmarks._common import (
     Row,
     child_env,
@@ -39,8 +46,10 @@ from benchmarks._common import (
 NAME = "db_scale"
 MODULE = "benchmarks.db_scale"
 OWED = 100
+SWEEP = "sweep (enqueue.sweep)"
 SWEEP_GOAL_MS = 50.0
 FLAT_GOAL = 2.0  # the largest size's time over the smallest's: O(owed), not O(users)
+CONTRAST = "link_missing_users (whole table, --all)"
 
 
 def _grow(n: int) -> None:
@@ -81,17 +90,17 @@ def _grow(n: int) -> None:
             WHERE user_id IN (SELECT g * %s FROM generate_series(1, %s) AS g)""",  # noqa: S608
             [step, OWED],
         )
-        cursor.execute(f"ANALYZE {users}")
-        cursor.execute(f"ANALYZE {links}")
+        cursor.execute(f"VACUUM ANALYZE {users}")
+        cursor.execute(f"VACUUM ANALYZE {links}")
 
 
 def _operations() -> dict[str, Callable[[], Any]]:
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
-    from django_connectycube import enqueue, owed
+    from django_connectycube import enqueue, owed, unlinked
+    from django_connectycube.management.commands.connectycube_sync import Command
     from django_connectycube.models import CubeUser
 
     admin, _ = get_user_model().objects.get_or_create(
@@ -112,6 +121,11 @@ def _operations() -> dict[str, Callable[[], Any]]:
 
     sweep.prepare = due_again  # type: ignore[attr-defined]
 
+    def dirty() -> None:
+        pks, total = Command(stdout=io.StringIO()).select("dirty", [], dry_run=False)
+        if total != OWED or len(list(pks)) != OWED:
+            raise RuntimeError(f"--dirty selected {total} users, not {OWED}")
+
     def get(path: str) -> Callable[[], None]:
         def view() -> None:
             response = client.get(path)
@@ -120,18 +134,15 @@ def _operations() -> dict[str, Callable[[], Any]]:
 
         return view
 
-    def dry_run() -> None:
-        out = io.StringIO()
-        call_command("connectycube_sync", "--dirty", "--dry-run", stdout=out)
-        if str(OWED) not in out.getvalue():
-            raise RuntimeError(f"--dirty --dry-run did not see {OWED} owed: {out.getvalue()}")
-
+    changelist = "/admin/django_connectycube/cubeuser/"
     return {
-        "sweep (enqueue.sweep)": sweep,
-        "link_missing_users (before --dirty)": owed.link_missing_users,
-        "connectycube_sync --dirty --dry-run": dry_run,
-        "admin changelist": get("/admin/django_connectycube/cubeuser/"),
-        "admin sync-health": get("/admin/django_connectycube/cubeuser/sync-health/"),
+        SWEEP: sweep,
+        "its search for users without a link (unlinked.sweep_step)": unlinked.sweep_step,
+        "connectycube_sync --dirty (links new users, reads the owed)": dirty,
+        "admin changelist": get(changelist),
+        "admin changelist, owed rows (?state=pending)": get(f"{changelist}?state=pending"),
+        "admin sync-health": get(f"{changelist}sync-health/"),
+        CONTRAST: owed.link_missing_users,
     }
 
 
@@ -148,42 +159,61 @@ def _timed(op: Callable[[], Any], reps: int) -> float:
     return median(times) * 1e3
 
 
-def _explain_slowest(op: Callable[[], Any], explain: bool = True) -> str:
-    """Replay op with each query timed; EXPLAIN ANALYZE the slowest one."""
-    from django.db import connection
+def _publishing_ms(op: Callable[[], Any]) -> float:
+    """The time one run of ``op`` spends in Celery's ``apply_async`` (building and publishing
+    messages), which no database work can save."""
+    from celery.app.task import Task
 
-    queries: list[tuple[float, str, Any]] = []
+    original = Task.apply_async
+    spent = [0.0]
 
-    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    def timed(self: Task, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return execute(sql, params, many, context)
+            return original(self, *args, **kwargs)
         finally:
-            queries.append((time.perf_counter() - started, sql, params))
+            spent[0] += time.perf_counter() - started
 
     getattr(op, "prepare", lambda: None)()
-    with connection.execute_wrapper(wrapper):
+    Task.apply_async = timed  # type: ignore[method-assign]
+    try:
         op()
-    total = sum(q[0] for q in queries)
-    spent, sql, params = max(queries, key=lambda q: q[0])
-    if not explain:
-        return f"{len(queries)} queries, {total * 1e3:.1f} ms of them in the database"
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
-        plan = "\n".join(r[0] for r in cursor.fetchall())
-    sys.stderr.write(
-        f"\n-- slowest query: {spent * 1e3:.1f} ms of {total * 1e3:.1f} ms in "
-        f"{len(queries)} queries\n{sql % tuple(params or ())}\n{plan}\n"
-    )
-    head = f"slowest query {spent * 1e3:.0f} ms of {total * 1e3:.0f} ms ({len(queries)} queries)"
-    return f"{head}: {sql[:120]}"
+    finally:
+        Task.apply_async = original  # type: ignore[method-assign]
+    return spent[0] * 1e3
 
 
-def measure(sizes: list[int], reps: int) -> list[Row]:
+def _explained(ops: dict[str, Callable[[], Any]], plans_file: str) -> dict[str, str]:
+    """Each operation's plans at the current size: a summary line each, the full text to a file."""
+    from django.contrib.auth import get_user_model
+
+    from django_connectycube.models import CubeUser
+
+    big = (get_user_model()._meta.db_table, CubeUser._meta.db_table)
+    notes, text = {}, []
+    for name, op in ops.items():
+        prepare = getattr(op, "prepare", lambda: None)
+        prepare()
+        run = db_plans.capture(op)
+        prepare()
+        plans = db_plans.explain(run)
+        notes[name] = db_plans.summary(plans, run, big)
+        if name == SWEEP:
+            publishing = _publishing_ms(op)
+            notes[name] += f"; {publishing:.1f} ms in Celery's apply_async ({OWED} messages)"
+        text.append(db_plans.full_text(name, plans))
+    if plans_file:
+        Path(plans_file).write_text("".join(text))
+        sys.stderr.write(f"db_scale: plans written to {plans_file}\n")
+    return notes
+
+
+def measure(sizes: list[int], reps: int, plans_file: str = "") -> list[Row]:
     setup_django()
     from django.test.utils import override_settings
 
     from benchmarks.settings import CONNECTYCUBE
+    from django_connectycube import unlinked
 
     curves: dict[str, dict[int, float]] = {}
     with override_settings(CONNECTYCUBE={**CONNECTYCUBE, "SYNC_ENABLED": True}):
@@ -191,61 +221,77 @@ def measure(sizes: list[int], reps: int) -> list[Row]:
         for n in sizes:
             started = time.perf_counter()
             _grow(n)
+            built = time.perf_counter() - started
+            started = time.perf_counter()
+            unlinked.catch_up()  # the first look at the users just added, as --dirty would
             sys.stderr.write(
-                f"db_scale: built {n:,} users in {time.perf_counter() - started:.1f} s\n"
+                f"db_scale: built {n:,} users in {built:.1f} s; first look for users without "
+                f"a link {time.perf_counter() - started:.2f} s\n"
             )
             for name, op in ops.items():
                 curves.setdefault(name, {})[n] = _timed(op, reps)
-        slowest = max(ops, key=lambda k: curves[k][sizes[-1]])
-        explained = _explain_slowest(ops[slowest])
-        sweep_queries = _explain_slowest(next(iter(ops.values())), explain=False)
+        notes = _explained(ops, plans_file)
+    return _rows(curves, sizes, notes)
+
+
+def _rows(
+    curves: dict[str, dict[int, float]], sizes: list[int], notes: dict[str, str]
+) -> list[Row]:
     rows = []
-    small = sizes[0]
+    small, large = sizes[0], sizes[-1]
     for name, curve in curves.items():
         for n, ms in curve.items():
-            if name.startswith("sweep"):
+            if name == SWEEP:
                 goal, met = f"≤ {SWEEP_GOAL_MS:.0f} ms", ms <= SWEEP_GOAL_MS
-            elif n == sizes[-1] and n != small:
+            elif name == CONTRAST:
+                goal, met = ("O(users), on demand", None) if n == large else ("", None)
+            elif n == large and n != small:
                 goal, met = f"≤ {FLAT_GOAL} (flat)", ms / curve[small] <= FLAT_GOAL
             else:
                 goal, met = "", None
-            rows.append(
-                Row(
-                    NAME,
-                    f"{name}, {n:,} users ({OWED} owed)",
-                    ms,
-                    "ms",
-                    curve[small],
-                    f"{small:,} users",
-                    ms / curve[small],
-                    goal,
-                    met,
-                )
+            row = Row(
+                NAME,
+                f"{name}, {n:,} users ({OWED} owed)",
+                ms,
+                "ms",
+                curve[small],
+                f"{small:,} users",
+                ms / curve[small],
+                goal,
+                met,
             )
-    rows[len(sizes) - 1].note = f"one sweep at {sizes[-1]:,} users: {sweep_queries}"
-    rows[-1].note = f"slowest at {sizes[-1]:,} users is {slowest}; {explained}"
+            if n == large:
+                shown = " → ".join(f"{m:.1f}" for m in curve.values())
+                row.note = f"{shown} ms; at {large:,} users: {notes.get(name, '')}"
+            rows.append(row)
     return rows
 
 
-def run(quick: bool = False, sizes: tuple[int, ...] | None = None, reps: int = 5) -> list[Row]:
-    sizes = sizes or ((10_000, 100_000) if not quick else (10_000, 50_000))
+def run(
+    quick: bool = False, sizes: tuple[int, ...] | None = None, reps: int = 5, plans: str = ""
+) -> list[Row]:
+    sizes = sizes or ((10_000, 100_000, 1_000_000) if not quick else (10_000, 50_000))
     args = ["--child", "--sizes", ",".join(map(str, sizes)), "--reps", str(reps)]
+    args += ["--plans", str(Path(plans).resolve())] if plans else []
     with throwaway_postgres() as url:
         return run_child(MODULE, args, child_env(database_url=url), timeout=3600)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated user counts")
+    parser.add_argument("--quick", action="store_true", help="10,000 and 50,000 users")
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="comma-separated user counts"
+    )
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--plans", default="", help="write every query plan to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    sizes = tuple(sorted(int(s) for s in args.sizes.split(",")))
     if args.child:
-        print(rows_to_json(measure(sizes, args.reps)))
+        print(rows_to_json(measure(list(sizes), args.reps, args.plans)))
         return
-    print_rows(run(args.quick, tuple(sizes), args.reps))
+    print_rows(run(args.quick, None if args.quick else sizes, args.reps, args.plans))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import enqueue
+from .admin_counts import BoundedCountPaginator
 from .admin_health import sync_health_view
 from .models import CubeSession, CubeUser
 
@@ -73,10 +74,15 @@ class CubeUserAdmin(admin.ModelAdmin):
     )
     list_filter = ("state",)
     search_fields = ("login", "external_id", "=cube_id")
-    list_select_related = ("user",)
+    list_select_related = ("user",)  # one join for the page's rows, not a query per row
     readonly_fields = ("user", "state", *REMOTE_FIELDS)
     actions = ("resync_selected",)
-    ordering = ("-updated_at",)
+    # Newest links first, by primary key: the page is read from an index, whatever the table's
+    # size (an order by a column without an index sorts the whole table for every page).
+    ordering = ("-pk",)
+    # Counts read at most admin_counts.CAP rows; the unfiltered total is not counted again.
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rows are created by saving users

@@ -1,7 +1,8 @@
 """The admin's sync-health page: what an operator looks at before querying the table by hand.
 
-Counts per state come from one ``GROUP BY state``; everything else reads only the owed and
-failed rows (the rows an operator must act on), never the whole table.
+Each state's count reads at most :data:`.admin_counts.CAP` rows (beyond that it is an estimate);
+everything else reads only the owed and failed rows (the rows an operator must act on), never
+the whole table.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, Min
+from django.db.models import Min
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from .admin_counts import BoundedCount, bounded_count
 from .models import CubeUser
 
 __all__ = ["failure_reason", "sync_health_context", "sync_health_view"]
@@ -37,14 +39,16 @@ def _changelist(**filters: str) -> str:
 
 def sync_health_context() -> dict[str, Any]:
     """States with counts, the oldest owed change, and failures grouped by reason, each linked."""
-    counts = dict(
-        CubeUser.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
-    )
+    counts = {
+        state: bounded_count(CubeUser.objects.filter(state=state))
+        for state, _ in CubeUser.State.choices
+    }
     states = [
         {
             "state": state,
             "label": label,
-            "count": counts.get(state, 0),
+            "count": counts[state].value,
+            "shown": counts[state],
             "url": _changelist(state=state),
         }
         for state, label in CubeUser.State.choices
@@ -74,7 +78,7 @@ def sync_health_context() -> dict[str, Any]:
     ]
     return {
         "states": states,
-        "total": sum(counts.values()),
+        "total": sum(counts.values(), BoundedCount(0)),
         "oldest_owed_age": age,
         "oldest_owed_url": oldest_link,
         "failures": failures,

@@ -9,15 +9,15 @@ here with the sweep, so the tasks never import what enqueues them.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import shared_task
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import breaker, tasks
+from . import breaker, tasks, unlinked
 from .conf import app_settings
 from .models import CubeUser
 from .publisher import Publisher
@@ -125,39 +125,51 @@ def flush(timeout: float = 5.0) -> bool:
 def sweep(*, using: str | None = None, limit: int = 1000) -> int:
     """Hand owed rows that are due and not in flight to Celery; returns how many were sent.
 
-    Never enqueued (the broker was down) comes first, then the longest in flight. A row waiting
-    for a retry is left alone until its ``next_attempt_at``. While the circuit breaker is open
-    nothing is sent (the rows are due after the next probe anyway); when it is due for a probe,
-    one row is. With ``SYNC_ENABLED = False`` nothing is sent at all. Users saved without a
-    link are not looked for here (that scans the whole user table): ``connectycube_sync`` does.
+    Users found without a link (:mod:`.unlinked`: a window or two of the user table per run)
+    are linked first, and handed over with the rest. Never enqueued (the broker was down) comes
+    first, then the longest in flight. A row waiting for a retry is left alone until its
+    ``next_attempt_at``. While the circuit breaker is open nothing is sent (the rows are due
+    after the next probe anyway); when it is due for a probe, one row is. With
+    ``SYNC_ENABLED = False`` nothing is done at all. The first message the broker refuses ends
+    the run: the rows not sent stay due for the next one.
     """
-    if not app_settings.SYNC_ENABLED or breaker.is_open() is not None:
+    if not app_settings.SYNC_ENABLED:
+        return 0
+    db = _db(using)
+    unlinked.sweep_step(using=db)
+    if breaker.is_open() is not None:
         return 0
     if breaker.half_open():
         limit = 1
-    db = _db(using)
     now = timezone.now()
-    stale = now - timedelta(seconds=app_settings.SWEEP_AFTER)
-    candidates = list(
-        CubeUser.objects.using(db).due(now, stale).values_list("pk", "user_id", "state")[:limit]
-    )
-    sent = 0
-    for pk, user_id, state in candidates:
-        # Claim the row first, so two sweeps (beat and the command) don't both enqueue it.
-        claimed = (
-            CubeUser.objects.using(db)
-            .filter(pk=pk)
-            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-            .update(enqueued_at=now)
-        )
-        if not claimed:
-            continue
+    claimed = _claim(db, now, now - timedelta(seconds=app_settings.SWEEP_AFTER), limit)
+    for sent, (pk, user_id, state) in enumerate(claimed):
         if state == CubeUser.State.DELETING or user_id is None:
             ok = enqueue_delete(pk, using=db)
         else:
             ok = enqueue_push(user_id, using=db)
-        sent += ok
-    return sent
+        if not ok:
+            rest = [row[0] for row in claimed[sent + 1 :]]
+            CubeUser.objects.using(db).filter(pk__in=rest, enqueued_at=now).update(enqueued_at=None)
+            return sent
+    return len(claimed)
+
+
+def _claim(db: str, now: datetime, stale: datetime, limit: int) -> list[tuple[Any, Any, str]]:
+    """Take up to ``limit`` due rows in one ``UPDATE``, so that two sweeps (beat and the
+    command) never both enqueue a row: the rows are read ``FOR UPDATE SKIP LOCKED`` where the
+    database has it (a racing sweep skips them, then finds them in flight); SQLite runs one
+    writing transaction at a time."""
+    due = CubeUser.objects.using(db).due(now, stale)
+    with transaction.atomic(using=db):
+        if connections[db].features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        rows = list(due.values_list("pk", "user_id", "state")[:limit])
+        if rows:
+            CubeUser.objects.using(db).filter(pk__in=[row[0] for row in rows]).update(
+                enqueued_at=now
+            )
+    return rows
 
 
 @shared_task(name="django_connectycube.sweep_dirty", ignore_result=True)

@@ -19,7 +19,7 @@ from .fields import EncryptedTextField
 from .identity import mint_external_id
 from .state import CubeUserQuerySet, State
 
-__all__ = ["CubeSession", "CubeUser", "CubeUserQuerySet"]
+__all__ = ["CubeSession", "CubeUser", "CubeUserQuerySet", "LinkScan"]
 
 
 class CubeUser(models.Model):
@@ -146,3 +146,31 @@ class CubeSession(models.Model):
 
     def __repr__(self) -> str:  # never show the token
         return f"<CubeSession user={self.user_id} expires_at={self.expires_at}>"
+
+
+class LinkScan(models.Model):
+    """How far the search for users without a link has got (see :mod:`.unlinked`); one row.
+
+    Keys are stored as text, whatever the type of the user model's primary key; empty is none.
+    """
+
+    newest = models.CharField(
+        _("high-water mark"),
+        max_length=255,
+        blank=True,
+        help_text=_("The last user looked at among the newest (auto-increment keys only)."),
+    )
+    rolling = models.CharField(
+        _("rolling window starts after"),
+        max_length=255,
+        blank=True,
+        help_text=_("Empty: the next rolling window starts at the beginning of the user table."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("search for users without a link")
+        verbose_name_plural = _("searches for users without a link")
+
+    def __str__(self) -> str:
+        return f"newest up to {self.newest or '-'}, rolling from {self.rolling or 'the start'}"

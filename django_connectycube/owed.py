@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
+from . import unlinked
 from .models import CubeUser
 
 __all__ = ["link_missing_users", "mark_deleted", "mark_dirty"]
@@ -57,26 +57,12 @@ def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
     return link_id
 
 
-def link_missing_users(*, using: str | None = None, batch_size: int = 500) -> int:
+def link_missing_users(*, using: str | None = None, batch_size: int | None = None) -> int:
     """Create owed links for users that have none (saved before the app was installed or while
     ``SYNC_ENABLED`` was off, or in autocommit mode by a process that died between the two
-    writes). It reads the whole user table, so it runs on demand (``connectycube_sync``), not
-    from the periodic sweep."""
-    db = _db(using)
-    User = get_user_model()
-    missing = (
-        User._default_manager.using(db)
-        .filter(connectycube__isnull=True)
-        .values_list("pk", flat=True)
-        .order_by("pk")
-    )
-    created = 0
-    batch: list[CubeUser] = []
-    for pk in missing.iterator(chunk_size=batch_size):
-        batch.append(CubeUser(user_id=pk, dirty_version=1, enqueued_at=None))
-        if len(batch) >= batch_size:
-            created += len(CubeUser.objects.using(db).bulk_create(batch, ignore_conflicts=True))
-            batch = []
-    if batch:
-        created += len(CubeUser.objects.using(db).bulk_create(batch, ignore_conflicts=True))
-    return created
+    writes), reading the whole user table a window at a time: on demand (``connectycube_sync
+    --all``). The periodic sweep looks at a window or two per run instead (:mod:`.unlinked`).
+
+    ``batch_size`` is accepted for compatibility; the window is :data:`.unlinked.WINDOW`.
+    """
+    return unlinked.link_all(using=using)

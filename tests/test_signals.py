@@ -174,16 +174,18 @@ def test_sweep_enqueues_owed_rows_not_in_flight(sent, settings):
     assert sorted(sent) == sorted([("push_user", str(a.pk)), ("push_user", str(b.pk))])
 
 
-def test_sweep_never_reads_the_user_table(settings, sent):
-    # It used to look for users without a link on every run (every minute), reading the
-    # whole user table; the sync command does that now, on demand.
+def test_sweep_links_a_user_saved_while_sync_was_off(settings, sent):
+    # It used to leave them to the sync command: an outer join of the whole user table was too
+    # much for every minute. It reads a window of the table's primary key instead.
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": False}
-    User.objects.create(username="legacy")
+    legacy = User.objects.create(username="legacy")
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": True}
     with CaptureQueriesContext(connection) as queries:
-        assert enqueue.sweep() == 0
-    assert not [q for q in queries if User._meta.db_table in q["sql"]]
-    assert owed.link_missing_users() == 1
+        assert enqueue.sweep() == 1
+    assert sent == [("push_user", str(legacy.pk))]
+    on_users = [q["sql"] for q in queries if User._meta.db_table in q["sql"]]
+    assert on_users and not [sql for sql in on_users if "LEFT OUTER JOIN" in sql]
+    assert owed.link_missing_users() == 0
 
 
 def test_sweep_sends_nothing_while_sync_is_disabled(settings, sent):

@@ -1,7 +1,7 @@
 """Push users to ConnectyCube now (backfill, retry, single users) or check for drift.
 
-The default ``--dirty`` is also where users saved without a link (before the app was installed,
-or while ``SYNC_ENABLED`` was off) get one: the periodic sweep no longer scans the user table.
+The default ``--dirty`` also links the users saved without a link since it (or the sweep) last
+looked, such as those saved while ``SYNC_ENABLED`` was off (see :mod:`...unlinked`).
 Every push runs under the same failure policy as the tasks (:mod:`...policy`): a transient
 failure leaves the user owed with a due time the sweep honours, a permanent one marks it failed.
 """
@@ -24,7 +24,7 @@ from django.db import DataError, connection, connections
 from django.db.models import Q
 from django.utils import timezone
 
-from ... import backfill, drift, owed, policy, sync
+from ... import backfill, drift, owed, policy, sync, unlinked
 from ...client_factory import shared_client
 from ...conf import app_settings
 from ...models import CubeUser
@@ -137,7 +137,7 @@ class Command(BaseCommand):
             failed.resync(timezone.now())
             return iter(pks), len(pks)
         if not dry_run:
-            owed.link_missing_users()
+            unlinked.catch_up()  # the users saved since it last looked, not the whole table
         pending = (
             CubeUser.objects.filter(state=CubeUser.State.PENDING, user__isnull=False)
             .order_by("pk")
