@@ -41,7 +41,7 @@ from .stores import (
     StoredAppSession,
     store_key,
 )
-from .transport import DEFAULT_TIMEOUT, RetryBudget, RetryPolicy, Transport
+from .transport import DEFAULT_TIMEOUT, RetryBudget, RetryPolicy, Throttle, Transport
 from .types import Blob, Session, User, parse_expiration_header
 from .users import UserReads
 
@@ -165,7 +165,8 @@ class ConnectyCubeClient(AdminApi, _BaseApi):
     """A client for one ConnectyCube application.
 
     Credentials are arguments, so one process may hold clients for several applications.
-    Thread-safe: share one instance per application to share its connection pool.
+    Thread-safe: share one instance per application to share its connection pool. ``throttle``
+    (a :class:`~.transport.Throttle`) paces every request against a limit shared with others.
     """
 
     def __init__(
@@ -187,6 +188,7 @@ class ConnectyCubeClient(AdminApi, _BaseApi):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         admin_api_key: str | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         for name, value in (
             ("api_url", api_url),
@@ -222,6 +224,7 @@ class ConnectyCubeClient(AdminApi, _BaseApi):
             pooled=pooled,
             pool_size=pool_size,
             sleep=sleep,
+            throttle=throttle,
         )
         self._app: StoredAppSession | None = None
         self._app_lock = threading.Lock()
@@ -250,6 +253,10 @@ class ConnectyCubeClient(AdminApi, _BaseApi):
             "max_retry_wait": setting("MAX_RETRY_WAIT", 30.0),
             "admin_api_key": setting("ADMIN_API_KEY", None),
         }
+        if "throttle" not in overrides:
+            from django_connectycube.ratelimit import throttle_from_settings
+
+            kwargs["throttle"] = throttle_from_settings()
         if "app_session_store" not in overrides:
             kwargs["app_session_store"] = DjangoCacheAppSessionStore(
                 setting("APP_SESSION_CACHE", "default")
