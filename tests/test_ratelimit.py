@@ -317,3 +317,48 @@ def _longest_still(arrivals: list[tuple[float, int]]) -> float:
             start = i
         best = max(best, arrivals[i][0] - arrivals[start][0])
     return best
+
+
+# ---- processes sharing Redis ------------------------------------------------------------------
+
+CHILD = """
+import json, sys, threading, time
+import django
+from django.conf import settings
+url, prefix, limit, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+backend = "django.core.cache.backends.redis.RedisCache"
+settings.configure(CACHES={"default": {"BACKEND": backend, "LOCATION": url, "KEY_PREFIX": prefix}})
+django.setup()
+from django_connectycube.ratelimit import SharedRateLimit
+limiter, windows = SharedRateLimit(limit, scope="processes"), []
+def run():
+    while time.time() < stop:
+        windows.append(limiter.acquire())
+threads = [threading.Thread(target=run) for _ in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(windows))
+"""
+
+
+@pytest.mark.integration
+def test_worker_processes_sharing_redis_never_exceed_the_limit_in_any_second(redis_url):
+    import json
+    import subprocess
+    import sys
+
+    limit, prefix = 30, uuid.uuid4().hex
+    stop_at = time.time() + 4.0
+    args = [redis_url, prefix, str(limit), str(stop_at)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    per_window: Counter[int] = Counter()
+    for child in children:
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == 0
+        per_window.update(json.loads(out))
+    assert max(per_window.values()) <= limit
+    inner = [n for w, n in per_window.items() if min(per_window) < w < max(per_window)]
+    assert inner and min(inner) >= limit * 0.9  # 12 threads in 4 processes keep it busy
