@@ -8,8 +8,9 @@ thread, process and machine sharing that cache shares the one limit.
 
 How: fixed one-second windows. The cache's ``incr`` of second ``k``'s counter hands out ``n``;
 the n-th request of that second goes at ``k + (n - 1) / RATE_LIMIT``, and one past the limit
-waits for the next second. No second ever admits more than the limit, and within a second the
-requests leave evenly spread rather than all at its start.
+waits for the next second. A request leaves within the second it was counted in (one held up
+past it, say by a busy CPU, is counted again in the next), so no second of the clock ever lets
+more than the limit go, and within a second they leave evenly spread, not all at its start.
 
 Why not a token bucket: a bucket is two values (tokens left, last refill) that must be read and
 written together. Django's cache API has no compare-and-set and no scripts, so two workers
@@ -113,11 +114,12 @@ class SharedRateLimit:
                 self.sleep(max(0.0, window + 1 - self.clock()))
                 continue
             wait = window + (n - 1) / self.limit - self.clock()
-            if wait <= 0:
-                return window
-            self.sleep(wait)
-            if self._pause_seen(self.clock()):
-                continue  # a 429 arrived while this request waited for its slot
+            if wait > 0:
+                self.sleep(wait)
+                if self._pause_seen(self.clock()):
+                    continue  # a 429 arrived while this request waited for its slot
+            if self.clock() >= window + 1:
+                continue  # this thread was held up past its second: counting it there is void
             return window
 
     def rate_limited(self, retry_after: float | None) -> None:

@@ -8,8 +8,6 @@ record and no user is created twice.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections import Counter
 
@@ -20,6 +18,7 @@ from django.db import connection
 
 from django_connectycube import enqueue
 from django_connectycube.models import CubeUser
+from tests.arrivals import Arrivals
 from tests.conftest import unavailable
 from tests.test_worker_integration import beat  # noqa: F401  (the sweep, as beat runs it)
 from tests.worker import Worker, database_url_of, use_broker, wait_until
@@ -70,44 +69,6 @@ def cube(connectycube_emulator, worker, settings):
     return connectycube_emulator
 
 
-class PerSecond:
-    """The emulator's request count read at every whole second of the clock the workers'
-    windows use, and the longest time it stood still."""
-
-    def __init__(self, emulator) -> None:
-        self.emulator = emulator
-        self.samples: list[tuple[float, int]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            time.sleep(0.05 - time.time() % 0.05)  # 20 reads a second, on whole 50 ms
-            self.samples.append((time.time(), self.emulator.request_count()))
-
-    def __enter__(self) -> PerSecond:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
-
-    def per_second(self) -> list[int]:
-        """Requests in each whole second both of whose ends were read (a read the scheduler
-        delayed past 25 ms drops the two seconds around it, never merges them)."""
-        whole = {int(t): n for t, n in self.samples if t % 1 < 0.025}
-        return [whole[k + 1] - whole[k] for k in sorted(whole) if k + 1 in whole]
-
-    def longest_still(self) -> float:
-        best, start = 0.0, 0
-        for i in range(1, len(self.samples)):
-            if self.samples[i][1] != self.samples[start][1]:
-                start = i
-            best = max(best, self.samples[i][0] - self.samples[start][0])
-        return best
-
-
 def bulk_users(n: int, prefix: str) -> None:
     """Users without a link (bulk_create sends no signal): a site before it installed the app."""
     User.objects.bulk_create(
@@ -138,13 +99,13 @@ def assert_one_remote_user_each(cube, n: int) -> None:
 
 def test_workers_share_the_rate_limit_and_a_429_pauses_them_all(cube, worker):
     bulk_users(100, "rl")
-    with PerSecond(cube) as seen:
+    with Arrivals(cube.request_count) as seen:
         distribute(shards=4, concurrency=8)
         wait_until(lambda: CubeUser.objects.filter(state="synced").count() >= 30, timeout=60)
         cube.set_fault("POST /users", sequence=[429], retry_after=2.0)
         wait_until(lambda: all_synced(100), timeout=120, interval=0.5)
     assert_one_remote_user_each(cube, 100)
-    rates = seen.per_second()
+    rates = list(seen.per_second().values())
     assert len(rates) >= 4 and max(rates) <= LIMIT * 1.1, rates
     assert max(rates) >= LIMIT * 0.8, rates  # and the workers did keep it busy
     assert seen.longest_still() >= 1.5  # the 429's Retry-After held back both processes

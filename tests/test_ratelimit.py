@@ -28,6 +28,7 @@ from django_connectycube.ratelimit import (
     throttle_from_settings,
 )
 from django_connectycube.retry_checks import check_retry_settings
+from tests.arrivals import Arrivals
 
 API = "https://api.example.test"
 
@@ -194,6 +195,23 @@ def test_a_slot_already_passed_goes_at_once():
     assert limit.acquire() == 1001
 
 
+def test_a_request_held_up_past_its_second_is_counted_again_in_the_next(monkeypatch):
+    fake = FakeTime(1000.9)
+    limit = limiter(4, fake)
+    count = limit._count
+
+    def stalled(window: int) -> int:
+        n = count(window)
+        if window == 1000:
+            fake.now += 0.2  # the thread lost the CPU between counting and sending
+        return n
+
+    monkeypatch.setattr(limit, "_count", stalled)
+    assert limit.acquire() == 1001  # not sent in second 1001 on second 1000's count
+    assert limit._cache().get(limit._key(1000)) == 1  # the stale count stays: never under
+    assert limit._cache().get(limit._key(1001)) == 1
+
+
 def test_a_429_holds_back_every_worker_for_its_retry_after():
     fake = FakeTime(1000.1)
     first, second = two_workers(100, fake)
@@ -265,8 +283,10 @@ def test_threads_of_several_workers_never_exceed_the_limit_in_any_second():
         thread.join()
     per_window = Counter(window for window, _ in admitted)
     assert max(per_window.values()) <= limit
+    per_second = Counter(int(t) for _, t in admitted)  # by the clock, as the server sees it
+    assert max(per_second.values()) <= limit + 2  # (+ what a thread switch delays the record)
     full = [n for window, n in per_window.items() if min(per_window) < window < max(per_window)]
-    assert full and min(full) >= limit * 0.9  # 18 threads keep every whole second busy
+    assert full and min(full) >= limit * 0.6  # 18 threads keep every whole second busy
     # Spread over each whole second (the first one starts part-way, its past slots go at once):
     # either half of it admits about half of the limit.
     inner = range(min(per_window) + 1, max(per_window))
@@ -284,39 +304,24 @@ def test_a_429_pauses_clients_of_other_workers_against_the_emulator(connectycube
     for client in clients:
         client.search_users(login="nobody")  # sessions first
     connectycube_emulator.set_fault("GET /users/v2", sequence=[429], retry_after=1.0)
-    arrivals: list[tuple[float, int]] = []
     stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            arrivals.append((time.monotonic(), connectycube_emulator.request_count()))
-            time.sleep(0.002)
 
     def hammer(client: ConnectyCubeClient) -> None:
         while not stop.is_set():
             client.search_users(login="nobody")
 
-    threads = [threading.Thread(target=watch)]
-    threads += [threading.Thread(target=hammer, args=(c,)) for c in clients for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    time.sleep(2.5)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    counts = [n for _, n in arrivals]
-    still = _longest_still(arrivals)
+    threads = [threading.Thread(target=hammer, args=(c,)) for c in clients for _ in range(2)]
+    with Arrivals(connectycube_emulator.request_count, every=0.005) as seen:
+        for thread in threads:
+            thread.start()
+        time.sleep(2.5)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    counts = [n for _, _, n in seen.samples]
     assert counts[-1] > counts[0] + 20  # requests flowed before and after the pause
+    still = seen.longest_still()
     assert still >= 0.8, f"no shared pause: the longest span without a request is {still:.2f} s"
-
-
-def _longest_still(arrivals: list[tuple[float, int]]) -> float:
-    best, start = 0.0, 0
-    for i in range(1, len(arrivals)):
-        if arrivals[i][1] != arrivals[start][1]:
-            start = i
-        best = max(best, arrivals[i][0] - arrivals[start][0])
-    return best
 
 
 # ---- processes sharing Redis ------------------------------------------------------------------
@@ -325,12 +330,14 @@ CHILD = """
 import json, sys, threading, time
 import django
 from django.conf import settings
-url, prefix, limit, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+url, prefix, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
 backend = "django.core.cache.backends.redis.RedisCache"
 settings.configure(CACHES={"default": {"BACKEND": backend, "LOCATION": url, "KEY_PREFIX": prefix}})
 django.setup()
 from django_connectycube.ratelimit import SharedRateLimit
 limiter, windows = SharedRateLimit(limit, scope="processes"), []
+print("ready", flush=True)
+stop = float(sys.stdin.readline())  # every process starts together
 def run():
     while time.time() < stop:
         windows.append(limiter.acquire())
@@ -348,12 +355,15 @@ def test_worker_processes_sharing_redis_never_exceed_the_limit_in_any_second(red
     import sys
 
     limit, prefix = 30, uuid.uuid4().hex
-    stop_at = time.time() + 4.0
-    args = [redis_url, prefix, str(limit), str(stop_at)]
-    children = [
-        subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, text=True)
-        for _ in range(4)
-    ]
+    command = [sys.executable, "-c", CHILD, redis_url, prefix, str(limit)]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
+    children = [subprocess.Popen(command, **pipes) for _ in range(4)]
+    for child in children:
+        assert child.stdout.readline().strip() == "ready"
+    stop_at = time.time() + 3.5
+    for child in children:
+        child.stdin.write(f"{stop_at}\n")
+        child.stdin.flush()
     per_window: Counter[int] = Counter()
     for child in children:
         out, _ = child.communicate(timeout=60)
@@ -361,4 +371,4 @@ def test_worker_processes_sharing_redis_never_exceed_the_limit_in_any_second(red
         per_window.update(json.loads(out))
     assert max(per_window.values()) <= limit
     inner = [n for w, n in per_window.items() if min(per_window) < w < max(per_window)]
-    assert inner and min(inner) >= limit * 0.9  # 12 threads in 4 processes keep it busy
+    assert inner and min(inner) >= limit * 0.6, per_window  # 12 threads in 4 processes: busy
