@@ -8,6 +8,7 @@ to the emulator process.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -66,6 +67,19 @@ def celery_worker(
     finally:
         worker.stop()
         purge_redis_queue(worker.queue)
+
+
+def cpu_seconds(worker: Any) -> float:
+    """CPU time (user + system) the worker's main and pool processes have used so far."""
+    if worker.process is None:
+        return 0.0
+    total = 0
+    for pid in [worker.process.pid, *worker.children()]:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def distributed_backfill(

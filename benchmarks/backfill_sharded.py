@@ -8,7 +8,9 @@ against the emulator (its own process) delaying every request by an injected RTT
 
 * users/s from the command until every user is synced, against the limit
   ``concurrency * processes / (requests per user * RTT)`` (requests counted by the emulator);
-* the same against 1 process (on 2 cores, expect at most ~2x however many processes).
+* the same against 1 process (on 2 cores, expect at most ~2x however many processes);
+* the workers' CPU seconds per synced user (their main and pool processes, from ``/proc``),
+  and the rate the machine's cores allow at that cost.
 
     python -m benchmarks.backfill_sharded [--quick] [--latency 20] [--processes 1,2,4]
 """
@@ -16,6 +18,7 @@ against the emulator (its own process) delaying every request by an injected RTT
 from __future__ import annotations
 
 import argparse
+import os
 
 from benchmarks._common import EmulatorProcess, Row, print_rows, rows_to_json, setup_django
 from benchmarks._workers import run_with_workers
@@ -31,13 +34,14 @@ def measure(latency_ms: int, processes: list[int], users: int) -> list[Row]:
     setup_django()
     from django.test.utils import override_settings
 
-    from benchmarks._workers import celery_worker, distributed_backfill
+    from benchmarks._workers import celery_worker, cpu_seconds, distributed_backfill
     from benchmarks.backfill import _fresh_state, _make_users
     from benchmarks.backfill_wan import _inject
     from benchmarks.settings import CONNECTYCUBE
 
     rates: dict[int, float] = {}
     per_user: dict[int, float] = {}
+    cpu_per_user: dict[int, float] = {}
     with EmulatorProcess() as emulator:
         settings = {**CONNECTYCUBE, "API_URL": emulator.url, "SYNC_ENABLED": True}
         with override_settings(CONNECTYCUBE=settings):
@@ -47,7 +51,9 @@ def measure(latency_ms: int, processes: list[int], users: int) -> list[Row]:
                     _fresh_state(emulator)  # clears the faults too: inject after it
                     _inject(emulator, latency_ms)
                     emulator.reset_counters()
+                    cpu = cpu_seconds(worker)
                     seconds = distributed_backfill(worker, users, SHARDS, CONCURRENCY)
+                    cpu_per_user[count] = (cpu_seconds(worker) - cpu) / users
                     rates[count] = users / seconds
                     per_user[count] = int(emulator.counts()["total"]) / users
             _inject(emulator, 0)
@@ -68,7 +74,9 @@ def measure(latency_ms: int, processes: list[int], users: int) -> list[Row]:
                 f"≥ {LIMIT_GOAL}",
                 rate / limit >= LIMIT_GOAL,
                 f"{users:,} users in {SHARDS} shards; {per_user[count]:.3f} requests/user; "
-                f"{rate / one:.2f}x {processes[0]} process(es)",
+                f"{rate / one:.2f}x {processes[0]} process(es); worker CPU "
+                f"{cpu_per_user[count] * 1e3:.2f} ms/user, so {os.cpu_count()} cores allow "
+                f"{os.cpu_count() / cpu_per_user[count]:,.0f} users/s at most",
             )
         )
     for count in processes[1:]:
