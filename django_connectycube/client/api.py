@@ -256,7 +256,8 @@ class ConnectyCubeClient(AdminApi, _BaseApi):
         if "throttle" not in overrides:
             from django_connectycube.ratelimit import throttle_from_settings
 
-            kwargs["throttle"] = throttle_from_settings()
+            patience = float(overrides.get("max_retry_wait", kwargs["max_retry_wait"]))
+            kwargs["throttle"] = throttle_from_settings(max_wait=patience)
         if "app_session_store" not in overrides:
             kwargs["app_session_store"] = DjangoCacheAppSessionStore(
                 setting("APP_SESSION_CACHE", "default")
