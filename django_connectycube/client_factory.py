@@ -63,7 +63,8 @@ def build_client(
     if "app_session_store" not in overrides:
         kwargs["app_session_store"] = app_session_store()
     if "throttle" not in overrides:
-        kwargs["throttle"] = throttle_from_settings()
+        patience = float(overrides.get("max_retry_wait", kwargs["max_retry_wait"]))
+        kwargs["throttle"] = throttle_from_settings(max_wait=patience)
     kwargs.update(overrides)
     credentials = {
         "api_url": kwargs.pop("api_url", None) or app_settings.API_URL,

@@ -25,9 +25,10 @@ most ``MAX_PAUSE``). The windows of that span are marked full, so nobody is hand
 request that was already waiting for its slot looks once more before it goes.
 
 The wait happens before the lease on the user is renewed (see :mod:`.lease`), so it never leaves
-a request in flight on an expired lease. A cache that fails never stops a push: the limiter lets
-requests through and logs it. Machines sharing a limit need synchronised clocks (NTP): a window
-is a second of each machine's own clock.
+a request in flight on an expired lease; it lasts at most the client's ``max_retry_wait`` (half
+``SYNC_ON_LOGIN_TIMEOUT`` for a login), then :class:`RateLimited` is raised and no request made.
+A cache that fails never stops a push: the limiter lets requests through and logs it. Machines
+sharing a limit need synchronised clocks (NTP): a window is a second of each machine's clock.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 
+from .client import RateLimited
 from .conf import ConfigurationError, app_settings
 
 logger = logging.getLogger("django_connectycube")
@@ -85,8 +87,12 @@ class SharedRateLimit:
         scope: str = "",
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        max_wait: float | None = None,
     ) -> None:
         self.limit = int(limit)
+        #: The longest one request waits here; beyond it :class:`RateLimited` is raised, as the
+        #: client does for a ``Retry-After`` above ``MAX_RETRY_WAIT`` (a login must answer).
+        self.max_wait = max_wait
         self.cache_alias = cache_alias
         self.prefix = f"{PREFIX}{scope}:"
         self.clock = clock
@@ -101,26 +107,38 @@ class SharedRateLimit:
 
     def acquire(self) -> int:
         """Wait until one more request may go out; returns the second it was counted in."""
+        deadline = None if self.max_wait is None else self.clock() + self.max_wait
         while True:
             now = self.clock()
             if self._paused_until > now:
-                self.sleep(self._paused_until - now)
+                self._sleep_until(self._paused_until, deadline)
                 continue
             window = math.floor(now)
             n = self._safe(None, lambda w=window: self._count(w))
             if n is None:  # no cache: let the request through
                 return window
             if n > self.limit:
-                self.sleep(max(0.0, window + 1 - self.clock()))
+                if not self._pause_seen(self.clock()):  # else: wait for the pause's end at once
+                    self._sleep_until(window + 1, deadline)
                 continue
             wait = window + (n - 1) / self.limit - self.clock()
             if wait > 0:
-                self.sleep(wait)
+                self._sleep_until(window + (n - 1) / self.limit, deadline)
                 if self._pause_seen(self.clock()):
                     continue  # a 429 arrived while this request waited for its slot
             if self.clock() >= window + 1:
                 continue  # this thread was held up past its second: counting it there is void
             return window
+
+    def _sleep_until(self, when: float, deadline: float | None) -> None:
+        if deadline is not None and when > deadline:
+            raise RateLimited(
+                f"Held back by the shared rate limit (RATE_LIMIT {self.limit}/s, or a 429's "
+                f"pause) for longer than {self.max_wait:g} s; no request was made.",
+                status=429,
+                retry_after=max(0.0, when - self.clock()),
+            )
+        self.sleep(max(0.0, when - self.clock()))
 
     def rate_limited(self, retry_after: float | None) -> None:
         """A 429: pause every sender sharing the cache for ``retry_after`` seconds."""
@@ -175,8 +193,9 @@ class SharedRateLimit:
             return default
 
 
-def throttle_from_settings() -> SharedRateLimit | None:
-    """The limiter for a client built from settings; ``None`` when ``RATE_LIMIT`` is off."""
+def throttle_from_settings(*, max_wait: float | None = None) -> SharedRateLimit | None:
+    """The limiter for a client built from settings; ``None`` when ``RATE_LIMIT`` is off.
+    ``max_wait``: the client's own patience (its ``max_retry_wait``)."""
     limit = check_rate_limit(app_settings.RATE_LIMIT)
     if limit is None:
         return None
@@ -185,4 +204,5 @@ def throttle_from_settings() -> SharedRateLimit | None:
         raise ConfigurationError(
             f'CONNECTYCUBE["RATE_LIMIT_CACHE"] names {alias!r}, which is not in settings.CACHES.'
         )
-    return SharedRateLimit(limit, cache_alias=alias, scope=str(app_settings.get("APPLICATION_ID")))
+    scope = str(app_settings.get("APPLICATION_ID"))
+    return SharedRateLimit(limit, cache_alias=alias, scope=scope, max_wait=max_wait)

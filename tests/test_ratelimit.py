@@ -18,7 +18,12 @@ from django.core.checks import Error, Warning
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from django_connectycube.client import ConnectyCubeClient, MemoryAppSessionStore, RetryPolicy
+from django_connectycube.client import (
+    ConnectyCubeClient,
+    MemoryAppSessionStore,
+    RateLimited,
+    RetryPolicy,
+)
 from django_connectycube.client.transport import Transport
 from django_connectycube.client_factory import build_client
 from django_connectycube.conf import ConfigurationError
@@ -243,6 +248,28 @@ def test_a_request_waiting_for_its_slot_sees_a_429_that_came_meanwhile():
     assert fake.now >= 1002.0
 
 
+def test_no_request_waits_longer_than_its_clients_patience():
+    fake = FakeTime(1000.0)
+    refused, patient = two_workers(10, fake)
+    refused.rate_limited(30.0)
+    patient.max_wait = 5.0
+    with pytest.raises(RateLimited, match="longer than 5 s") as raised:
+        patient.acquire()
+    assert fake.slept == []  # it says so at once, rather than after waiting for nothing
+    assert 29.0 <= raised.value.retry_after <= 31.0
+    patient.max_wait = 40.0
+    assert patient.acquire() == 1030
+
+
+def test_a_login_waits_for_the_limit_at_most_half_its_timeout(settings):
+    from django_connectycube.client_factory import login_client, shared_client
+
+    cube = {"RATE_LIMIT": 10, "SYNC_ON_LOGIN_TIMEOUT": 10.0, "MAX_RETRY_WAIT": 30.0}
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, **cube}
+    assert login_client().transport.throttle.max_wait == 5.0
+    assert shared_client().transport.throttle.max_wait == 30.0
+
+
 def test_without_a_cache_requests_go_through_and_it_is_logged_once(settings, caplog):
     settings.CACHES = {
         **settings.CACHES,
@@ -256,7 +283,7 @@ def test_without_a_cache_requests_go_through_and_it_is_logged_once(settings, cap
     for _ in range(5):
         limit.acquire()
     limit.rate_limited(1.0)  # remembered locally, even without the cache
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # limited, five requests would take four seconds
     assert caplog.text.count("no cache") == 1
 
 
