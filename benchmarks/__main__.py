@@ -21,6 +21,8 @@ BENCHMARKS = (
     "save_overhead",
     "db_scale",
     "backfill_wan",
+    "backfill_sharded",
+    "rate_limit",
     "backfill",
     "calls_per_change",
     "worker_throughput",

@@ -22,6 +22,7 @@ from .app_session_cache import DjangoCacheAppSessionStore
 from .client import ConnectyCubeClient
 from .client.errors import ConfigurationError as ClientConfigurationError
 from .conf import ConfigurationError, app_settings
+from .ratelimit import throttle_from_settings
 
 __all__ = [
     "USER_AGENT",
@@ -61,6 +62,9 @@ def build_client(
     }
     if "app_session_store" not in overrides:
         kwargs["app_session_store"] = app_session_store()
+    if "throttle" not in overrides:
+        patience = float(overrides.get("max_retry_wait", kwargs["max_retry_wait"]))
+        kwargs["throttle"] = throttle_from_settings(max_wait=patience)
     kwargs.update(overrides)
     credentials = {
         "api_url": kwargs.pop("api_url", None) or app_settings.API_URL,

@@ -61,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "CIRCUIT_BREAKER_COOLDOWN": 30.0,  # seconds paused before one probe; doubles per failed probe
     "CIRCUIT_BREAKER_COOLDOWN_MAX": 600.0,  # seconds; the longest pause between probes
     "CIRCUIT_BREAKER_CACHE": "default",  # Django cache alias sharing the breaker (use a shared one)
+    # Requests per second to ConnectyCube for this application, shared by every worker
+    # through the cache RATE_LIMIT_CACHE names (use a shared one, e.g. Redis). None: no limit.
+    "RATE_LIMIT": None,
+    "RATE_LIMIT_CACHE": "default",
     "SWEEP_AFTER": 300,  # seconds an enqueued push may take before the sweep re-enqueues it
     "LEASE_SECONDS": 120,  # how long one worker owns a user between two renewals of its lease
     "TASK_QUEUE": None,  # Celery queue for the sync tasks (None: the default queue)

@@ -9,6 +9,7 @@ here with the sweep, so the tasks never import what enqueues them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ logger = logging.getLogger("django_connectycube")
 
 __all__ = [
     "delete_after_commit",
+    "enqueue_backfill",
     "enqueue_delete",
     "enqueue_push",
     "flush",
@@ -64,6 +66,22 @@ def enqueue_push(user_pk: Any, *, using: str | None = None) -> bool:
 def enqueue_delete(link_id: int, *, using: str | None = None) -> bool:
     """Hand a remote delete to Celery; on failure the tombstone stays owed."""
     return _send("delete_remote_user", link_id, link_filter=Q(pk=link_id), using=using)
+
+
+def enqueue_backfill(ranges: Iterable[tuple[Any, Any]], *, concurrency: int) -> int:
+    """Hand a backfill to Celery: one ``backfill_shard`` task per ``(first, last)`` user pk
+    range; returns how many were sent. A broker error propagates (the caller says what to do):
+    the users stay owed either way, so shards already sent and a second run never collide."""
+    from . import tasks
+
+    options = {"queue": app_settings.TASK_QUEUE} if app_settings.TASK_QUEUE else {}
+    sent = 0
+    for first, last in ranges:
+        tasks.backfill_shard.apply_async(
+            (_task_arg(first), _task_arg(last), concurrency), **options
+        )
+        sent += 1
+    return sent
 
 
 def _task_arg(pk: Any) -> Any:

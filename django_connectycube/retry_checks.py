@@ -1,9 +1,11 @@
-"""System checks for the failure policy's settings: retries, the circuit breaker and leases.
+"""System checks for the failure policy's settings: retries, the breaker, leases, rate limit.
 
 - ``connectycube.E002`` (shared with :mod:`.checks`): a value of the wrong type.
 - ``connectycube.W007``: ``LEASE_SECONDS`` is too short for one slow request: the lease is
   renewed before every HTTP attempt (see :mod:`.lease`), so what must fit between two renewals
   is one attempt (connect and read timeouts) plus the longest wait before the next one.
+- ``connectycube.W012``: ``RATE_LIMIT`` is counted in a cache that is per process (local
+  memory) or whose ``incr`` is not atomic (database, file), so workers can exceed it together.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .checks import CHECK_TAG
 from .client.transport import RetryPolicy
 from .conf import ConfigurationError, app_settings
 from .lease import RENEW_FRACTION
+from .ratelimit import check_rate_limit
 
 
 def _e002(name: str, problem: str) -> Error:
@@ -67,7 +70,41 @@ def check_retry_settings(
         )
     if not messages:
         messages.extend(_check_lease())
+    messages.extend(_check_rate_limit())
     return messages
+
+
+#: Cache backends whose ``incr`` is exact across processes (the rate limit's windows need it).
+_PER_PROCESS = ("LocMemCache", "DummyCache")
+_NOT_ATOMIC = ("DatabaseCache", "FileBasedCache")
+
+
+def _check_rate_limit() -> list[CheckMessage]:
+    try:
+        limit = check_rate_limit(app_settings.get("RATE_LIMIT"))
+    except ConfigurationError as exc:
+        return [Error(str(exc), id="connectycube.E002")]
+    if limit is None:
+        return []
+    alias = app_settings.get("RATE_LIMIT_CACHE")
+    configured = getattr(settings, "CACHES", {})
+    if alias not in configured:
+        return [_e002("RATE_LIMIT_CACHE", f"names {alias!r}, which is not in settings.CACHES.")]
+    backend = str(configured[alias].get("BACKEND", ""))
+    if backend.endswith(_PER_PROCESS):
+        problem = "keeps its count per process, so each process gets the whole limit"
+    elif backend.endswith(_NOT_ATOMIC):
+        problem = "counts with a read then a write, so concurrent workers can exceed the limit"
+    else:
+        return []
+    return [
+        Warning(
+            f'CONNECTYCUBE["RATE_LIMIT"] ({limit}/s) is enforced through the cache '
+            f"{alias!r} ({backend.rsplit('.', 1)[-1]}), which {problem}.",
+            hint="Point RATE_LIMIT_CACHE at a shared Redis or Memcached cache.",
+            id="connectycube.W012",
+        )
+    ]
 
 
 _NUMBERS = (

@@ -20,12 +20,14 @@ from typing import Any
 from celery import Task, shared_task
 from django.db.models import Q
 
-from . import password_reset, policy, sync
+from . import backfill_pool, password_reset, policy, sync
 from .client import ConnectyCubeError
+from .client_factory import shared_client
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
+    "backfill_shard",
     "delete_remote_user",
     "push_user",
     "send_password_reset",
@@ -57,6 +59,29 @@ def push_user(self: Task, user_pk: Any) -> str:
 def delete_remote_user(self: Task, link_id: int) -> str:
     """Delete a deleted local user's ConnectyCube user (gone already counts as done)."""
     return _run(self, sync.delete_remote_user, link_id, Q(pk=link_id))
+
+
+@shared_task(name="django_connectycube.backfill_shard", **TASK_OPTIONS)
+def backfill_shard(self: Task, first_pk: Any, last_pk: Any, concurrency: int = 4) -> dict[str, int]:
+    """Push the owed users with a pk in ``[first_pk, last_pk]``: one shard of
+    ``connectycube_sync --all --distribute``, run by the one-process backfill engine.
+
+    The owed record is the shard's state: redelivered after its worker died, it pushes what is
+    still owed (rows the dead worker had leased come back once their lease ran out, as busy
+    retries the sweep hands over). Failures stay on their rows, under the failure policy.
+    """
+    counts = backfill_pool.push_many(
+        backfill_pool.owed_in_range(first_pk, last_pk),
+        client=shared_client(),
+        concurrency=min(max(int(concurrency), 1), 64),
+    )
+    logger.info(
+        "Backfill shard %s..%s: %s",
+        first_pk,
+        last_pk,
+        ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing owed",
+    )
+    return dict(counts)
 
 
 #: Reset e-mails are retried this often (a relay or ConnectyCube hiccup), then dropped, logged.

@@ -53,6 +53,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if env("CACHE_URL", default=""):  # one cache for several worker processes (the rate limit)
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env("CACHE_URL"),
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default=""),
+        }
+    }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests
 
@@ -68,6 +76,7 @@ CONNECTYCUBE = {
     "TASK_BACKOFF_MAX": env.float("CONNECTYCUBE_TASK_BACKOFF_MAX", default=3600.0),
     "RETRIES": env.int("CONNECTYCUBE_RETRIES", default=3),
     "RETRY_COUNTDOWN_MAX": env.float("CONNECTYCUBE_RETRY_COUNTDOWN_MAX", default=60.0),
+    "RATE_LIMIT": env.int("CONNECTYCUBE_RATE_LIMIT", default=None),
 }
 
 REST_FRAMEWORK = {

@@ -30,7 +30,7 @@ from .redaction import log, register_secret
 from .scopes import BaseApi, user_body
 from .session_calls import SessionCalls
 from .stores import AppSessionStore, MemoryAppSessionStore, store_key
-from .transport import DEFAULT_TIMEOUT, RetryBudget, RetryPolicy, Transport
+from .transport import DEFAULT_TIMEOUT, RetryBudget, RetryPolicy, Throttle, Transport
 from .types import Session, User
 from .user_client import UserClient
 
@@ -64,7 +64,8 @@ class ConnectyCubeClient(AdminApi, SessionCalls, BaseApi):
     Credentials are arguments, so one process may hold clients for several applications.
     Thread-safe: share one instance per application to share its connection pool. Clients that
     should share one application token across processes are given one shared
-    ``app_session_store``.
+    ``app_session_store``. ``throttle`` (a
+    :class:`~.transport.Throttle`) paces every request against a limit shared with others.
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class ConnectyCubeClient(AdminApi, SessionCalls, BaseApi):
         clock: Callable[[], float] = time.time,
         admin_api_key: str | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        throttle: Throttle | None = None,
     ) -> None:
         for name, value in (
             ("api_url", api_url),
@@ -119,6 +121,7 @@ class ConnectyCubeClient(AdminApi, SessionCalls, BaseApi):
             pooled=pooled,
             pool_size=pool_size,
             sleep=sleep,
+            throttle=throttle,
         )
         #: The application token this client shares with every client on the same store.
         self.shared_app_session = SharedAppSession(

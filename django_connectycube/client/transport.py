@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "RetryBudget",
     "RetryPolicy",
+    "Throttle",
     "Transport",
     "parse_retry_after",
     "provably_unprocessed",
@@ -110,6 +111,20 @@ class RetryBudget:
             return True
 
 
+class Throttle(Protocol):
+    """Paces the requests of many clients (threads, processes, machines) against one limit.
+
+    ConnectyCube limits each application's requests per second, whoever sends them; only
+    something shared by every sender can keep them under it, so the transport only asks.
+    """
+
+    def acquire(self) -> object:
+        """Block until one more request may go out (called before every attempt, retries too)."""
+
+    def rate_limited(self, retry_after: float | None) -> None:
+        """ConnectyCube answered 429: every sender should hold back (``Retry-After`` seconds)."""
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """``Retry-After`` in seconds from either form: delta seconds or an HTTP date."""
     if value is None:
@@ -169,6 +184,7 @@ class Transport:
         pool_size: int = 10,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
@@ -179,6 +195,7 @@ class Transport:
         self.pool_size = pool_size
         self.sleep = sleep
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self.throttle = throttle
         self.session = self._new_session()
         #: Called before every attempt (first try and each retry), in the calling thread; an
         #: exception from one aborts the request. The sync engine extends its lock on the user
@@ -235,6 +252,8 @@ class Transport:
         self.budget.deposit()
         retry_number = 0
         while True:
+            if self.throttle is not None:
+                self.throttle.acquire()
             for hook in self.before_attempt:
                 hook()
             started = time.monotonic()
@@ -264,6 +283,8 @@ class Transport:
             if 200 <= status < 300:
                 return response
             error = self._error(response, method, shown)
+            if isinstance(error, RateLimited) and self.throttle is not None:
+                self.throttle.rate_limited(error.retry_after)
             retryable = status in UNPROCESSED_STATUSES or (safe and status in RETRYABLE_STATUSES)
             if not retryable or retry_number >= policy.retries:
                 raise error

@@ -4,34 +4,36 @@ The default ``--dirty`` also links the users saved without a link since it (or t
 looked, such as those saved while ``SYNC_ENABLED`` was off (see :mod:`...unlinked`).
 Every push runs under the same failure policy as the tasks (:mod:`...policy`): a transient
 failure leaves the user owed with a due time the sweep honours, a permanent one marks it failed.
+
+``--all --distribute`` hands the backfill to the Celery workers instead: one process is bound by
+its interpreter lock long before the network is, so each worker runs the same engine
+(:mod:`...backfill_pool`) over its shard of users, all under one shared ``RATE_LIMIT``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
+import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DataError, connection, connections
-from django.db.models import Q
+from django.db import DataError
 from django.utils import timezone
 
-from ... import backfill, drift, owed, policy, sync, unlinked
+from ... import backfill_pool, drift, enqueue, owed, policy, unlinked
 from ...client_factory import shared_client
 from ...conf import app_settings
 from ...models import CubeUser
 
 CHUNK = 500
-#: Users per batch of the create path: one ``GET /users/v2`` look-up, a few statements.
-LOOKUP_CHUNK = backfill.BATCH_SIZE
+#: Users per shard of ``--all --distribute`` unless ``--shards`` says otherwise: small enough
+#: that a shard redone after a worker died repeats little, large enough to batch well.
+SHARD_USERS = 1000
 
 
 class Command(BaseCommand):
@@ -59,15 +61,28 @@ class Command(BaseCommand):
             "--verify", action="store_true", help="report drift between local and remote"
         )
         parser.add_argument(
-            "--concurrency", type=int, default=4, help="parallel pushes (default 4)"
+            "--concurrency",
+            type=int,
+            default=4,
+            help="parallel pushes (default 4; with --distribute: per shard, in each worker)",
+        )
+        parser.add_argument(
+            "--distribute",
+            action="store_true",
+            help="with --all: hand the backfill to the Celery workers, in shards of users",
+        )
+        parser.add_argument(
+            "--shards",
+            type=int,
+            default=None,
+            help=f"with --distribute: how many shards (default: one per {SHARD_USERS} users)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         concurrency = options["concurrency"]
         if concurrency < 1 or concurrency > 64:
             raise CommandError("--concurrency must be between 1 and 64.")
-        if connection.vendor == "sqlite" and connection.is_in_memory_db():
-            concurrency = 1  # shared-cache SQLite locks whole tables: threads would collide
+        self.check_distribute(options)
         self.stdout_is_tty = bool(getattr(self.stdout, "isatty", lambda: False)())
         if options["verify"]:
             self.verify(options)
@@ -86,6 +101,9 @@ class Command(BaseCommand):
         else:
             scope = "dirty"
         pks, total = self.select(scope, options["user"], dry_run=options["dry_run"])
+        if options["distribute"]:
+            self.distribute(pks, total, options["shards"], concurrency, options["dry_run"])
+            return
         if options["dry_run"]:
             shown = list(islice(pks, 20))
             self.stdout.write(f"Would push {total} user(s) ({scope}).")
@@ -154,54 +172,58 @@ class Command(BaseCommand):
         # Enqueued now: keeps the sweep away while this command pushes them.
         links.exclude(state=CubeUser.State.DELETED).mark_owed(timezone.now())
 
+    # ---- distributing ---------------------------------------------------------------------
+
+    @staticmethod
+    def check_distribute(options: dict[str, Any]) -> None:
+        shards = options["shards"]
+        if options["distribute"]:
+            if not options["all"]:
+                raise CommandError("--distribute works with --all (a backfill) only.")
+            if options["verify"]:
+                raise CommandError("--distribute pushes; it cannot be combined with --verify.")
+        elif shards is not None:
+            raise CommandError("--shards goes with --distribute.")
+        if shards is not None and shards < 1:
+            raise CommandError("--shards must be at least 1.")
+
+    def distribute(
+        self, pks: Iterator[Any], total: int, shards: int | None, concurrency: int, dry_run: bool
+    ) -> None:
+        """Hand the backfill to the workers: one ``backfill_shard`` task per pk range, each
+        pushing the owed users of its range with the engine this command runs in-process."""
+        shards = shards or max(1, math.ceil(total / SHARD_USERS))
+        ranges = backfill_pool.shard_ranges(pks, total, shards)
+        if dry_run:
+            self.stdout.write(
+                f"Would enqueue {len(ranges)} shard(s) for {total} user(s), "
+                f"concurrency {concurrency} each."
+            )
+            return
+        try:
+            sent = enqueue.enqueue_backfill(ranges, concurrency=concurrency)
+        except Exception as exc:  # the broker is down or misconfigured
+            raise CommandError(
+                f"Could not hand the backfill to Celery ({exc}). Every user stays owed: run "
+                "this command again once the broker answers, or without --distribute."
+            ) from exc
+        self.stdout.write(
+            f"Enqueued {sent} shard(s) for {total} user(s), concurrency {concurrency} each; "
+            "the workers push them (progress: the admin's Sync health, or "
+            "connectycube_sync --dirty --dry-run)."
+        )
+
     # ---- pushing --------------------------------------------------------------------------
 
     def push(self, pks: Iterator[Any], total: int, concurrency: int) -> None:
-        client = shared_client()
-        counts: Counter[str] = Counter()
         started = time.monotonic()
-        done = 0
-
-        def work(pk: Any, absent: frozenset[str]) -> str:
-            _discard_broken_connection()
-            push = lambda: sync.push_user(pk, client=client, absent=absent)  # noqa: E731
-            return policy.attempt(Q(user_id=pk), push).outcome
-
-        def create(batch: backfill.Batch, link: CubeUser) -> str:
-            _discard_broken_connection()
-            return batch.run(link)
-
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cube-sync") as pool:
-            pending: set[Future[str]] = set()
-            for chunk in _chunks(pks, LOOKUP_CHUNK):
-                # Users still without a remote identity go through the batched create path (a
-                # few statements per chunk); the rest, and rows another worker holds, one by one.
-                batch = backfill.claim(chunk, client=client, concurrency=concurrency)
-                jobs: list[tuple[Any, ...]] = [(create, batch, link) for link in batch.links]
-                jobs += [(work, pk, frozenset()) for pk in batch.others]
-                for job in jobs:
-                    # Bounded (memory stays flat), but with room for a whole chunk, so the pool
-                    # keeps pushing one chunk while this thread claims the next.
-                    if len(pending) >= LOOKUP_CHUNK + concurrency * 4:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        done += self.collect(finished, counts)
-                        self.progress(done, total)
-                    pending.add(pool.submit(*job))
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                done += self.collect(finished, counts)
-                self.progress(done, total)
-            # Each pool thread kept its database connection for the whole run: close them all,
-            # one task per thread (the barrier keeps a thread from taking two).
-            barrier = threading.Barrier(concurrency)
-
-            def close_own_connections() -> None:
-                connections.close_all()
-                with contextlib.suppress(threading.BrokenBarrierError):
-                    barrier.wait(timeout=10)
-
-            for future in [pool.submit(close_own_connections) for _ in range(concurrency)]:
-                future.result()
+        counts = backfill_pool.push_many(
+            pks,
+            client=shared_client(),
+            concurrency=concurrency,
+            on_progress=lambda done: self.progress(done, total),
+        )
+        done = sum(counts.values())
         if self.stdout_is_tty and total:
             self.stdout.write("")
         elapsed = time.monotonic() - started
@@ -214,14 +236,6 @@ class Command(BaseCommand):
                 "stay owed (the sweep retries them when due); their errors are in the admin "
                 "(ConnectyCube users, filtered by state)."
             )
-
-    @staticmethod
-    def collect(finished: Iterable[Future[str]], counts: Counter[str]) -> int:
-        n = 0
-        for future in finished:
-            counts[future.result()] += 1
-            n += 1
-        return n
 
     def progress(self, done: int, total: int) -> None:
         if not self.stdout_is_tty or not total:
@@ -283,23 +297,3 @@ class Command(BaseCommand):
         """Every difference of one link, identity edits first (see :mod:`...drift`)."""
         found = drift.compare(link, remote)
         return [*found.identity, *found.fields]
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def _discard_broken_connection() -> None:
-    """Keep this thread's database connection across pushes, unless an error broke it.
-
-    (``close_old_connections`` would close it after every user under ``CONN_MAX_AGE = 0``, and
-    opening a PostgreSQL connection costs more than a push.)
-    """
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is not None and conn.errors_occurred:
-            if conn.is_usable():
-                conn.errors_occurred = False
-            else:
-                conn.close()
