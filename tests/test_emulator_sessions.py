@@ -16,6 +16,7 @@ import pytest
 
 from django_connectycube.client.signing import sign, signed_session_params
 from django_connectycube.emulator import Emulator, mint_firebase_token
+from django_connectycube.emulator.signature import signature_matches
 from tests.test_emulator_support import Api
 
 NO_SESSION = {"errors": {"base": ["Required session does not exist"]}}
@@ -45,6 +46,43 @@ def test_signature_vector_application_session() -> None:
 def test_signature_vector_user_session() -> None:
     params = {**VECTOR_BASE, "user": {"login": "john", "password": "11111111"}}
     assert sign(params, "secretSECRET") == "3485c397bd658c268217d34299b81ec6c92e1395"
+
+
+@pytest.mark.parametrize(
+    ("received", "signature"),
+    [
+        (VECTOR_BASE, "aa82897a75383f2f2aaf2d5fba297626224d8a27"),
+        (
+            {**VECTOR_BASE, "user": {"login": "john", "password": "11111111"}},
+            "3485c397bd658c268217d34299b81ec6c92e1395",
+        ),
+        (  # the same, as a form body parses: every value a string
+            {
+                **{key: str(value) for key, value in VECTOR_BASE.items()},
+                "user": {"login": "john", "password": "11111111"},
+            },
+            "3485c397bd658c268217d34299b81ec6c92e1395",
+        ),
+    ],
+)
+def test_the_emulator_verifies_the_vectors_from_what_it_received(
+    received: dict[str, Any], signature: str
+) -> None:
+    assert signature_matches({**received, "signature": signature.upper()}, "secretSECRET")
+    assert not signature_matches({**received, "signature": signature}, "another-secret")
+    assert not signature_matches(
+        {**received, "nonce": 4321, "signature": signature}, "secretSECRET"
+    )
+
+
+def test_a_signature_that_is_no_hex_is_unexpected_not_a_500(api: Api) -> None:
+    body = signed_session_params(1, api.emulator.auth_key, api.emulator.auth_secret)
+    for wrong in ("\u00e9" * 40, 12345, ["a"]):
+        response = api.post("/session", json={**body, "signature": wrong})
+        assert (response.status_code, response.json()) == (
+            422,
+            {"errors": ["Unexpected signature"]},
+        ), wrong
 
 
 @pytest.fixture
