@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
+import os
 import statistics
 import subprocess
 import sys
@@ -149,8 +150,8 @@ def _prepare(url: str, run_id: str) -> tuple[str, int]:
     return token, user["id"]
 
 
-def load(url: str, route: str, concurrency: int, duration: float, run_id: str) -> float:
-    """Requests/s over ``duration`` seconds with ``concurrency`` keep-alive clients."""
+def load(url: str, route: str, concurrency: int, duration: float, run_id: str) -> tuple[int, float]:
+    """Requests served, and the seconds it took, by ``concurrency`` keep-alive clients."""
     token, user_id = _prepare(url, run_id)
     counts = [0] * concurrency
     failures: list[str] = []
@@ -196,7 +197,7 @@ def load(url: str, route: str, concurrency: int, duration: float, run_id: str) -
     elapsed = time.perf_counter() - started
     if failures:
         raise RuntimeError(f"{route} failed under load: {failures[0]}")
-    return sum(counts) / elapsed
+    return sum(counts), elapsed
 
 
 def _available(kinds: list[str]) -> list[str]:
@@ -210,22 +211,82 @@ def _available(kinds: list[str]) -> list[str]:
     return found
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used; NaN where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+Cell = tuple[str, str, str, int]  # server, app, route, concurrency
+
+
 def measure(
     kinds: list[str], duration: float, rounds: int
-) -> dict[tuple[str, str, str, int], float]:
-    """Median requests/s per (server, app, route, concurrency), cells interleaved by server."""
+) -> tuple[dict[Cell, float], dict[Cell, float]]:
+    """Median requests/s, and the server's median CPU microseconds per request, per cell.
+
+    Cells are interleaved by server. CPU per request barely moves with the machine's other load,
+    where requests/s does: on a shared machine it is the steadier of the two.
+    """
     servers = {(k, a): Served(k, a) for k in kinds for a in ("baseline", "emulator")}
-    samples: dict[tuple[str, str, str, int], list[float]] = {}
+    rates: dict[Cell, list[float]] = {}
+    costs: dict[Cell, list[float]] = {}
     try:
         for run in range(rounds):
             for cell, (route, concurrency) in enumerate(itertools.product(ROUTES, CONCURRENCY)):
                 for (kind, app), served in servers.items():
-                    rate = load(served.url, route, concurrency, duration, f"{run}-{cell}")
-                    samples.setdefault((kind, app, route, concurrency), []).append(rate)
+                    key = (kind, app, route, concurrency)
+                    cpu = _cpu_seconds(served.process.pid)
+                    count, elapsed = load(served.url, route, concurrency, duration, f"{run}{cell}")
+                    cpu = _cpu_seconds(served.process.pid) - cpu
+                    rates.setdefault(key, []).append(count / elapsed)
+                    costs.setdefault(key, []).append(cpu / count * 1e6)
     finally:
         for served in servers.values():
             served.stop()
-    return {key: statistics.median(values) for key, values in samples.items()}
+    return (
+        {key: statistics.median(values) for key, values in rates.items()},
+        {key: statistics.median(values) for key, values in costs.items()},
+    )
+
+
+def _report(kinds: list[str], rates: dict[Cell, float], costs: dict[Cell, float]) -> None:
+    header = f"{'server':<9} {'route':<16} {'conc':>4} {'req/s':>8} {'baseline':>9} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    cells = list(itertools.product(kinds, ROUTES, CONCURRENCY))
+    for kind, route, concurrency in cells:
+        rate = rates[kind, "emulator", route, concurrency]
+        base = rates[kind, "baseline", route, concurrency]
+        print(
+            f"{kind:<9} {route:<16} {concurrency:>4} {rate:>8,.0f} {base:>9,.0f} "
+            f"{rate / base:>6.2f}"
+        )
+    print("\nserver CPU per request, microseconds (lower is better):")
+    for kind, route, concurrency in cells:
+        cost = costs[kind, "emulator", route, concurrency]
+        base = costs[kind, "baseline", route, concurrency]
+        print(
+            f"  {kind:<9} {route:<16} c={concurrency:<3} "
+            f"emulator {cost:>5,.0f}  baseline {base:>5,.0f}"
+        )
+    others = [kind for kind in kinds if kind != SHIPPED]
+    if SHIPPED in kinds and others:
+        print(
+            f"\n{SHIPPED} vs the others, emulator, same cell (req/s ratio; CPU per request ratio):"
+        )
+        for route, concurrency in itertools.product(ROUTES, CONCURRENCY):
+            ours = (SHIPPED, "emulator", route, concurrency)
+            ratios = "  ".join(
+                f"{kind} {rates[ours] / rates[kind, 'emulator', route, concurrency]:.2f}x; "
+                f"{costs[ours] / costs[kind, 'emulator', route, concurrency]:.2f}x"
+                for kind in others
+            )
+            print(f"  {route:<16} c={concurrency:<3} {ratios}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,30 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds = _available(args.servers)
     print(
         f"emulator throughput, median of {args.rounds} x {args.duration:g} s per cell, "
-        "requests.Session clients in threads"
+        "requests.Session clients in threads",
+        flush=True,
     )
-    header = f"{'server':<9} {'route':<16} {'conc':>4} {'req/s':>8} {'baseline':>9} {'ratio':>6}"
-    print(header)
-    print("-" * len(header))
-    rates = measure(kinds, args.duration, args.rounds)
-    for kind, route, concurrency in itertools.product(kinds, ROUTES, CONCURRENCY):
-        rate = rates[kind, "emulator", route, concurrency]
-        base = rates[kind, "baseline", route, concurrency]
-        print(
-            f"{kind:<9} {route:<16} {concurrency:>4} {rate:>8,.0f} {base:>9,.0f} "
-            f"{rate / base:>6.2f}",
-            flush=True,
-        )
-    others = [kind for kind in kinds if kind != SHIPPED]
-    if SHIPPED in kinds and others:
-        print(f"\n{SHIPPED} vs {', '.join(others)} (emulator, same route and concurrency):")
-        for route, concurrency in itertools.product(ROUTES, CONCURRENCY):
-            ours = rates[SHIPPED, "emulator", route, concurrency]
-            ratios = "  ".join(
-                f"{ours / rates[kind, 'emulator', route, concurrency]:.2f}x {kind}"
-                for kind in others
-            )
-            print(f"  {route:<16} c={concurrency:<3} {ratios}")
+    _report(kinds, *measure(kinds, args.duration, args.rounds))
     return 0
 
 

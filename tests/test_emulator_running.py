@@ -211,10 +211,15 @@ def test_plugin_module_does_not_import_django_settings() -> None:
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
-    """``code`` in a fresh interpreter without Django settings."""
+    """``code`` in a fresh interpreter without Django settings (a hang fails the test)."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
     )
 
 
@@ -234,6 +239,18 @@ def test_the_emulator_imports_nothing_of_the_app_and_no_django() -> None:
         " and not m.startswith('django_connectycube.emulator')))\n"
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_server_nobody_stopped_does_not_keep_the_process_alive() -> None:
+    # As when a test fails between start() and stop(): the test run must still end.
+    code = (
+        "import requests\n"
+        "from django_connectycube.emulator import EmulatorServer\n"
+        "server = EmulatorServer().start()\n"
+        "requests.get(server.url + '/_emulator/health', timeout=5).raise_for_status()\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
 
 
 _WITHOUT_CHEROOT = "import sys; sys.modules['cheroot'] = None\n"

@@ -7,7 +7,7 @@ else import without the ``[emulator]`` extra. What is set here, and why:
   ``Content-Length`` that is no number, a body over the upload limit): every 4xx a client sees
   then has the ``{"errors": [...]}`` shape its error handling parses.
 - Keep-alive without a cap on idle connections (cheroot keeps 10 by default and closes the
-  rest), and the idle timeout of ConnectyCube's front (nginx's 75 s).
+  rest), closed after 75 s idle (nginx's default, a common front for such APIs).
 - A thread pool larger than any test's concurrency: a request held by a ``timeout`` fault keeps
   its thread until released, and idle keep-alive connections hold none.
 """
@@ -15,17 +15,15 @@ else import without the ``[emulator]`` extra. What is set here, and why:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from cheroot import server as cheroot_http
 from cheroot import wsgi
 
+from .server import WSGIApp
 from .wire import MAX_UPLOAD_BODY
 
 __all__ = ["KEEPALIVE_TIMEOUT", "THREADS", "build_server"]
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: Idle keep-alive connections are closed after this many seconds.
 KEEPALIVE_TIMEOUT = 75
