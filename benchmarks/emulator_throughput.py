@@ -260,19 +260,17 @@ def _report(kinds: list[str], rates: dict[Cell, float], costs: dict[Cell, float]
     print("-" * len(header))
     cells = list(itertools.product(kinds, ROUTES, CONCURRENCY))
     for kind, route, concurrency in cells:
-        rate = rates[kind, "emulator", route, concurrency]
-        base = rates[kind, "baseline", route, concurrency]
+        rate, base = (rates[kind, app, route, concurrency] for app in ("emulator", "baseline"))
         print(
             f"{kind:<9} {route:<16} {concurrency:>4} {rate:>8,.0f} {base:>9,.0f} "
             f"{rate / base:>6.2f}"
         )
     print("\nserver CPU per request, microseconds (lower is better):")
     for kind, route, concurrency in cells:
-        cost = costs[kind, "emulator", route, concurrency]
-        base = costs[kind, "baseline", route, concurrency]
+        cost, base = (costs[kind, app, route, concurrency] for app in ("emulator", "baseline"))
         print(
-            f"  {kind:<9} {route:<16} c={concurrency:<3} "
-            f"emulator {cost:>5,.0f}  baseline {base:>5,.0f}"
+            f"  {kind:<9} {route:<16} c={concurrency:<3} emulator {cost:>5,.0f}  "
+            f"baseline {base:>5,.0f}"
         )
     others = [kind for kind in kinds if kind != SHIPPED]
     if SHIPPED in kinds and others:
