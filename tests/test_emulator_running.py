@@ -259,8 +259,7 @@ _WITHOUT_CHEROOT = "import sys; sys.modules['cheroot'] = None\n"
 def test_without_the_extra_starting_a_server_names_it() -> None:
     result = _python(
         _WITHOUT_CHEROOT + "import django_connectycube.testing\n"
-        "from django_connectycube.emulator import Emulator, EmulatorServer\n"
-        "from django_connectycube.emulator.server import ServerNotInstalled\n"
+        "from django_connectycube.emulator import Emulator, EmulatorServer, ServerNotInstalled\n"
         "Emulator()  # the WSGI app needs no server\n"
         "try:\n"
         "    EmulatorServer().start()\n"

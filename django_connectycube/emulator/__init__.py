@@ -98,7 +98,7 @@ from __future__ import annotations
 from .app import Emulator
 from .faults import FaultRule
 from .identity import FirebaseIdentity, mint_firebase_token
-from .server import EmulatorServer
+from .server import EmulatorServer, ServerNotInstalled
 from .wire import ApiError
 
 __all__ = [
@@ -107,5 +107,6 @@ __all__ = [
     "EmulatorServer",
     "FaultRule",
     "FirebaseIdentity",
+    "ServerNotInstalled",
     "mint_firebase_token",
 ]
