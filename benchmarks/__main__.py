@@ -34,7 +34,7 @@ def emulator_rows(quick: bool) -> list[Row]:
     if importlib.util.find_spec("benchmarks.emulator_throughput") is None:
         return [Row("emulator_throughput", "not available", float("nan"), "", note="missing")]
     module = importlib.import_module("benchmarks.emulator_throughput")
-    args = ["--servers", "threaded", "--duration", "1" if quick else "3"]
+    args = ["--servers", module.SHIPPED, "--duration", "1" if quick else "3", "--rounds", "1"]
     out = io.StringIO()
     with redirect_stdout(out):
         module.main(args)

@@ -177,8 +177,7 @@ def purge_redis_queue(queue: str) -> int:
 class EmulatorProcess:
     """The emulator in its own process (its own GIL), with helpers for its control API."""
 
-    def __init__(self, server: str = "threaded") -> None:
-        self.server = server
+    def __init__(self) -> None:
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
 
@@ -190,8 +189,6 @@ class EmulatorProcess:
                 "django_connectycube.emulator",
                 "--port",
                 "0",
-                "--server",
-                self.server,
                 "--auth-key",
                 AUTH_KEY,
                 "--auth-secret",

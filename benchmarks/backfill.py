@@ -8,7 +8,7 @@
 * naive: per user, a new ``requests.Session`` (a new TCP connection), ``POST /session`` (a new
   application session), then ``POST /users``, one user after the other, on a subset.
 
-The emulator runs in its own process (the threaded server, the fastest it offers). The three are
+The emulator runs in its own process (its own interpreter lock, as a remote service). The three are
 interleaved and repeated; rates are medians. Memory: Python's peak allocation (tracemalloc)
 during a backfill of N_USERS/5 and of N_USERS users; a flat profile gives a ratio near 1.
 

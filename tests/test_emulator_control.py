@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -160,15 +161,25 @@ def test_drop_closes_the_connection_without_a_response(api: Api) -> None:
     assert api.get("/session").status_code == 200  # a fresh connection works
 
 
-def test_drop_under_waitress_too() -> None:
+def test_drop_closes_a_keep_alive_connection_without_a_byte(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     from django_connectycube.emulator import EmulatorServer
 
-    with EmulatorServer(server="waitress") as server:
-        api = Api(server.emulator)
-        server.emulator.set_fault("GET /session", sequence=["drop"])
-        with pytest.raises(requests.ConnectionError):
-            api.get("/session", token="x")
-        assert api.get("/session", token="x").status_code == 401
+    request = b"GET /session HTTP/1.1\r\nHost: x\r\n\r\n"
+    with EmulatorServer() as server:
+        server.emulator.set_fault("GET /session", sequence=["ok", "drop"])
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            stream = sock.makefile("rb")
+            sock.sendall(request)
+            head = b"".join(iter(stream.readline, b"\r\n"))
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            assert b"errors" in stream.read(length)
+            sock.sendall(request)
+            after_drop = stream.read()
+    assert head.startswith(b"HTTP/1.1 401") and b"Connection: close" not in head
+    assert after_drop == b""
+    assert capfd.readouterr().err == ""  # a drop is no server error
 
 
 def test_timeout_holds_longer_than_the_client_waits(api: Api) -> None:

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_connectycube.emulator.app import _CONTROL_TABLE, _ROUTE_TABLE
+from django_connectycube.emulator.routes import CONTROL_TABLE, ROUTE_TABLE
 from django_connectycube.emulator.wire import MAX_JSON_BODY
 
 TIMEOUT = 10.0  # seconds for one request/response; the server's own limits are far below
-ROUTES = [(m, t) for m, t, _, _ in _ROUTE_TABLE] + [(m, t) for m, t, _ in _CONTROL_TABLE]
+ROUTES = [(m, t) for m, t, _, _ in ROUTE_TABLE] + [(m, t) for m, t, _ in CONTROL_TABLE]
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 # ---- strategies ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -209,29 +210,90 @@ def test_plugin_module_does_not_import_django_settings() -> None:
     assert result.stdout.strip() == "ok", result.stderr
 
 
-def test_emulator_runs_without_django_settings() -> None:
-    """The emulator needs no configured Django: it must serve from any Python process.
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter without Django settings (a hang fails the test)."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
 
-    (``django_connectycube.client``'s package ``__init__`` imports the whole client, which pulls
-    in ``django.core.exceptions`` — but never settings, models or apps.)
-    """
-    code = (
+
+def test_the_emulator_imports_nothing_of_the_app_and_no_django() -> None:
+    """The emulator is the server side: it must run from any Python process, and a client bug
+    must not hide in code the emulator shares with the client."""
+    result = _python(
         "import sys, requests\n"
         "from django_connectycube.emulator import EmulatorServer\n"
-        "with EmulatorServer() as s:\n"
+        "from django_connectycube.emulator import cli\n"
+        "with EmulatorServer(require_signature=True) as s:\n"
         "    r = requests.post(s.url + '/session', json={'application_id': 1,"
-        " 'auth_key': 'emulator-auth-key'})\n"
-        "    assert r.status_code == 201, r.text\n"
-        "ours = sorted(m for m in sys.modules if m.startswith('django_connectycube.')"
-        " and not m.startswith(('django_connectycube.client', 'django_connectycube.emulator')))\n"
-        "print(ours, 'django.conf' in sys.modules and"
-        " __import__('django.conf').conf.settings.configured)\n"
+        " 'auth_key': 'emulator-auth-key', 'nonce': 1, 'timestamp': 1, 'signature': 'ab'})\n"
+        "    assert r.status_code == 422, r.text\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'"
+        " or m.startswith('django_connectycube.')"
+        " and not m.startswith('django_connectycube.emulator')))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_server_nobody_stopped_does_not_keep_the_process_alive() -> None:
+    # As when a test fails between start() and stop(): the test run must still end.
+    code = (
+        "import requests\n"
+        "from django_connectycube.emulator import EmulatorServer\n"
+        "server = EmulatorServer().start()\n"
+        "requests.get(server.url + '/_emulator/health', timeout=5).raise_for_status()\n"
     )
-    assert result.stdout.strip() == "[] False", result.stderr
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+
+
+_WITHOUT_CHEROOT = "import sys; sys.modules['cheroot'] = None\n"
+
+
+def test_without_the_extra_starting_a_server_names_it() -> None:
+    result = _python(
+        _WITHOUT_CHEROOT + "import django_connectycube.testing\n"
+        "from django_connectycube.emulator import Emulator, EmulatorServer, ServerNotInstalled\n"
+        "Emulator()  # the WSGI app needs no server\n"
+        "try:\n"
+        "    EmulatorServer().start()\n"
+        "except ServerNotInstalled as exc:\n"
+        "    print(exc)\n"
+    )
+    assert 'pip install "django-connectycube[emulator]"' in result.stdout, result.stderr
+
+
+def test_without_the_extra_the_cli_says_what_to_install() -> None:
+    result = _python(
+        _WITHOUT_CHEROOT + "from django_connectycube.emulator.cli import main\n"
+        "sys.exit(main(['--port', '0']))\n"
+    )
+    assert result.returncode == 2
+    assert 'pip install "django-connectycube[emulator]"' in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_the_cli_on_a_taken_port_is_a_clear_error() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "django_connectycube.emulator", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port}: the port is taken" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 def test_seeding_helpers(connectycube_emulator: Emulator) -> None:

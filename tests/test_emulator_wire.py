@@ -11,7 +11,12 @@ import pytest
 import requests
 
 from django_connectycube.emulator import Emulator, EmulatorServer
-from django_connectycube.emulator.wire import parse_multipart, parse_query, split_list
+from django_connectycube.emulator.wire import (
+    MAX_UPLOAD_BODY,
+    parse_multipart,
+    parse_query,
+    split_list,
+)
 from tests.test_emulator_support import Api
 
 
@@ -254,16 +259,23 @@ def test_expect_100_continue() -> None:
     assert raw.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201")
 
 
-@pytest.mark.parametrize("kind", ["threaded", "waitress"])
-def test_both_servers_serve_the_emulator(kind: str) -> None:
-    with EmulatorServer(server=kind) as server:
-        api = Api(server.emulator)
-        api.app_session()
-        assert api.get("/session").status_code == 200
-        big = api.post(
-            "/users", data=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"}
+@pytest.mark.parametrize(
+    ("path", "declared"),
+    [("/session", 2 * 1024 * 1024), ("/_storage", MAX_UPLOAD_BODY + 1024 * 1024)],
+    ids=["over the JSON limit", "over the upload limit"],
+)
+def test_an_oversized_body_is_refused_before_it_is_sent(path: str, declared: int) -> None:
+    """413 as soon as the headers arrive: the client has sent none of the body (the read would
+    block until the socket timeout if the server waited for it)."""
+    with EmulatorServer() as server:
+        raw = _raw_request(
+            server.port,
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (path.encode(), declared),
         )
-        assert big.status_code == 413
+    assert raw.startswith(b"HTTP/1.1 413"), raw[:200]
+    assert b"Connection: close" in raw
+    assert json.loads(raw.partition(b"\r\n\r\n")[2])["errors"]
 
 
 def test_instances_share_no_state() -> None:

@@ -1,8 +1,9 @@
 """A local ConnectyCube: the REST wire protocol of sessions, users and blobs, plus a control API.
 
 Tests, the demo and benchmarks talk to it instead of ``api.connectycube.com``, over real HTTP, so
-the client code under test is exactly the production code. It imports nothing from Django (only
-the signing function of our client), so it also runs on its own::
+the client code under test is exactly the production code. It imports nothing of the app and
+nothing of Django, so it also runs on its own (serving needs the ``[emulator]`` extra, cheroot:
+``pip install "django-connectycube[emulator]"``)::
 
     python -m django_connectycube.emulator --port 8765 --app-id 1 --auth-key KEY --auth-secret S
 
@@ -97,7 +98,7 @@ from __future__ import annotations
 from .app import Emulator
 from .faults import FaultRule
 from .identity import FirebaseIdentity, mint_firebase_token
-from .server import EmulatorServer
+from .server import EmulatorServer, ServerNotInstalled
 from .wire import ApiError
 
 __all__ = [
@@ -106,5 +107,6 @@ __all__ = [
     "EmulatorServer",
     "FaultRule",
     "FirebaseIdentity",
+    "ServerNotInstalled",
     "mint_firebase_token",
 ]

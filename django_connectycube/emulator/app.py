@@ -1,8 +1,8 @@
 """The emulator's WSGI application: configuration, routing, authentication, test helpers.
 
-Plain WSGI on purpose: it runs under our threaded server, waitress, or any WSGI test client,
-and it imports nothing from Django, so the emulator works in any Python process (a CI job, a
-Node SDK check, a benchmark) without settings. The handlers live in one module per resource
+Plain WSGI on purpose: it runs under cheroot (:mod:`.server`) or any WSGI server or test
+client, and it imports nothing from Django, so the emulator works in any Python process (a CI
+job, a Node SDK check, a benchmark) without settings. The handlers live in one module per resource
 (:mod:`.auth_api`, :mod:`.users_api`, :mod:`.blobs_api`, :mod:`.control_api`), combined here.
 """
 
@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
@@ -28,27 +27,20 @@ from .config import CONFIG_KEYS, coerce_setting
 from .control_access import ControlAccess
 from .control_api import ControlHandlers
 from .cors import CORS_HEADERS, preflight
+from .dates import expiry_header, http_date
 from .faults import FaultRule, FaultSet, route_matches
 from .identity import FirebaseVerifier, HmacFirebaseVerifier
 from .lookups_api import LookupHandlers
-from .routes import CONTROL_PREFIX, CONTROL_ROUTES, CONTROL_TABLE, ROUTE_TABLE, ROUTES
+from .routes import CONTROL_PREFIX, CONTROL_ROUTES, ROUTES
 from .store import Store
 from .switches import SWITCH_DEFAULTS
 from .transport import Request, Response
 from .users_api import UserHandlers
-from .wire import (
-    ApiError,
-    DropConnection,
-    expiry_header,
-)
+from .wire import ApiError, DropConnection
 
 __all__ = ["Emulator"]
 
 logger = logging.getLogger("django_connectycube.emulator")
-
-# Kept under their old names: the fuzz tests and downstream code read the tables from here.
-_ROUTE_TABLE = ROUTE_TABLE
-_CONTROL_TABLE = CONTROL_TABLE
 
 _REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 _FAULT_MESSAGES = {
@@ -258,7 +250,7 @@ class Emulator(
         if self.store.clock_offset:
             # A real server's Date follows its own clock; clients correct expiry and signature
             # timestamps by it, so an advanced clock must show here too.
-            headers.append(("Date", formatdate(self.now().timestamp(), usegmt=True)))
+            headers.append(("Date", http_date(self.now())))
         start_response(_REASONS.get(response.status, f"{response.status} Unknown"), headers)
         return [] if method == "HEAD" else [response.body]
 

@@ -6,15 +6,13 @@ optional HMAC signature of ``POST /session``; both session routes share them.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from django_connectycube.client.signing import sign
-
 from .email_confirmation import EmailConfirmation
 from .identity import DEFAULT_CIDP_MAPPING, call_cidp
+from .signature import signature_matches
 from .store import SIGNATURE_WINDOW, User
 from .transport import Request, Response
 from .wire import BLANK, ApiError, coerce_int, coerce_str, require_mapping
@@ -150,8 +148,7 @@ class AuthHandlers(EmailConfirmation):
         moment = coerce_int(timestamp, "timestamp")
         if abs(self.store.now().timestamp() - moment) > SIGNATURE_WINDOW.total_seconds():
             raise ApiError.field("timestamp", "invalid timestamp")
-        expected = sign(params, self.auth_secret)
-        if not isinstance(signature, str) or not hmac.compare_digest(expected, signature.lower()):
+        if not signature_matches(params, self.auth_secret):
             raise ApiError(422, ["Unexpected signature"])
         if not self.store.use_nonce(str(nonce), str(timestamp)):
             raise ApiError.field("nonce", "has already been used with this timestamp")

@@ -12,11 +12,11 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import timedelta
-from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from .base import NO_SESSION, NOT_FOUND, TOKEN_REQUIRED, EmulatorBase
+from .dates import http_date, iso
 from .routes import UPLOAD_PATH
 from .store import Blob
 from .transport import Request, Response
@@ -27,7 +27,6 @@ from .wire import (
     coerce_bool,
     coerce_int,
     header_params,
-    iso,
     parse_multipart,
     require_mapping,
 )
@@ -87,7 +86,7 @@ class BlobHandlers(EmulatorBase):
             [
                 ("Content-Type", blob.content_type),
                 # An HTTP date, as S3's form field is [D storage.md]; "expires" below is ISO.
-                ("Expires", formatdate(blob.upload_expires.timestamp(), usegmt=True)),
+                ("Expires", http_date(blob.upload_expires)),
                 ("acl", "public-read" if blob.public else "authenticated-read"),
                 ("key", blob.uid),
                 ("policy", policy),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from typing import Any
 
 from .control_access import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER, bind_warning
 from .persistence import StateFileError
-from .server import SERVER_KINDS, EmulatorServer
+from .server import EmulatorServer, ServerNotInstalled
 from .switches import SWITCH_DEFAULTS
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
@@ -114,9 +115,6 @@ def add_arguments(
         help="Administration API key: enables DELETE /admin/user/{id}",
     )
     parser.add_argument(
-        "--server", choices=sorted(SERVER_KINDS), default="threaded", help="HTTP server to use"
-    )
-    parser.add_argument(
         "--state-file",
         default=None,
         metavar="PATH",
@@ -157,7 +155,6 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
     return EmulatorServer(
         host=options["host"],
         port=options["port"],
-        server=options["server"],
         application_id=options["app_id"],
         auth_key=options["auth_key"],
         auth_secret=options["auth_secret"],
@@ -182,7 +179,14 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
     except StateFileError as exc:
         err.write(f"ConnectyCube emulator: {exc}\n")
         return 2
-    server._bind()
+    try:
+        server.bind()
+    except ServerNotInstalled as exc:
+        err.write(f"ConnectyCube emulator: {exc}\n")
+        return 2
+    except OSError as exc:
+        err.write(f"ConnectyCube emulator: {_cannot_listen(server, exc)}\n")
+        return 2
     out.write(f"{server.url}\n")
     out.flush()
     warning = bind_warning(server.host, options.get("control_token"))
@@ -192,13 +196,23 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
     kept = emulator.store.state_file
     err.write(
         f"ConnectyCube emulator: application_id={emulator.application_id} "
-        f"auth_key={emulator.auth_key} server={server.server_kind} "
+        f"auth_key={emulator.auth_key} "
         f"v1_users_api={emulator.v1_users_api} "
         f"state={kept.path if kept is not None else 'in memory'}; Ctrl+C to stop\n"
     )
     err.flush()
     _serve_until_signalled(server)
     return 0
+
+
+def _cannot_listen(server: EmulatorServer, exc: OSError) -> str:
+    where = f"{server.host}:{server.requested_port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot serve on {where}: the port is taken. Another process is listening there: "
+            "stop it or pick another --port (0 picks a free one)."
+        )
+    return f"cannot serve on {where}: {exc.strerror or exc}"
 
 
 def _serve_until_signalled(server: EmulatorServer) -> None:

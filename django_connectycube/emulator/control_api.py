@@ -6,8 +6,9 @@ Shapes are documented in the package docstring (:mod:`django_connectycube.emulat
 from __future__ import annotations
 
 from .base import NOT_FOUND, EmulatorBase
+from .dates import iso
 from .transport import Request, Response
-from .wire import ApiError, iso
+from .wire import ApiError
 
 __all__ = ["ControlHandlers"]
 

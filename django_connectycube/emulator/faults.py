@@ -63,10 +63,6 @@ class FaultDecision:
     drop: bool = False
     hold: float | None = None
 
-    @property
-    def interferes(self) -> bool:
-        return self.status is not None or self.drop or self.hold is not None
-
 
 @dataclass
 class FaultRule:

@@ -105,7 +105,7 @@ class LookupHandlers(SwitchGuards):
         with self.store.lock:
             return self._v1_list(request, list(self.store.users.values()))
 
-    def list_users_v2(self, request: Request) -> Response:
+    def handle_list_users_v2(self, request: Request) -> Response:
         self._require_users_list()
         params = request.params
         reveal = partial(self._check_other_user_info, request)

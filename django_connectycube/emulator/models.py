@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .wire import iso
+from .dates import iso
 
 __all__ = [
     "GUEST_SESSION_TTL",

@@ -32,7 +32,7 @@ ROUTE_TABLE: list[tuple[str, str, str, str]] = [
     ("DELETE", "/login", "handle_logout", "session"),
     ("POST", "/users", "handle_create_user", "signup"),
     ("GET", "/users", "handle_list_users", "session"),
-    ("GET", "/users/v2", "list_users_v2", "session"),
+    ("GET", "/users/v2", "handle_list_users_v2", "session"),
     ("GET", "/users/by_login", "handle_user_by_login", "session"),
     ("GET", "/users/by_email", "handle_user_by_email", "session"),
     ("GET", "/users/phone", "handle_user_by_phone", "session"),

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .dates import iso
 from .models import (
     GUEST_SESSION_TTL,
     SESSION_TTL,
@@ -32,7 +32,7 @@ from .models import (
 from .outbox import CONFIRM_EMAIL_PATH, Mailbox
 from .persistence import Changes, PersistedStore, StateFile
 from .user_fields import clean_user_fields, guest_login
-from .wire import BLANK, ApiError, iso
+from .wire import BLANK, ApiError
 
 #: How long an upload form stays valid (the docs' example: one hour [D storage.md]).
 UPLOAD_TTL = timedelta(hours=1)
@@ -76,11 +76,6 @@ class Store(Mailbox, PersistedStore):
         self._next_user_id = 1
         self._next_session_id = 1
         self._next_blob_id = 1
-
-    @contextmanager
-    def locked(self) -> Iterator[Store]:
-        with self.lock:
-            yield self
 
     def reset(self) -> None:
         """Forget everything, in the state file too."""

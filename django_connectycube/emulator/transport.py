@@ -70,7 +70,10 @@ class Request:
 
     def read_body(self, limit: int) -> bytes:
         """The raw body, refusing (413) anything over ``limit`` before reading it."""
-        raw_length = self.environ.get("CONTENT_LENGTH") or "0"
+        raw_length = self.environ.get("CONTENT_LENGTH")
+        if raw_length is None and self.environ.get("wsgi.input_terminated"):
+            return self._read_streamed(limit)
+        raw_length = raw_length or "0"
         try:
             length = int(raw_length)
         except ValueError as exc:
@@ -78,13 +81,27 @@ class Request:
         if length < 0:
             raise ApiError(400, ["Invalid Content-Length"])
         if length > limit:
-            raise ApiError(413, [f"Request body too large (limit is {limit} bytes)"])
+            raise _too_large(limit)
         if length == 0:
             return b""
         stream = self.environ["wsgi.input"]
         body = stream.read(length)
         if len(body) < length:
             raise ApiError(400, ["Request body is shorter than its Content-Length"])
+        return body
+
+    def _read_streamed(self, limit: int) -> bytes:
+        """A body of unknown length (``Transfer-Encoding: chunked``), read up to ``limit``.
+
+        The server decodes the chunks; a malformed or oversized encoding surfaces as whatever
+        its stream raises, which this app cannot know the types of.
+        """
+        try:
+            body: bytes = self.environ["wsgi.input"].read(limit + 1)
+        except Exception as exc:
+            raise ApiError(400, [f"Malformed chunked body: {exc}"]) from exc
+        if len(body) > limit:
+            raise _too_large(limit)
         return body
 
     @property
@@ -123,6 +140,10 @@ class Request:
         except UnicodeDecodeError as exc:
             raise ApiError(400, ["Form body is not valid UTF-8"]) from exc
         return parse_query(text)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, [f"Request body too large (limit is {limit} bytes)"])
 
 
 class Response:

@@ -1,4 +1,4 @@
-"""Wire-level helpers: request parsing, error type, date formats, multipart.
+"""Wire-level helpers: request parsing, error type, multipart.
 
 ConnectyCube's clients disagree on encodings (the JS SDK sends JSON bodies and ``key[]=a`` query
 arrays, older SDKs send form bodies with bracket keys and ``key=a,b`` arrays), so everything is
@@ -8,10 +8,10 @@ Python values and raise :class:`ApiError`, which the app turns into ConnectyCube
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,8 +21,6 @@ __all__ = [
     "MAX_UPLOAD_BODY",
     "ApiError",
     "DropConnection",
-    "expiry_header",
-    "iso",
     "parse_bracket_pairs",
     "parse_multipart",
     "parse_query",
@@ -62,21 +60,12 @@ class ApiError(Exception):
 class DropConnection(ConnectionAbortedError):
     """Raised by the app to make the server close the socket without writing a response.
 
-    It is an ``OSError`` on purpose: waitress (with ``log_socket_errors=False``) then closes the
-    channel without answering, exactly like our own threaded server does.
+    It is an ``OSError`` carrying ``ECONNABORTED`` on purpose: that is how a WSGI server learns
+    that the connection is gone, so cheroot closes it quietly, as a real drop looks to a client.
     """
 
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a ``Z``, the format of every date in ConnectyCube's bodies."""
-    if moment is None:
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def expiry_header(moment: datetime) -> str:
-    """The ``CB-Token-ExpirationDate`` format, which differs from the body dates."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    def __init__(self, reason: str) -> None:
+        super().__init__(errno.ECONNABORTED, reason)
 
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
