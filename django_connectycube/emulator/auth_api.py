@@ -12,8 +12,8 @@ from typing import Any
 
 from .email_confirmation import EmailConfirmation
 from .identity import DEFAULT_CIDP_MAPPING, call_cidp
+from .models import SIGNATURE_WINDOW, User
 from .signature import signature_matches
-from .store import SIGNATURE_WINDOW, User
 from .transport import Request, Response
 from .wire import BLANK, ApiError, coerce_int, coerce_str, require_mapping
 

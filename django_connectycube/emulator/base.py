@@ -12,7 +12,8 @@ from typing import Any
 
 from .faults import FaultSet
 from .identity import FirebaseVerifier
-from .store import Store, User
+from .models import User
+from .store import Store
 from .transport import Request
 from .wire import BLANK, ApiError, coerce_str
 

@@ -17,8 +17,8 @@ from urllib.parse import quote, urlencode
 
 from .base import NO_SESSION, NOT_FOUND, TOKEN_REQUIRED, EmulatorBase
 from .dates import http_date, iso
+from .models import Blob
 from .routes import UPLOAD_PATH
-from .store import Blob
 from .transport import Request, Response
 from .wire import (
     BLANK,

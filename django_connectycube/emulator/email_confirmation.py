@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import NOT_FOUND
-from .store import User
+from .models import User
 from .switches import SwitchGuards
 from .transport import Request, Response
 from .wire import ApiError

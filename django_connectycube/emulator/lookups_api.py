@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import partial
 
 from .base import USER_NOT_FOUND
+from .models import User
 from .queries import v1_page, v1_select
-from .store import User
 from .switches import SwitchGuards
 from .transport import Request, Response
 from .v2_query import v2_page

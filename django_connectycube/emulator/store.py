@@ -37,17 +37,7 @@ from .wire import BLANK, ApiError
 #: How long an upload form stays valid (the docs' example: one hour [D storage.md]).
 UPLOAD_TTL = timedelta(hours=1)
 
-__all__ = [
-    "CONFIRM_EMAIL_PATH",
-    "GUEST_SESSION_TTL",
-    "SESSION_TTL",
-    "SIGNATURE_WINDOW",
-    "Blob",
-    "OutboxEmail",
-    "Session",
-    "Store",
-    "User",
-]
+__all__ = ["CONFIRM_EMAIL_PATH", "Store"]
 
 
 class Store(Mailbox, PersistedStore):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from .store import Session
+from .models import Session
 from .wire import (
     MAX_JSON_BODY,
     ApiError,

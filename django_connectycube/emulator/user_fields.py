@@ -94,6 +94,11 @@ def clean_user_fields(
             cleaned[name] = normalise(name, coerce_str(value, name))
         except ApiError:
             fail(name, "must be a string")
+
+    def unique(name: str, holder: Any) -> None:
+        if holder is not None and (existing is None or holder.id != existing.id):
+            fail(name, "has already been taken.")
+
     login = cleaned.get("login")
     if login is not None:
         if len(login) < LOGIN_MIN:
@@ -101,22 +106,16 @@ def clean_user_fields(
         elif len(login) > LOGIN_MAX:
             fail("login", f"is too long (maximum is {LOGIN_MAX} characters)")
         else:
-            other = lookups.user_by_login(login)
-            if other is not None and (existing is None or other.id != existing.id):
-                fail("login", "has already been taken.")
+            unique("login", lookups.user_by_login(login))
     email = cleaned.get("email")
     if email is not None:
         if not _EMAIL.match(email) or len(email) > 255:
             fail("email", "is invalid")
         else:
-            other = lookups.user_by_email(email)
-            if other is not None and (existing is None or other.id != existing.id):
-                fail("email", "has already been taken.")
+            unique("email", lookups.user_by_email(email))
     external_id = cleaned.get("external_id")
     if external_id is not None:
-        other = lookups.user_by_external_id(external_id)
-        if other is not None and (existing is None or other.id != existing.id):
-            fail("external_id", "has already been taken.")
+        unique("external_id", lookups.user_by_external_id(external_id))
     for name in ("tag_list", "user_tags"):
         if name not in data:
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import COULD_NOT_FIND_USER, USER_NOT_FOUND
 from .email_confirmation import EmailConfirmation
-from .store import User
+from .models import User
 from .transport import Request, Response
 from .wire import BLANK, ApiError, require_mapping
 
