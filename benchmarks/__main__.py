@@ -22,6 +22,7 @@ BENCHMARKS = (
     "db_scale",
     "backfill_wan",
     "backfill",
+    "backfill_memory",
     "calls_per_change",
     "worker_throughput",
 )
