@@ -37,12 +37,21 @@ def _db(using: str | None) -> str:
     return using or router.db_for_write(CubeUser)
 
 
-def _send(task_name: str, args: tuple[Any, ...], *, link_filter: Q, using: str | None) -> bool:
+def _send(
+    task_name: str,
+    args: tuple[Any, ...],
+    *,
+    link_filter: Q,
+    using: str | None,
+    argsrepr: str | None = None,
+) -> bool:
     from . import tasks
 
     task = fan_out if task_name == "fan_out" else getattr(tasks, task_name)
+    options: dict[str, Any] = {"argsrepr": argsrepr} if argsrepr else {}
+    if app_settings.TASK_QUEUE:
+        options["queue"] = app_settings.TASK_QUEUE
     try:
-        options = {"queue": app_settings.TASK_QUEUE} if app_settings.TASK_QUEUE else {}
         task.apply_async(args, **options)
     except Exception as exc:  # the broker is down or misconfigured: the sweep will retry
         logger.warning(
@@ -83,12 +92,19 @@ def _publish(task_name: str, args: list[Any], using: str | None) -> bool:
     field = _LINK_FIELD[task_name]
     if len(args) == 1:
         return _send(task_name, (args[0],), link_filter=Q(**{field: args[0]}), using=using)
-    ok = True
+    sent = []
     for start in range(0, len(args), FAN_OUT_MAX):
         chunk = args[start : start + FAN_OUT_MAX]
         in_chunk = Q(**{f"{field}__in": chunk})
-        ok = _send("fan_out", (task_name, chunk), link_filter=in_chunk, using=using) and ok
-    return ok
+        # Celery's own repr of a long list costs more than the rest of the publish, which holds
+        # the interpreter lock meanwhile.
+        argsrepr = f"({task_name!r}, <{len(chunk)} ids from {chunk[0]!r}>)"
+        sent.append(
+            _send(
+                "fan_out", (task_name, chunk), link_filter=in_chunk, using=using, argsrepr=argsrepr
+            )
+        )
+    return all(sent)
 
 
 @shared_task(

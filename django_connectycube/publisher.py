@@ -11,11 +11,12 @@ worker) is exactly the "broker was down at commit" case the sweep already covers
 ``SWEEP_AFTER``; a publish that fails here clears ``enqueued_at`` so the sweep takes the row at
 once (see :func:`django_connectycube.enqueue._send`).
 
-* Batching: the thread waits ``linger`` seconds after the first message of a batch, then sends
-  everything queued meanwhile in one call per task and database. A process saving users in a
-  loop therefore publishes a few times a second rather than once per save: a thread publishing
-  once per save takes the interpreter lock from the saving thread for as long as each publish
-  runs, which a loop of saves pays in full (and a save now and then pays as a long wait).
+* Batching: a busy process publishes at most once per ``interval`` (0.2 s), everything queued
+  meanwhile in one call per task and database; after a quiet moment the first message goes out
+  at once. A publish holds the interpreter lock for as long as Celery's ``apply_async`` runs, and
+  a saving thread that needs the lock then waits: once per save, a loop of saves would pay every
+  publish in full and its slowest saves would wait behind one; once per interval, the share of
+  saves that wait stays well below one in a hundred.
 * Coalescing: repeats within a batch are dropped, so a burst of saves of one user becomes one
   publish (the push task reads the latest state anyway).
 * Fork safety: Celery prefork children and gunicorn workers fork after import; a thread does not
@@ -34,6 +35,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,9 +50,9 @@ Message = tuple[str, Any, "str | None"]
 SendFunc = Callable[[str, "list[Any]", "str | None"], bool]
 
 EXIT_FLUSH_TIMEOUT = 5.0
-#: Seconds between the first message of a batch and its publish: short next to a push's own
-#: round trip to ConnectyCube, long next to a save.
-LINGER = 0.05
+#: Seconds between two publishes of a busy process: short next to a push's own round trip to
+#: ConnectyCube, long next to one publish (a fraction of a millisecond).
+INTERVAL = 0.2
 
 
 class Publisher:
@@ -62,12 +64,12 @@ class Publisher:
         *,
         after_failure: Callable[[], None] | None = None,
         name: str = "connectycube-publisher",
-        linger: float = LINGER,
+        interval: float = INTERVAL,
     ) -> None:
         self._send = send
         self._after_failure = after_failure
         self._name = name
-        self._linger = linger
+        self._interval = interval
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._pid: int | None = None
@@ -99,7 +101,7 @@ class Publisher:
             return True
         done = threading.Event()
         self._queue.put(done)
-        self._wake.set()  # no lingering: publish what is queued now
+        self._wake.set()  # publish what is queued now, whatever the interval
         return done.wait(timeout)
 
     # -- internals -------------------------------------------------------------------------
@@ -146,14 +148,17 @@ class Publisher:
                 return batch
 
     def _run(self, q: queue.SimpleQueue[Message | threading.Event], wake: threading.Event) -> None:
+        last = -self._interval
         while True:
             first = q.get()
-            if not isinstance(first, threading.Event):
-                wake.wait(self._linger)  # let the batch grow, unless a flush is waiting
+            wait = last + self._interval - time.monotonic()
+            if wait > 0 and not isinstance(first, threading.Event):
+                wake.wait(wait)  # let the batch grow, unless a flush is waiting
             batch = self._drain(q, [first])
             # Cleared after the drain: a flush that set it meanwhile has its marker drained
-            # already or next in the queue, which is never lingered on.
+            # already or next in the queue, which is never waited on.
             wake.clear()
+            last = time.monotonic()
             try:
                 self._publish(batch)
             except Exception:  # never let the thread die: later saves still need it

@@ -166,7 +166,7 @@ def test_immediate_setting_publishes_inside_the_callback(settings, sent):
 
 def test_duplicates_in_one_batch_coalesce_in_first_seen_order():
     send = Recorder(hold=True)
-    pub = Publisher(send, linger=0)
+    pub = Publisher(send, interval=0)
     pub.submit("push_user", 0, None)
     assert send.entered.wait(5)  # the thread is busy with the first message
     for pk in (1, 2, 1, 1, 2, 3):
@@ -183,23 +183,31 @@ def test_duplicates_in_one_batch_coalesce_in_first_seen_order():
     ]
 
 
-def test_messages_queued_within_the_linger_are_sent_together():
+def test_a_busy_process_publishes_once_per_interval():
     send = Recorder()
-    pub = Publisher(send, linger=0.5)
-    for pk in range(5):
+    pub = Publisher(send, interval=0.5)
+    pub.submit("push_user", 0, None)  # after a quiet moment: out at once
+    deadline = time.monotonic() + 5
+    while not send.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pk in range(1, 6):
         pub.submit("push_user", pk, None)
-    time.sleep(1.0)  # no flush: the linger alone ends the batch
-    assert [(t, a) for t, a, _, _ in send.calls] == [("push_user", [0, 1, 2, 3, 4])]
+    time.sleep(0.1)
+    assert [a for _, a, _, _ in send.calls] == [[0]]  # the rest waits for the interval
+    time.sleep(1.0)  # no flush: the interval alone ends the batch
+    assert [a for _, a, _, _ in send.calls] == [[0], [1, 2, 3, 4, 5]]
 
 
-def test_flush_does_not_wait_for_the_linger():
+def test_flush_does_not_wait_for_the_interval():
     send = Recorder()
-    pub = Publisher(send, linger=30)
+    pub = Publisher(send, interval=30)
     pub.submit("push_user", 1, None)
+    assert pub.flush(timeout=5)
+    pub.submit("push_user", 2, None)  # within the interval: waits for it, or for a flush
     started = time.monotonic()
     assert pub.flush(timeout=5)
     assert time.monotonic() - started < 2
-    assert [a for _, a, _, _ in send.calls] == [[1]]
+    assert [a for _, a, _, _ in send.calls] == [[1], [2]]
 
 
 def test_a_failing_send_does_not_kill_the_thread_and_triggers_cleanup():
