@@ -24,6 +24,7 @@ BENCHMARKS = (
     "backfill_sharded",
     "rate_limit",
     "backfill",
+    "backfill_memory",
     "calls_per_change",
     "worker_throughput",
 )

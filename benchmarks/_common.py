@@ -166,7 +166,7 @@ def purge_redis_queue(queue: str) -> int:
     client = redis.Redis.from_url(REDIS_URL)
     try:
         dropped = int(client.llen(queue))
-        client.delete(queue, f"_kombu.binding.{queue}")
+        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
         for priority in range(1, 10):
             client.delete(f"{queue}\x06\x16{priority}")
         return dropped

@@ -9,8 +9,7 @@
   application session), then ``POST /users``, one user after the other, on a subset.
 
 The emulator runs in its own process (its own interpreter lock, as a remote service). The three are
-interleaved and repeated; rates are medians. Memory: Python's peak allocation (tracemalloc)
-during a backfill of N_USERS/5 and of N_USERS users; a flat profile gives a ratio near 1.
+interleaved and repeated; rates are medians. Memory is :mod:`benchmarks.backfill_memory`'s.
 
     python -m benchmarks.backfill [--quick] [--users 10000] [--concurrency 4] [--profile]
 """
@@ -25,7 +24,6 @@ import pstats
 import sys
 import threading
 import time
-import tracemalloc
 from typing import Any
 
 import requests
@@ -194,15 +192,6 @@ def measure(users: int, concurrency: int, reps: int, naive_users: int, profile: 
         # Users come from bulk_create (no signals); the sync command needs SYNC_ENABLED.
         settings = {**CONNECTYCUBE, "API_URL": emulator.url, "SYNC_ENABLED": True}
         with override_settings(CONNECTYCUBE=settings):
-            memory = {}
-
-            def peak_memory(n: int) -> None:
-                _make_users(n)
-                tracemalloc.start()
-                backfill(emulator, concurrency, n)
-                memory[n] = tracemalloc.get_traced_memory()[1]
-                tracemalloc.stop()
-
             if profile:
                 _make_users(users)
                 prof = cProfile.Profile()
@@ -213,7 +202,6 @@ def measure(users: int, concurrency: int, reps: int, naive_users: int, profile: 
                 pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(30)
                 sys.stderr.write(f"backfill {rate:.0f} users/s (profiled)\n{text.getvalue()}")
                 return []
-            peak_memory(users // 5)
             _make_users(users)
             rates: dict[str, list[float]] = {"backfill": [], "ceiling": [], "naive": []}
             calls = 0
@@ -224,9 +212,7 @@ def measure(users: int, concurrency: int, reps: int, naive_users: int, profile: 
                 rates["backfill"].append(rate)
                 emulator.reset()
                 rates["naive"].append(naive(emulator.url, naive_users, f"n{rep}"))
-            peak_memory(users)
     b, c, n = (median(rates[k]) for k in ("backfill", "ceiling", "naive"))
-    small, large = memory[users // 5], memory[users]
     where = f"{users:,} users, concurrency {concurrency}"
     return [
         Row(
@@ -251,17 +237,6 @@ def measure(users: int, concurrency: int, reps: int, naive_users: int, profile: 
             b / n,
             f"≥ {NAIVE_GOAL}",
             b / n >= NAIVE_GOAL,
-        ),
-        Row(
-            NAME,
-            f"peak Python memory, {users:,} vs {users // 5:,} users",
-            large / 2**20,
-            "MiB",
-            small / 2**20,
-            f"{users // 5:,} users",
-            large / small,
-            "≈ 1 (flat)",
-            large / small < 1.5,
         ),
     ]
 

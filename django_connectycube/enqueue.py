@@ -30,6 +30,7 @@ __all__ = [
     "enqueue_backfill",
     "enqueue_delete",
     "enqueue_push",
+    "fan_out",
     "flush",
     "push_after_commit",
     "sweep",
@@ -41,16 +42,25 @@ def _db(using: str | None) -> str:
     return using or router.db_for_write(CubeUser)
 
 
-def _send(task_name: str, arg: Any, *, link_filter: Q, using: str | None) -> bool:
-    task = getattr(tasks, task_name)
+def _send(
+    task_name: str,
+    args: tuple[Any, ...],
+    *,
+    link_filter: Q,
+    using: str | None,
+    argsrepr: str | None = None,
+) -> bool:
+    task = fan_out if task_name == "fan_out" else getattr(tasks, task_name)
+    options: dict[str, Any] = {"argsrepr": argsrepr} if argsrepr else {}
+    if app_settings.TASK_QUEUE:
+        options["queue"] = app_settings.TASK_QUEUE
     try:
-        options = {"queue": app_settings.TASK_QUEUE} if app_settings.TASK_QUEUE else {}
-        task.apply_async((arg,), **options)
+        task.apply_async(args, **options)
     except Exception as exc:  # the broker is down or misconfigured: the sweep will retry
         logger.warning(
-            "Could not enqueue %s(%s): %s. The change is kept and the sweep will push it.",
+            "Could not enqueue %s%s: %s. The change is kept and the sweep will push it.",
             task_name,
-            arg,
+            args if len(args) > 1 else f"({args[0]})",
             exc,
         )
         CubeUser.objects.using(_db(using)).filter(link_filter).update(enqueued_at=None)
@@ -60,12 +70,12 @@ def _send(task_name: str, arg: Any, *, link_filter: Q, using: str | None) -> boo
 
 def enqueue_push(user_pk: Any, *, using: str | None = None) -> bool:
     """Hand a push to Celery; on failure leave the row owed (and visible to the sweep at once)."""
-    return _send("push_user", _task_arg(user_pk), link_filter=Q(user_id=user_pk), using=using)
+    return _send("push_user", (_task_arg(user_pk),), link_filter=Q(user_id=user_pk), using=using)
 
 
 def enqueue_delete(link_id: int, *, using: str | None = None) -> bool:
     """Hand a remote delete to Celery; on failure the tombstone stays owed."""
-    return _send("delete_remote_user", link_id, link_filter=Q(pk=link_id), using=using)
+    return _send("delete_remote_user", (link_id,), link_filter=Q(pk=link_id), using=using)
 
 
 def enqueue_backfill(ranges: Iterable[tuple[Any, Any]], *, concurrency: int) -> int:
@@ -91,9 +101,46 @@ def _task_arg(pk: Any) -> Any:
 #: Which link a task's argument names, for clearing ``enqueued_at`` when its publish fails.
 _LINK_FIELD = {"push_user": "user_id", "delete_remote_user": "pk"}
 
+#: Arguments in one ``fan_out`` message (a few kilobytes).
+FAN_OUT_MAX = 500
 
-def _publish(task_name: str, arg: Any, using: str | None) -> bool:
-    return _send(task_name, arg, link_filter=Q(**{_LINK_FIELD[task_name]: arg}), using=using)
+
+def _publish(task_name: str, args: list[Any], using: str | None) -> bool:
+    """The publisher thread's send: one message for one argument, else ``fan_out`` messages, so
+    a burst of saves costs the saving process one publish and a worker the rest."""
+    field = _LINK_FIELD[task_name]
+    if len(args) == 1:
+        return _send(task_name, (args[0],), link_filter=Q(**{field: args[0]}), using=using)
+    sent = []
+    for start in range(0, len(args), FAN_OUT_MAX):
+        chunk = args[start : start + FAN_OUT_MAX]
+        in_chunk = Q(**{f"{field}__in": chunk})
+        # Celery's own repr of a long list costs more than the rest of the publish, which holds
+        # the interpreter lock meanwhile.
+        argsrepr = f"({task_name!r}, <{len(chunk)} ids from {chunk[0]!r}>)"
+        sent.append(
+            _send(
+                "fan_out", (task_name, chunk), link_filter=in_chunk, using=using, argsrepr=argsrepr
+            )
+        )
+    return all(sent)
+
+
+@shared_task(
+    name="django_connectycube.fan_out",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def fan_out(task_name: str, args: list[Any]) -> int:
+    """Publish one ``push_user`` (or ``delete_remote_user``) per argument, on a worker: what a
+    process that saved many users in a moment sent instead of a message per save. Returns how
+    many were published; a failed one leaves its row to the sweep, like any failed publish
+    (redelivered, it publishes them again, which the pushes make harmless)."""
+    if task_name not in _LINK_FIELD:
+        raise ValueError(f"fan_out cannot publish {task_name!r}")
+    field = _LINK_FIELD[task_name]
+    return sum(_send(task_name, (arg,), link_filter=Q(**{field: arg}), using=None) for arg in args)
 
 
 def _close_thread_connections() -> None:

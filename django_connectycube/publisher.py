@@ -1,9 +1,9 @@
 """A per-process background thread that hands Celery messages to the broker off the save path.
 
-Publishing one message costs more than the save that caused it (serialisation, a producer from
-the pool, a round trip; the README's Performance section has the figures), so the on-commit
-callback only puts ``(task_name, arg, using)`` on a queue and returns. One daemon thread per
-process drains the queue and publishes.
+Publishing one message costs more than the save that caused it (Celery's ``apply_async``: the
+task's options from the project's settings, serialisation, a producer from the pool, a round
+trip), so the on-commit callback only puts ``(task_name, arg, using)`` on a queue and returns.
+One daemon thread per process drains the queue and publishes.
 
 Why this loses nothing: the row was marked owed inside the saving transaction, before anything
 was queued here. A message still queued when the process dies (SIGKILL, ``os._exit`` in a forked
@@ -11,14 +11,21 @@ worker) is exactly the "broker was down at commit" case the sweep already covers
 ``SWEEP_AFTER``; a publish that fails here clears ``enqueued_at`` so the sweep takes the row at
 once (see :func:`django_connectycube.enqueue._send`).
 
-* Coalescing: everything drained in one go is deduplicated, so a burst of saves of one user while
-  the thread was busy becomes one publish (the push task reads the latest state anyway).
+* Batching: a busy process publishes at most once per ``interval`` (0.2 s), everything queued
+  meanwhile in one call per task and database; after a quiet moment the first message goes out
+  at once. A publish holds the interpreter lock for as long as Celery's ``apply_async`` runs, and
+  a saving thread that needs the lock then waits: once per save, a loop of saves would pay every
+  publish in full and its slowest saves would wait behind one; once per interval, the share of
+  saves that wait stays well below one in a hundred.
+* Coalescing: repeats within a batch are dropped, so a burst of saves of one user becomes one
+  publish (the push task reads the latest state anyway).
 * Fork safety: Celery prefork children and gunicorn workers fork after import; a thread does not
   survive ``fork()`` and a copied queue holds the parent's messages, which the parent publishes
   itself. The recorded pid is compared on every submit and a changed one starts a fresh queue and
   thread in the child.
 * Exit: an ``atexit`` hook waits (bounded) for the queue to drain, so a management command or a
-  script that saves users and returns still publishes what it owes.
+  script that saves users and returns still publishes what it owes; :meth:`Publisher.flush` cuts
+  the wait short.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,10 +45,14 @@ __all__ = ["Publisher"]
 
 #: One message to publish: (task name in :mod:`django_connectycube.tasks`, argument, db alias).
 Message = tuple[str, Any, "str | None"]
-#: Publishes one message; returns False when the broker refused it (already handled and logged).
-SendFunc = Callable[[str, Any, "str | None"], bool]
+#: Publishes one task per argument (task name, arguments, db alias); returns False when the
+#: broker refused any of them (already handled and logged).
+SendFunc = Callable[[str, "list[Any]", "str | None"], bool]
 
 EXIT_FLUSH_TIMEOUT = 5.0
+#: Seconds between two publishes of a busy process: short next to a push's own round trip to
+#: ConnectyCube, long next to one publish (a fraction of a millisecond).
+INTERVAL = 0.2
 
 
 class Publisher:
@@ -52,10 +64,13 @@ class Publisher:
         *,
         after_failure: Callable[[], None] | None = None,
         name: str = "connectycube-publisher",
+        interval: float = INTERVAL,
     ) -> None:
         self._send = send
         self._after_failure = after_failure
         self._name = name
+        self._interval = interval
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._queue: queue.SimpleQueue[Message | threading.Event] = queue.SimpleQueue()
@@ -86,6 +101,7 @@ class Publisher:
             return True
         done = threading.Event()
         self._queue.put(done)
+        self._wake.set()  # publish what is queued now, whatever the interval
         return done.wait(timeout)
 
     # -- internals -------------------------------------------------------------------------
@@ -103,8 +119,9 @@ class Publisher:
             # A new process (first use, or a fork child): the parent's queue and thread are not
             # ours; the parent publishes its own messages.
             self._queue = queue.SimpleQueue()
+            self._wake = threading.Event()
             thread = threading.Thread(
-                target=self._run, args=(self._queue,), name=self._name, daemon=True
+                target=self._run, args=(self._queue, self._wake), name=self._name, daemon=True
             )
             thread.start()
             self._thread = thread
@@ -130,9 +147,18 @@ class Publisher:
             except queue.Empty:
                 return batch
 
-    def _run(self, q: queue.SimpleQueue[Message | threading.Event]) -> None:
+    def _run(self, q: queue.SimpleQueue[Message | threading.Event], wake: threading.Event) -> None:
+        last = -self._interval
         while True:
-            batch = self._drain(q, [q.get()])
+            first = q.get()
+            wait = last + self._interval - time.monotonic()
+            if wait > 0 and not isinstance(first, threading.Event):
+                wake.wait(wait)  # let the batch grow, unless a flush is waiting
+            batch = self._drain(q, [first])
+            # Cleared after the drain: a flush that set it meanwhile has its marker drained
+            # already or next in the queue, which is never waited on.
+            wake.clear()
+            last = time.monotonic()
             try:
                 self._publish(batch)
             except Exception:  # never let the thread die: later saves still need it
@@ -147,13 +173,16 @@ class Publisher:
                 waiters.append(item)
             else:
                 messages[item] = None
+        groups: dict[tuple[str, str | None], list[Any]] = {}
+        for task_name, arg, using in messages:
+            groups.setdefault((task_name, using), []).append(arg)
         failed = False
         try:
-            for task_name, arg, using in messages:
+            for (task_name, using), args in groups.items():
                 try:
-                    ok = self._send(task_name, arg, using)
+                    ok = self._send(task_name, args, using)
                 except Exception:
-                    logger.exception("Could not publish %s(%s)", task_name, arg)
+                    logger.exception("Could not publish %s%s", task_name, args)
                     ok = False
                 failed = failed or not ok
             if failed and self._after_failure is not None:

@@ -1,5 +1,6 @@
 """The background publisher (``ENQUEUE = "background"``, the default): saves only queue the
-publish; a per-process thread sends it, coalescing repeats, surviving forks and flushing at exit.
+publish; a per-process thread sends it in batches (one ``fan_out`` message for many saves),
+coalescing repeats, surviving forks and flushing at exit.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -21,14 +23,27 @@ User = get_user_model()
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    """What reached ``apply_async``: (task, arg, name of the thread that published it)."""
+    """What reached ``apply_async``: (task, arg, name of the thread that published it); the
+    arguments of a ``fan_out`` as ``"push_user:1,2"``."""
     calls: list[tuple[str, str, str]] = []
 
     def fake_apply_async(self: Any, args: Any = (), kwargs: Any = None, **options: Any) -> None:
-        calls.append((self.name.rsplit(".", 1)[-1], str(args[0]), threading.current_thread().name))
+        arg = f"{args[0]}:{','.join(map(str, args[1]))}" if len(args) == 2 else str(args[0])
+        calls.append((self.name.rsplit(".", 1)[-1], arg, threading.current_thread().name))
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", fake_apply_async)
     return calls
+
+
+def pushed(sent: list[tuple[str, str, str]]) -> list[str]:
+    """The users pushed, whether one message each or in ``fan_out`` messages."""
+    pks: list[str] = []
+    for task, arg, _ in sent:
+        if task == "push_user":
+            pks.append(arg)
+        elif task == "fan_out" and arg.startswith("push_user:"):
+            pks += arg.split(":", 1)[1].split(",")
+    return pks
 
 
 class Recorder:
@@ -41,10 +56,10 @@ class Recorder:
         if not hold:
             self.release.set()
 
-    def __call__(self, task_name: str, arg: Any, using: str | None) -> bool:
+    def __call__(self, task_name: str, args: list[Any], using: str | None) -> bool:
         self.entered.set()
         assert self.release.wait(5)
-        self.calls.append((task_name, arg, using, threading.current_thread().name))
+        self.calls.append((task_name, args, using, threading.current_thread().name))
         return True
 
 
@@ -80,26 +95,50 @@ def test_quick_saves_while_the_thread_is_busy_become_one_push(
         user.save()
     gate.set()
     assert enqueue.flush()
-    pushes = [arg for task, arg, _ in sent if task == "push_user"]
+    pushes = pushed(sent)
     assert pushes.count(str(first.pk)) == 1
     assert pushes.count(str(user.pk)) <= 2  # its create may have gone out alone; the rest, once
     assert CubeUser.objects.get(user=user).dirty_version == 11  # every save was still recorded
 
 
 @pytest.mark.django_db(transaction=True)
-def test_broker_failure_in_the_thread_leaves_the_row_to_the_sweep(
-    background_enqueue, monkeypatch, caplog
+def test_a_loop_of_saves_costs_the_saving_process_one_publish(background_enqueue, sent):
+    users = [User.objects.create(username=f"loop{i}") for i in range(20)]
+    assert enqueue.flush()
+    assert sorted(pushed(sent), key=int) == [str(u.pk) for u in users]
+    assert len(sent) < 5  # one message per batch, not one per save
+    assert "fan_out" in [task for task, _, _ in sent]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("count", [1, 3])
+def test_broker_failure_in_the_thread_leaves_the_rows_to_the_sweep(
+    background_enqueue, monkeypatch, caplog, count
 ):
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ConnectionRefusedError("broker down")
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", broken)
-    user = User.objects.create(username="offline")
+    users = [User.objects.create(username=f"offline{i}") for i in range(count)]
     assert enqueue.flush()
-    link = CubeUser.objects.get(user=user)
-    assert link.state == "pending" and link.is_dirty
-    assert link.enqueued_at is None  # visible to the sweep at once
+    for link in CubeUser.objects.filter(user__in=users):
+        assert link.state == "pending" and link.is_dirty
+        assert link.enqueued_at is None  # visible to the sweep at once
+    assert CubeUser.objects.filter(user__in=users).count() == count
     assert "sweep will push it" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fan_out_publishes_one_task_per_argument(sent):
+    assert enqueue.fan_out("push_user", [7, 8]) == 2
+    assert enqueue.fan_out("delete_remote_user", [9]) == 1
+    assert [(task, arg) for task, arg, _ in sent] == [
+        ("push_user", "7"),
+        ("push_user", "8"),
+        ("delete_remote_user", "9"),
+    ]
+    with pytest.raises(ValueError, match="cannot publish"):
+        enqueue.fan_out("send_password_reset", ["a@example.com"])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -127,28 +166,56 @@ def test_immediate_setting_publishes_inside_the_callback(settings, sent):
 
 def test_duplicates_in_one_batch_coalesce_in_first_seen_order():
     send = Recorder(hold=True)
-    pub = Publisher(send)
+    pub = Publisher(send, interval=0)
     pub.submit("push_user", 0, None)
     assert send.entered.wait(5)  # the thread is busy with the first message
     for pk in (1, 2, 1, 1, 2, 3):
         pub.submit("push_user", pk, None)
     pub.submit("delete_remote_user", 1, None)  # another task for the same number: kept
+    pub.submit("push_user", 4, "other")  # another database: its own send
     send.release.set()
     assert pub.flush()
-    assert [(t, a) for t, a, _, _ in send.calls] == [
-        ("push_user", 0),
-        ("push_user", 1),
-        ("push_user", 2),
-        ("push_user", 3),
-        ("delete_remote_user", 1),
+    assert [(t, a, db) for t, a, db, _ in send.calls] == [
+        ("push_user", [0], None),
+        ("push_user", [1, 2, 3], None),
+        ("delete_remote_user", [1], None),
+        ("push_user", [4], "other"),
     ]
+
+
+def test_a_busy_process_publishes_once_per_interval():
+    send = Recorder()
+    pub = Publisher(send, interval=0.5)
+    pub.submit("push_user", 0, None)  # after a quiet moment: out at once
+    deadline = time.monotonic() + 5
+    while not send.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pk in range(1, 6):
+        pub.submit("push_user", pk, None)
+    time.sleep(0.1)
+    assert [a for _, a, _, _ in send.calls] == [[0]]  # the rest waits for the interval
+    time.sleep(1.0)  # no flush: the interval alone ends the batch
+    assert [a for _, a, _, _ in send.calls] == [[0], [1, 2, 3, 4, 5]]
+
+
+def test_flush_does_not_wait_for_the_interval():
+    send = Recorder()
+    pub = Publisher(send, interval=30)
+    pub.submit("push_user", 1, None)
+    assert pub.flush(timeout=5)
+    pub.submit("push_user", 2, None)  # within the interval: waits for it, or for a flush
+    started = time.monotonic()
+    assert pub.flush(timeout=5)
+    assert time.monotonic() - started < 2
+    assert [a for _, a, _, _ in send.calls] == [[1], [2]]
 
 
 def test_a_failing_send_does_not_kill_the_thread_and_triggers_cleanup():
     cleanups: list[str] = []
     calls: list[Any] = []
 
-    def send(task_name: str, arg: Any, using: str | None) -> bool:
+    def send(task_name: str, args: list[Any], using: str | None) -> bool:
+        (arg,) = args
         calls.append(arg)
         if arg == "boom":
             raise RuntimeError("unexpected")
@@ -189,15 +256,15 @@ def test_a_changed_pid_starts_a_fresh_queue_and_thread():
     assert pub.flush()
     assert pub._queue is not parent_queue
     assert pub._thread is not parent_thread and pub._thread.is_alive()
-    assert [a for _, a, _, _ in send.calls] == [1, 2]
+    assert [a for _, a, _, _ in send.calls] == [[1], [2]]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_publishes_from_its_own_thread():
     read_end, write_end = os.pipe()
 
-    def send(task_name: str, arg: Any, using: str | None) -> bool:
-        os.write(write_end, f"{os.getpid()}:{arg}\n".encode())
+    def send(task_name: str, args: list[Any], using: str | None) -> bool:
+        os.write(write_end, f"{os.getpid()}:{args[0]}\n".encode())
         return True
 
     pub = Publisher(send)
@@ -232,4 +299,4 @@ def test_exit_hook_is_registered_once_and_flushes(monkeypatch):
     assert hooks == [pub._flush_at_exit]
     send.release.set()
     hooks[0]()  # what the interpreter runs at exit
-    assert [a for _, a, _, _ in send.calls] == [1, 2]
+    assert [a for _, args, _, _ in send.calls for a in args] == [1, 2]

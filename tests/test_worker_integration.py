@@ -145,6 +145,17 @@ def test_create_update_avatar_delete_end_to_end(cube, worker):
     assert remote(cube, pk, external_id) == []
 
 
+def test_a_burst_of_saves_reaches_the_workers_through_fan_out(cube, worker):
+    users = [User.objects.create(username=f"burst{i}") for i in range(12)]
+    for user in users[:6]:  # again, while the first batch may still be waiting to go out
+        user.first_name = "Again"
+        user.save()
+    for user in users:
+        wait_until(lambda user=user: synced(user.pk))
+    assert sorted(u["login"] for u in cube.users) == sorted(u.username for u in users)
+    assert all(remote(cube, u.pk)[0]["full_name"] == "Again" for u in users[:6])
+
+
 def test_rollback_sends_nothing(cube, worker):
     with pytest.raises(RuntimeError), transaction.atomic():
         User.objects.create(username="rolled")
