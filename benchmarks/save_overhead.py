@@ -19,7 +19,7 @@ throwaway queue nobody consumes, purged afterwards). Goal: the app at most 1.1 t
 median, and its p99 at most 1.5 times the floor's p99.
 
     python -m benchmarks.save_overhead [--quick] [--db sqlite|postgres] [--broker memory|redis]
-                                       [--profile]
+                                       [--profile] [--parts]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from benchmarks._common import (
@@ -60,6 +60,12 @@ VARIANTS = {
     "immediate": 'app save, ENQUEUE="immediate"',
     "orm": "app save, link UPDATE compiled per save",
 }
+#: ``--parts``: the app with one part swapped out, to see what that part costs.
+PARTS = {
+    "floor-write": "app save with the floor's UPDATE instead of the link's",
+    "no-eager-lookup": "app save without Celery's task_always_eager lookup",
+}
+WARM_USERS = 64
 #: What separates the app from the floor in a profile: the save itself, each statement, the
 #: app's receiver and callback, Django's signal and on-commit machinery, Celery.
 PROFILED = r"models/base.py|backends/utils|django_connectycube/|dispatch/|db/transaction|celery/"
@@ -92,21 +98,48 @@ def _floor_table(count: int) -> None:
         )
 
 
+def _floor_write(key: int) -> int:
+    """The floor's extra write: one hand-written ``UPDATE`` of a small indexed row."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE bench_floor SET n = n + 1 WHERE id = %s", [key % WARM_USERS])
+        return int(cursor.rowcount)
+
+
 @contextmanager
-def _link_update_by_the_orm() -> Iterator[None]:
-    """The link's ``UPDATE`` as the ORM compiles it on every call (what the app ran before it
-    compiled the statement once per database)."""
-    from django_connectycube.state import CubeUserQuerySet
-
-    def mark_user_owed(self: Any, user_pk: Any, now: Any, *, using: str) -> int:
-        return int(self.using(using).filter(user_id=user_pk).mark_owed(now))
-
-    compiled = CubeUserQuerySet.mark_user_owed
-    CubeUserQuerySet.mark_user_owed = mark_user_owed  # type: ignore[method-assign]
+def _swap(owner: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, value)
     try:
         yield
     finally:
-        CubeUserQuerySet.mark_user_owed = compiled  # type: ignore[method-assign]
+        setattr(owner, name, original)
+
+
+def _mode(mode: str) -> AbstractContextManager[Any]:
+    """What a comparison mode changes in the app for the duration of its block."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from django_connectycube import enqueue
+    from django_connectycube.state import CubeUserQuerySet
+
+    def by_the_orm(self: Any, user_pk: Any, now: Any, *, using: str) -> int:
+        return int(self.using(using).filter(user_id=user_pk).mark_owed(now))
+
+    def floor_write(self: Any, user_pk: Any, now: Any, *, using: str) -> int:
+        return _floor_write(user_pk)
+
+    if mode == "immediate":
+        return override_settings(CONNECTYCUBE={**settings.CONNECTYCUBE, "ENQUEUE": "immediate"})
+    if mode == "orm":
+        return _swap(CubeUserQuerySet, "mark_user_owed", by_the_orm)
+    if mode == "floor-write":
+        return _swap(CubeUserQuerySet, "mark_user_owed", floor_write)
+    if mode == "no-eager-lookup":
+        return _swap(enqueue, "_publish_in_background", lambda: True)
+    return nullcontext()
 
 
 class Block:
@@ -116,19 +149,12 @@ class Block:
         self.mode, self.save, self.first, self.count = mode, save, first, count
 
     def run(self) -> list[float]:
-        from django.conf import settings
-        from django.test.utils import override_settings
-
         from django_connectycube import enqueue
 
         _receivers(self.mode not in ("bare", "floor"))
-        config = {**settings.CONNECTYCUBE, "ENQUEUE": "immediate"}
         clock = time.perf_counter
         out = []
-        with (
-            override_settings(CONNECTYCUBE=config) if self.mode == "immediate" else nullcontext(),
-            _link_update_by_the_orm() if self.mode == "orm" else nullcontext(),
-        ):
+        with _mode(self.mode):
             # Collect before the block, never inside it: a collection would land in whichever
             # mode happened to allocate past the threshold, not in the one that made the garbage.
             gc.collect()
@@ -168,16 +194,21 @@ def _profile(save: Callable[[int], Any], floor: Callable[[int], Any]) -> None:
     sys.stderr.write(text.getvalue())
 
 
-def measure(db: str, broker: str, rounds: int, block: int, profile: bool) -> list[Row]:
+def measure(
+    db: str, broker: str, rounds: int, block: int, profile: bool, parts: bool = False
+) -> list[Row]:
     """Child process: interleaved blocks of bare, floor and app saves, each in ``atomic()``."""
     setup_django()
     from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from django_connectycube.models import CubeUser
 
     User = get_user_model()
-    users = [User.objects.create(username=f"warm{i}", email=f"w{i}@example.com") for i in range(64)]
+    users = [
+        User.objects.create(username=f"warm{i}", email=f"w{i}@example.com")
+        for i in range(WARM_USERS)
+    ]
     _floor_table(len(users))
 
     def change(i: int) -> Any:
@@ -194,23 +225,23 @@ def measure(db: str, broker: str, rounds: int, block: int, profile: bool) -> lis
         user = change(i)
         with transaction.atomic():
             user.save()
-            with connection.cursor() as cursor:
-                cursor.execute("UPDATE bench_floor SET n = n + 1 WHERE id = %s", [i % len(users)])
+            _floor_write(i)
 
-    saves = {mode: floor if mode == "floor" else bare for mode in MODES}
-    samples: dict[str, list[float]] = {m: [] for m in MODES}
+    modes = (*MODES, *PARTS) if parts else MODES
+    saves = {mode: floor if mode == "floor" else bare for mode in modes}
+    samples: dict[str, list[float]] = {m: [] for m in modes}
     counter = 0
-    for name in MODES:  # warm every path (connections, broker, caches, the publisher thread)
+    for name in modes:  # warm every path (connections, broker, caches, the publisher thread)
         Block(name, saves[name], counter, 200).run()
         counter += 200
     for r in range(rounds):
-        for name in MODES[r % len(MODES) :] + MODES[: r % len(MODES)]:
+        for name in modes[r % len(modes) :] + modes[: r % len(modes)]:
             samples[name] += Block(name, saves[name], counter, block).run()
             counter += block
     _receivers(True)
 
     label = f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'} + {broker} broker"
-    stat = {m: (median(samples[m]) * 1e6, percentile(samples[m], 99) * 1e6) for m in MODES}
+    stat = {m: (median(samples[m]) * 1e6, percentile(samples[m], 99) * 1e6) for m in modes}
     n = rounds * block
     floor_med, floor_p99 = stat["floor"]
     rows = []
@@ -230,7 +261,7 @@ def measure(db: str, broker: str, rounds: int, block: int, profile: bool) -> lis
                 f"bare save {bare_stat:.0f} µs; floor/bare {base / bare_stat:.2f}; n={n} per mode",
             )
         )
-    for mode, what in VARIANTS.items():
+    for mode, what in {**VARIANTS, **(PARTS if parts else {})}.items():
         value, p99 = stat[mode]
         rows.append(
             Row(
@@ -281,17 +312,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], action="append")
     parser.add_argument("--broker", choices=["memory", "redis"], action="append")
     parser.add_argument("--profile", action="store_true", help="cProfile 2,000 app saves")
+    parser.add_argument("--parts", action="store_true", help="also the app with parts swapped out")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--block", type=int, default=400)
     args = parser.parse_args(argv)
     if args.child:
-        rows = measure(args.db[0], args.broker[0], args.rounds, args.block, args.profile)
+        rows = measure(
+            args.db[0], args.broker[0], args.rounds, args.block, args.profile, args.parts
+        )
         print(rows_to_json(rows))
         return
     dbs = tuple(args.db or ("sqlite", "postgres"))
     brokers = tuple(args.broker or ("memory", "redis"))
-    print_rows(run(args.quick, dbs, brokers, ("--profile",) if args.profile else ()))
+    extra = tuple(flag for flag in ("--profile", "--parts") if getattr(args, flag[2:]))
+    print_rows(run(args.quick, dbs, brokers, extra))
 
 
 if __name__ == "__main__":
