@@ -208,16 +208,34 @@ def sweep(*, using: str | None = None, limit: int = 1000) -> int:
         limit = 1
     now = timezone.now()
     claimed = _claim(db, now, now - timedelta(seconds=app_settings.SWEEP_AFTER), limit)
-    for sent, (pk, user_id, state) in enumerate(claimed):
-        if state == CubeUser.State.DELETING or user_id is None:
-            ok = enqueue_delete(pk, using=db)
-        else:
-            ok = enqueue_push(user_id, using=db)
-        if not ok:
-            rest = [row[0] for row in claimed[sent + 1 :]]
-            CubeUser.objects.using(db).filter(pk__in=rest, enqueued_at=now).update(enqueued_at=None)
+    batches = _sweep_batches(claimed)
+    sent = 0
+    for number, (task_name, args) in enumerate(batches):
+        if not _publish(task_name, args, db):
+            for name, later in batches[number + 1 :]:
+                lookup = {f"{_LINK_FIELD[name]}__in": later, "enqueued_at": now}
+                CubeUser.objects.using(db).filter(**lookup).update(enqueued_at=None)
             return sent
-    return len(claimed)
+        sent += len(args)
+    return sent
+
+
+def _sweep_batches(claimed: list[tuple[Any, Any, str]]) -> list[tuple[str, list[Any]]]:
+    """The claimed rows as ``(task, arguments)`` batches of at most :data:`FAN_OUT_MAX`, deletes
+    first: each batch is one message (a ``fan_out`` a worker splits), so a sweep of many rows
+    costs the beat process a publish per batch, not one per row."""
+    deletes: list[Any] = []
+    pushes: list[Any] = []
+    for pk, user_id, state in claimed:
+        if state == CubeUser.State.DELETING or user_id is None:
+            deletes.append(pk)
+        else:
+            pushes.append(_task_arg(user_id))
+    return [
+        (task_name, args[start : start + FAN_OUT_MAX])
+        for task_name, args in (("delete_remote_user", deletes), ("push_user", pushes))
+        for start in range(0, len(args), FAN_OUT_MAX)
+    ]
 
 
 def _claim(db: str, now: datetime, stale: datetime, limit: int) -> list[tuple[Any, Any, str]]:

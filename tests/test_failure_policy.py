@@ -25,6 +25,7 @@ from django_connectycube.client_factory import build_client
 from django_connectycube.models import CubeUser
 from django_connectycube.signals import user_sync_failed
 from tests.malformed import TRUNCATED, WRONG_SHAPE, MalformedSuccess
+from tests.messages import tasks_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
@@ -96,7 +97,7 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
     recorded = Broker()
 
     def publish(task: Any, args: Any = None, kwargs: Any = None, **options: Any) -> None:
-        recorded.queue.append((task.name, args[0]))
+        recorded.queue.extend(tasks_in(task.name, args))  # a fan_out as what a worker makes of it
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", publish)
     return recorded
@@ -372,7 +373,7 @@ def test_the_sweep_takes_rows_never_enqueued_first_on_postgresql(postgres_db, br
     CubeUser.objects.filter(user=unsent).update(enqueued_at=None)
     broker.queue.clear()
     assert enqueue.sweep(limit=1) == 1
-    assert broker.queue == [("django_connectycube.push_user", unsent.pk)]
+    assert broker.queue == [("push_user", unsent.pk)]
 
 
 # ---- SYNC_ENABLED and failed rows -------------------------------------------------------------

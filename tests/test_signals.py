@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_connectycube import enqueue, identity, owed, policy, tasks
 from django_connectycube.models import CubeUser
+from tests.messages import tasks_in
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -17,11 +18,12 @@ User = get_user_model()
 
 @pytest.fixture
 def sent(monkeypatch):
-    """Record what would be handed to Celery instead of sending it."""
+    """Record what would be handed to Celery instead of sending it; a ``fan_out`` message is
+    recorded as the tasks it stands for."""
     calls = []
 
     def fake_apply_async(self, args=(), kwargs=None, **options):
-        calls.append((self.name.rsplit(".", 1)[-1], *(str(a) for a in args)))
+        calls.extend((name, str(arg)) for name, arg in tasks_in(self.name, args))
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", fake_apply_async)
     return calls

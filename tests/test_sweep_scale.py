@@ -22,21 +22,30 @@ from django.test.utils import CaptureQueriesContext
 
 from django_connectycube import enqueue, unlinked
 from django_connectycube.models import CubeUser, LinkScan
+from tests.messages import tasks_in
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
 USERS = User._meta.db_table
 
 
+class Sent(list):
+    """The tasks handed to Celery (a ``fan_out`` counts as the tasks it stands for), and how
+    many messages carried them."""
+
+    messages = 0
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """What would be handed to Celery, from any thread."""
-    calls = []
+    calls = Sent()
     lock = threading.Lock()
 
     def fake_apply_async(self, args=(), kwargs=None, **options):
         with lock:
-            calls.append((self.name.rsplit(".", 1)[-1], str(args[0])))
+            calls.messages += 1
+            calls.extend((name, str(arg)) for name, arg in tasks_in(self.name, args))
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", fake_apply_async)
     return calls
@@ -97,6 +106,45 @@ def test_a_sweep_costs_the_same_few_statements_for_60_rows_as_for_one(
     with django_assert_max_num_queries(len(one)):
         assert enqueue.sweep() == 60
     assert len({user for _, user in sent}) == 60
+
+
+def test_a_sweep_hands_its_rows_over_in_a_message_per_batch_not_one_per_row(monkeypatch, sent):
+    # Each message costs the beat process a broker round trip: it used to send 60 for 60 rows.
+    owe(60)
+    sent.clear()
+    sent.messages = 0
+    assert enqueue.sweep() == 60
+    assert sent.messages == 1
+    assert sorted(user for _, user in sent) == sorted(
+        str(pk) for pk in CubeUser.objects.values_list("user_id", flat=True)
+    )
+    monkeypatch.setattr(enqueue, "FAN_OUT_MAX", 25)
+    CubeUser.objects.update(enqueued_at=None)
+    sent.clear()
+    sent.messages = 0
+    assert enqueue.sweep() == 60
+    assert (sent.messages, len(sent)) == (3, 60)
+
+
+def test_when_the_broker_refuses_a_later_batch_the_rest_stays_due(monkeypatch, sent):
+    owe(60)
+    monkeypatch.setattr(enqueue, "FAN_OUT_MAX", 25)
+    CubeUser.objects.update(enqueued_at=None)
+    accepted = []
+
+    def refuses_the_second(self, args=(), kwargs=None, **options):
+        if accepted:
+            raise ConnectionRefusedError("broker down")
+        accepted.append(args)
+
+    monkeypatch.setattr("celery.app.task.Task.apply_async", refuses_the_second)
+    assert enqueue.sweep() == 25
+    in_flight = set(
+        CubeUser.objects.filter(enqueued_at__isnull=False).values_list("user_id", flat=True)
+    )
+    assert in_flight == set(accepted[0][1])  # only the batch the broker took is in flight
+    monkeypatch.setattr("celery.app.task.Task.apply_async", lambda *a, **k: None)
+    assert enqueue.sweep() == 35
 
 
 def test_when_the_broker_refuses_the_sweep_stops_and_leaves_the_rest_due(monkeypatch, sent):

@@ -34,6 +34,7 @@ from hypothesis.stateful import (
 from django_connectycube import breaker, enqueue, mapping, sync, tasks
 from django_connectycube.models import CubeSession, CubeUser
 from tests.conftest import running_under_ci
+from tests.messages import tasks_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
@@ -134,9 +135,9 @@ class SyncMachine(RuleBasedStateMachine):
 
     def _run(self, message: tuple[str, Any]) -> None:
         name, arg = message
-        if name == "django_connectycube.push_user":
+        if name == "push_user":
             func, link_filter = sync.push_user, Q(user_id=arg)
-        elif name == "django_connectycube.delete_remote_user":
+        elif name == "delete_remote_user":
             func, link_filter = sync.delete_remote_user, Q(pk=arg)
         else:
             raise AssertionError(f"unexpected task {name}")
@@ -264,7 +265,7 @@ def machine_settings(connectycube_emulator, settings):
 def test_sync_engine_state_machine(machine_settings, monkeypatch):
     def record(task: Any, args: Any = None, kwargs: Any = None, **options: Any) -> None:
         if SyncMachine.current is not None:
-            SyncMachine.current.queue.append((task.name, args[0]))
+            SyncMachine.current.queue.extend(tasks_in(task.name, args))
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", record)
     SyncMachine.cube = machine_settings
