@@ -177,9 +177,12 @@ def purge_redis_queue(queue: str) -> int:
 class EmulatorProcess:
     """The emulator in its own process (its own GIL), with helpers for its control API."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_flight: int = 0) -> None:
+        """``in_flight``: the most requests the benchmark keeps in flight, when that is more
+        than the emulator serves at once by default (a delayed request holds a thread)."""
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
+        self.threads = max(in_flight + 8, 32)
 
     def __enter__(self) -> EmulatorProcess:
         self.process = subprocess.Popen(
@@ -193,6 +196,8 @@ class EmulatorProcess:
                 AUTH_KEY,
                 "--auth-secret",
                 AUTH_SECRET,
+                "--threads",
+                str(self.threads),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

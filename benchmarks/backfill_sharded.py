@@ -42,7 +42,7 @@ def measure(latency_ms: int, processes: list[int], users: int) -> list[Row]:
     rates: dict[int, float] = {}
     per_user: dict[int, float] = {}
     cpu_per_user: dict[int, float] = {}
-    with EmulatorProcess() as emulator:
+    with EmulatorProcess(in_flight=CONCURRENCY * max(processes)) as emulator:
         settings = {**CONNECTYCUBE, "API_URL": emulator.url, "SYNC_ENABLED": True}
         with override_settings(CONNECTYCUBE=settings):
             _make_users(users)

@@ -81,7 +81,7 @@ def measure(
 
     User = get_user_model()
     rows: list[Row] = []
-    with EmulatorProcess() as emulator:
+    with EmulatorProcess(in_flight=max(concurrencies)) as emulator:
         settings = {**CONNECTYCUBE, "API_URL": emulator.url, "SYNC_ENABLED": True}
         with override_settings(CONNECTYCUBE=settings):
             # Cells in order of the users they need (each about `seconds` at one request per

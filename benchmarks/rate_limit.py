@@ -66,7 +66,7 @@ def measure(limit: int, latency_ms: int, seconds: float) -> list[Row]:
     from tests.arrivals import Arrivals
 
     users = int(limit * seconds)
-    with EmulatorProcess() as emulator:
+    with EmulatorProcess(in_flight=PROCESSES * CONCURRENCY) as emulator:
         settings = {**CONNECTYCUBE, "API_URL": emulator.url, "SYNC_ENABLED": True}
         with override_settings(CONNECTYCUBE=settings):
             _make_users(users)

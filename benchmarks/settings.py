@@ -24,3 +24,12 @@ CONNECTYCUBE = {
     "AUTH_SECRET": os.environ.get("BENCH_AUTH_SECRET", "bench-auth-secret"),
     "TASK_QUEUE": os.environ.get("BENCH_TASK_QUEUE") or None,
 }
+
+# The tests log the app at DEBUG (into a null handler), which formats and redacts a line per
+# request; a site runs at INFO or quieter, and that is what the figures should describe.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"django_connectycube": {"handlers": ["null"], "level": "INFO"}},
+}

@@ -113,6 +113,57 @@ def test_cli_options_parse_cidp_mapping() -> None:
         build_parser().parse_args(["--cidp-mapping", "[1]"])
 
 
+def _held_at_once(threads: int, clients: int) -> int:
+    """The most of ``clients`` requests, sent together to a server with ``threads`` threads,
+    that its application held at the same moment (each is held 0.3 s, as a latency fault)."""
+    from django_connectycube.emulator.server import EmulatorServer
+
+    lock = threading.Lock()
+    inside = [0, 0]  # now, most
+
+    def slow_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with lock:
+            inside[0] += 1
+            inside[1] = max(inside)
+        threading.Event().wait(0.3)
+        with lock:
+            inside[0] -= 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = EmulatorServer(app=slow_app, threads=threads).start()
+    try:
+        barrier = threading.Barrier(clients)
+
+        def call() -> None:
+            barrier.wait(timeout=10)
+            requests.get(f"{server.url}/", timeout=15).raise_for_status()
+
+        callers = [threading.Thread(target=call) for _ in range(clients)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=20)
+        return inside[1]
+    finally:
+        server.stop()
+
+
+def test_the_emulator_serves_as_many_requests_at_once_as_it_has_threads() -> None:
+    # Injected latency holds a server thread: with 32 threads, a client with 64 requests in
+    # flight measured the emulator's pool, not the latency.
+    assert _held_at_once(threads=4, clients=8) == 4
+    assert _held_at_once(threads=12, clients=8) == 8
+
+
+def test_cli_threads_option() -> None:
+    assert build_parser().parse_args(["--threads", "200"]).threads == 200
+    assert build_parser().parse_args([]).threads == 32
+    for bad in ("0", "many"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--threads", bad])
+
+
 def test_management_command_uses_settings_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs the command in a thread; SIGINT-free stop via the server it builds."""
     from django_connectycube.emulator import cli

@@ -213,6 +213,10 @@ class Transport:
         session.headers["Accept"] = "application/json"
         # ConnectyCube authenticates by header; a cookie must never leak between sessions.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        # Nor may a ~/.netrc entry for the API's host: with no auth set, requests looks the host
+        # up in that file before every request and sends what it finds as Basic credentials.
+        # Proxies and the CA bundle still come from the environment.
+        session.auth = _no_credentials
         return session
 
     def close(self) -> None:
@@ -382,6 +386,11 @@ class Transport:
     @staticmethod
     def _log(level: int, message: str, *args: Any) -> None:
         log(logger, level, message, *args)
+
+
+def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The session's auth: nothing to add (ConnectyCube's tokens travel in their own headers)."""
+    return request
 
 
 def _xml_message(text: str) -> list[str] | None:

@@ -8,8 +8,9 @@ else import without the ``[emulator]`` extra. What is set here, and why:
   then has the ``{"errors": [...]}`` shape its error handling parses.
 - Keep-alive without a cap on idle connections (cheroot keeps 10 by default and closes the
   rest), closed after 75 s idle (nginx's default, a common front for such APIs).
-- A thread pool larger than any test's concurrency: a request held by a ``timeout`` fault keeps
-  its thread until released, and idle keep-alive connections hold none.
+- A fixed thread pool (``threads``, :data:`.server.THREADS` unless asked), larger than any
+  test's concurrency: a request held by a ``timeout`` fault or delayed by a ``latency`` one
+  keeps its thread meanwhile, and idle keep-alive connections hold none.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from typing import Any
 from cheroot import server as cheroot_http
 from cheroot import wsgi
 
-from .server import WSGIApp
+from .server import THREADS, WSGIApp
 from .wire import MAX_UPLOAD_BODY
 
-__all__ = ["KEEPALIVE_TIMEOUT", "THREADS", "build_server"]
+__all__ = ["KEEPALIVE_TIMEOUT", "build_server"]
 
 #: Idle keep-alive connections are closed after this many seconds.
 KEEPALIVE_TIMEOUT = 75
-#: Worker threads: requests served at once (held ``timeout`` faults included).
-THREADS = 32
 #: Connections waiting to be accepted (``listen()`` backlog).
 BACKLOG = 256
 #: Seconds between wake-ups of the connection loop, the longest a ``stop()`` waits for it.
@@ -48,12 +47,12 @@ class _Connection(cheroot_http.HTTPConnection):
     RequestHandlerClass = _Request
 
 
-def build_server(app: WSGIApp, host: str, port: int) -> wsgi.Server:
+def build_server(app: WSGIApp, host: str, port: int, *, threads: int = THREADS) -> wsgi.Server:
     """A cheroot server for ``app``, not yet bound (``prepare()`` binds and starts threads)."""
     server = wsgi.Server(
         (host, port),
         app,
-        numthreads=THREADS,
+        numthreads=threads,
         server_name=host,
         request_queue_size=BACKLOG,
         timeout=KEEPALIVE_TIMEOUT,

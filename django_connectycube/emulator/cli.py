@@ -16,7 +16,7 @@ from typing import Any
 
 from .control_access import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER, bind_warning
 from .persistence import StateFileError
-from .server import EmulatorServer, ServerNotInstalled
+from .server import THREADS, EmulatorServer, ServerNotInstalled
 from .switches import SWITCH_DEFAULTS
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
@@ -29,6 +29,16 @@ def _mapping(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
 
 
@@ -115,6 +125,14 @@ def add_arguments(
         help="Administration API key: enables DELETE /admin/user/{id}",
     )
     parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=THREADS,
+        metavar="N",
+        help=f"requests served at once (default {THREADS}); a request delayed by an injected "
+        "latency holds one meanwhile",
+    )
+    parser.add_argument(
         "--state-file",
         default=None,
         metavar="PATH",
@@ -166,6 +184,7 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
         state_file=options.get("state_file"),
         control_token=options.get("control_token"),
         control_hosts=options.get("control_hosts") or (),
+        threads=options.get("threads") or THREADS,
         **{key: options[key] for key in SWITCH_DEFAULTS},
     )
 

@@ -16,11 +16,16 @@ from typing import Any
 
 from .app import Emulator
 
-__all__ = ["INSTALL_HINT", "EmulatorServer", "ServerNotInstalled"]
+__all__ = ["INSTALL_HINT", "THREADS", "EmulatorServer", "ServerNotInstalled"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 INSTALL_HINT = 'pip install "django-connectycube[emulator]"'
+
+#: Requests served at once by default. Each request holds a thread until answered, injected
+#: latency included, so a client with more requests in flight than this waits for the server,
+#: not for the latency: start it with more (``--threads``) to measure such a client.
+THREADS = 32
 
 
 class ServerNotInstalled(ImportError):
@@ -80,15 +85,20 @@ class EmulatorServer:
         port: int = 0,
         *,
         app: WSGIApp | None = None,
+        threads: int = THREADS,
         **emulator_kwargs: Any,
     ) -> None:
         """``app`` serves another WSGI callable in the emulator's place (the benchmark's
-        baseline); ``emulator_kwargs`` are :class:`Emulator`'s when no ``emulator`` is given."""
+        baseline); ``threads`` is how many requests are served at once; ``emulator_kwargs``
+        are :class:`Emulator`'s when no ``emulator`` is given."""
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
         if emulator is not None and emulator_kwargs:
             raise TypeError("pass either an Emulator or its keyword arguments, not both")
         self.emulator = emulator if emulator is not None else Emulator(**emulator_kwargs)
         self.host = host
         self.requested_port = port
+        self.threads = threads
         self._app: WSGIApp = app if app is not None else self.emulator
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -109,7 +119,9 @@ class EmulatorServer:
         """Listen on the port (``OSError`` when it is taken), without serving yet."""
         if self._server is not None:
             raise RuntimeError("the emulator server is already started")
-        server = _server_module().build_server(self._app, self.host, self.requested_port)
+        server = _server_module().build_server(
+            self._app, self.host, self.requested_port, threads=self.threads
+        )
         try:
             _in_daemon_thread(server.prepare)
         except OSError as exc:

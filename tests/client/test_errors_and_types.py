@@ -193,6 +193,8 @@ def test_parse_expiration_header():
     assert parsed == datetime(2018, 12, 5, 13, 58, 2, tzinfo=timezone.utc)
     assert parse_expiration_header(None) is None
     assert parse_expiration_header("2018-12-05T13:58:02Z") == parsed
+    assert parse_expiration_header("2018-12-5 13:58:02 UTC") == parsed  # unpadded, still read
+    assert parse_expiration_header("in two hours") is None
 
 
 def test_user_from_api():
