@@ -8,7 +8,10 @@ and compared with:
 * the limit ``concurrency / (requests per user * RTT)``: what any client with that many requests
   in flight can do, the requests per user counted by the emulator;
 * the naive way at the same latency: per user a new connection and a new application session,
-  then the create, one user after the other.
+  then the create, one user after the other;
+* in each cell's note, a client that does nothing but ``POST /users`` on keep-alive connections
+  at the same latency and concurrency: how far the limit is reachable at all (the emulator's
+  own time per request, the HTTP stack's), and what the backfill's own work costs beside it.
 
 It also reports the client process's CPU seconds per synced user (``time.process_time``, the
 emulator's CPU excluded) and the wall time 1 M and 10 M users would take at the best rate seen.
@@ -35,7 +38,7 @@ from benchmarks._common import (
     setup_django,
     throwaway_postgres,
 )
-from benchmarks.backfill import _fresh_state, _make_users, naive
+from benchmarks.backfill import _fresh_state, _make_users, ceiling, naive
 
 NAME = "backfill_wan"
 MODULE = "benchmarks.backfill_wan"
@@ -99,6 +102,9 @@ def measure(
                 wall, cpu, calls = _backfill(emulator, lat, conc, users)
                 per_user = calls / users
                 rate, limit = users / wall, conc / (per_user * lat / 1e3)
+                emulator.reset()
+                _inject(emulator, lat)
+                bare = ceiling(emulator.url, users, conc, f"b{lat}-{conc}")
                 best[lat] = max(best.get(lat, 0.0), rate)
                 cpu_per_user.append(cpu / users)
                 rows.append(
@@ -113,7 +119,9 @@ def measure(
                         f"≥ {LIMIT_GOAL}",
                         rate / limit >= LIMIT_GOAL,
                         f"{users:,} users; {per_user:.3f} requests/user; client CPU "
-                        f"{cpu / users * 1e3:.2f} ms/user ({cpu / wall:.0%} of one core)",
+                        f"{cpu / users * 1e3:.2f} ms/user ({cpu / wall:.0%} of one core); a bare "
+                        f"keep-alive POST /users loop: {bare:,.0f}/s ({bare * per_user / limit:.2f}"
+                        f" of the limit), the backfill {rate * per_user / bare:.2f} of it",
                     )
                 )
             for lat in latencies:
