@@ -24,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from .dates import parse_http_date
+from .environment import EnvironmentSettings
 from .errors import ConnectyCubeError, RateLimited, error_for_status, transport_error
 from .redaction import log
 
@@ -196,6 +197,7 @@ class Transport:
         self.sleep = sleep
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.throttle = throttle
+        self.environment = EnvironmentSettings()
         self.session = self._new_session()
         #: Called before every attempt (first try and each retry), in the calling thread; an
         #: exception from one aborts the request. The sync engine extends its lock on the user
@@ -213,10 +215,8 @@ class Transport:
         session.headers["Accept"] = "application/json"
         # ConnectyCube authenticates by header; a cookie must never leak between sessions.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        # Nor may a ~/.netrc entry for the API's host: with no auth set, requests looks the host
-        # up in that file before every request and sends what it finds as Basic credentials.
-        # Proxies and the CA bundle still come from the environment.
-        session.auth = _no_credentials
+        # Proxies and the CA bundle come with each request (:mod:`.environment`), never ~/.netrc.
+        session.trust_env = False
         return session
 
     def close(self) -> None:
@@ -351,6 +351,7 @@ class Transport:
             "headers": dict(headers) if headers else None,
             "timeout": self.timeout,
             "allow_redirects": False,
+            **self.environment.for_url(url),
         }
         if self.pooled:
             return self.session.request(method, url, **kwargs)
@@ -386,11 +387,6 @@ class Transport:
     @staticmethod
     def _log(level: int, message: str, *args: Any) -> None:
         log(logger, level, message, *args)
-
-
-def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """The session's auth: nothing to add (ConnectyCube's tokens travel in their own headers)."""
-    return request
 
 
 def _xml_message(text: str) -> list[str] | None:

@@ -23,8 +23,31 @@ def test_netrc_credentials_are_never_sent_to_connectycube(tmp_path, monkeypatch)
 @responses.activate
 def test_the_proxy_and_ca_bundle_variables_still_apply(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "storage.test")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/site-ca.pem")
+    responses.get(f"{API}/users/1", json={"user": USER})
+    responses.get("https://storage.test/blob", body=b"x")
     transport, _ = make_transport()
-    settings = transport.session.merge_environment_settings(f"{API}/users/1", {}, None, None, None)
-    assert settings["proxies"]["https"] == "http://proxy.test:3128"
-    assert settings["verify"] == "/etc/ssl/certs/site-ca.pem"
+    transport.request("GET", "users/1")
+    transport.request("GET", "https://storage.test/blob")
+    to_api, to_storage = (call.request.req_kwargs for call in responses.calls)
+    assert to_api["proxies"]["https"] == "http://proxy.test:3128"
+    assert to_api["verify"] == "/etc/ssl/certs/site-ca.pem"
+    assert "https" not in to_storage["proxies"]  # NO_PROXY still holds
+    assert to_storage["verify"] == "/etc/ssl/certs/site-ca.pem"
+
+
+@responses.activate
+def test_the_environment_is_read_once_per_origin_not_per_request(monkeypatch):
+    calls = []
+    import django_connectycube.client.environment as environment
+
+    real = environment.get_environ_proxies
+    monkeypatch.setattr(
+        environment, "get_environ_proxies", lambda url: calls.append(url) or real(url)
+    )
+    responses.get(f"{API}/users/1", json={"user": USER})
+    transport, _ = make_transport()
+    for _ in range(5):
+        transport.request("GET", "users/1")
+    assert len(calls) == 1
