@@ -86,6 +86,24 @@ def test_the_health_page_counts_at_most_cap_rows_of_each_state(staff_client, cap
     assert str(states["synced"]["shown"]) in page.content.decode()
 
 
+def test_the_doctor_counts_at_most_cap_rows_of_each_state(cap):
+    # connectycube_doctor grouped the whole table by state.
+    from django_connectycube.doctor.context import DoctorContext
+    from django_connectycube.doctor.sync_health import check_sync_health
+
+    CubeUser.objects.all().delete()
+    links("synced", 8)
+    links("failed", 2)
+    with CaptureQueriesContext(connection) as queries:
+        finding = check_sync_health(DoctorContext())
+    sql = [q["sql"] for q in queries]
+    assert not [s for s in sql if "GROUP BY" in s]
+    assert all("LIMIT" in s for s in sql if "COUNT(" in s)
+    assert (finding.details["failed"], finding.details["owed"]) == (2, 0)
+    assert finding.details["states"]["failed"] == 2
+    assert finding.message.startswith(("more than 7 link(s);", "about ")), finding.message
+
+
 @pytest.mark.integration
 def test_the_changelist_page_is_read_in_index_order_on_postgresql(postgres_db, staff_client):
     # It sorted the whole table by a column without an index for every page.

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from django_connectycube import mapping, tasks
 from django_connectycube.backfill_pool import shard_ranges
+from django_connectycube.management.commands import connectycube_sync as sync_command
 from django_connectycube.models import CubeUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,6 +105,44 @@ def test_a_redelivered_shard_pushes_only_what_is_still_owed(
     assert connectycube_emulator.request_count() == 0
 
 
+def test_wait_follows_the_workers_until_everyone_is_pushed(
+    connectycube_emulator, connectycube_celery, settings, monkeypatch
+):
+    quiet_users(settings, 9)
+    polls = []
+
+    def a_worker_meanwhile(seconds):
+        polls.append(seconds)
+        connectycube_celery.run()  # what the workers do between two looks
+
+    monkeypatch.setattr(sync_command, "_sleep", a_worker_meanwhile)
+    out = run("--all", "--distribute", "--shards", "3", "--wait")
+    assert len(polls) == 1
+    assert "The workers pushed the backfill in" in out and "0 failed, 0 waiting" in out
+    assert CubeUser.objects.filter(state="synced").count() == 9
+
+
+def test_wait_reports_the_users_the_workers_could_not_push(
+    connectycube_emulator, connectycube_celery, settings, monkeypatch
+):
+    quiet_users(settings, 3)
+    connectycube_emulator.set_fault("POST /users", sequence=[422])
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRIES": 0}
+    monkeypatch.setattr(sync_command, "_sleep", lambda seconds: connectycube_celery.run())
+    with pytest.raises(CommandError, match=r"1 user\(s\) failed, 0 could not be pushed now"):
+        run("--all", "--distribute", "--wait")
+    assert CubeUser.objects.filter(state="synced").count() == 2
+
+
+def test_wait_gives_up_when_no_worker_pushes_anything(connectycube_celery, settings, monkeypatch):
+    quiet_users(settings, 2)
+    monkeypatch.setattr(sync_command, "STALL_SECONDS", 0.05)
+    monkeypatch.setattr(sync_command, "WAIT_POLL_SECONDS", 0.01)
+    with pytest.raises(CommandError, match="Is a Celery worker consuming the sync queue"):
+        run("--all", "--distribute", "--wait")
+    assert CubeUser.objects.filter(state="pending").count() == 2  # still owed
+
+
 def test_distribute_dry_run_says_what_it_would_enqueue(connectycube_celery, settings):
     quiet_users(settings, 5)
     out = run("--all", "--distribute", "--dry-run", "--shards", "2")
@@ -136,6 +175,7 @@ def test_a_broker_down_is_a_clear_error_and_everyone_stays_owed(settings, monkey
         (["--all", "--shards", "2"], "--shards goes with --distribute"),
         (["--all", "--distribute", "--shards", "0"], "--shards must be at least 1"),
         (["--all", "--distribute", "--verify"], "cannot be combined with --verify"),
+        (["--all", "--wait"], "--wait goes with --distribute"),
     ],
 )
 def test_distribute_arguments_are_checked(args, message):

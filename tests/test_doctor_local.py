@@ -174,7 +174,7 @@ def test_a_missing_table_is_a_finding(monkeypatch):
     def broken(*args, **kwargs):
         raise DatabaseError('relation "django_connectycube_cubeuser" does not exist')
 
-    monkeypatch.setattr(CubeUser.objects, "values_list", broken)
+    monkeypatch.setattr(CubeUser.objects, "filter", broken)
     finding = check_sync_health(DoctorContext())
     assert finding.status is Status.FAIL
     assert "migrate" in finding.action

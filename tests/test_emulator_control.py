@@ -154,6 +154,27 @@ def test_latency_fault(api: Api) -> None:
     assert time.perf_counter() - started >= 0.3
 
 
+def test_a_latency_rule_delays_and_a_later_failure_rule_still_applies(api: Api) -> None:
+    # The first matching rule decided alone: a WAN latency on every route hid a 429 rule.
+    api.emulator.set_fault("/*", latency=0.2)
+    api.emulator.set_fault("GET /session", sequence=[429], retry_after=2)
+    started = time.perf_counter()
+    refused = api.get("/session")
+    assert (refused.status_code, refused.headers.get("Retry-After")) == (429, "2")
+    assert time.perf_counter() - started >= 0.2
+    started = time.perf_counter()
+    assert api.get("/session").status_code == 200  # the sequence is spent, the latency stays
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_latencies_of_matching_rules_add_up(api: Api) -> None:
+    api.emulator.set_fault("/*", latency=0.15)
+    api.emulator.set_fault("GET /session", latency=0.15, count=1)
+    started = time.perf_counter()
+    assert api.get("/session").status_code == 200
+    assert time.perf_counter() - started >= 0.3
+
+
 def test_drop_closes_the_connection_without_a_response(api: Api) -> None:
     api.emulator.set_fault("GET /session", drop_rate=1.0, count=1)
     with pytest.raises(requests.ConnectionError):

@@ -10,9 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError
-from django.db.models import Count, Min
+from django.db.models import Min
 from django.utils import timezone
 
+from ..admin_counts import BoundedCount, bounded_count
 from ..conf import app_settings
 from ..models import CubeUser
 from .context import DoctorContext
@@ -30,15 +31,18 @@ def stale_after() -> timedelta:
 
 
 def check_sync_health(ctx: DoctorContext) -> Finding:
-    """Counts of rows per state, failed rows, and the age of the oldest owed change.
+    """Counts of rows per state (bounded, as on the admin's health page: exact up to a cap,
+    then an estimate), failed rows, and the age of the oldest owed change.
 
     A row has no "owed since" column; its ``updated_at`` moves on every change and every failed
     attempt, so the age reported is a lower bound: the change has waited at least that long.
     """
     try:
-        counts = dict(
-            CubeUser.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
-        )
+        # Each state's count reads at most admin_counts.CAP rows, as the admin's health page.
+        counts = {
+            state: bounded_count(CubeUser.objects.filter(state=state))
+            for state, _ in CubeUser.State.choices
+        }
         oldest = CubeUser.objects.owed().aggregate(oldest=Min("updated_at"))["oldest"]
     except DatabaseError as exc:
         return Finding(
@@ -48,10 +52,15 @@ def check_sync_health(ctx: DoctorContext) -> Finding:
             f"Cannot read the ConnectyCube user links: {exc}".strip(),
             "Check the database connection and run `manage.py migrate django_connectycube`.",
         )
-    failed = int(counts.get(CubeUser.State.FAILED, 0))
-    owed = int(counts.get(CubeUser.State.PENDING, 0)) + int(counts.get(CubeUser.State.DELETING, 0))
-    details: dict[str, Any] = {"states": counts, "failed": failed, "owed": owed}
-    parts = [f"{sum(counts.values())} link(s)", f"{owed} owed", f"{failed} failed"]
+    failed = counts[CubeUser.State.FAILED]
+    owed = counts[CubeUser.State.PENDING] + counts[CubeUser.State.DELETING]
+    details: dict[str, Any] = {
+        "states": {state: count.value for state, count in counts.items() if count.value},
+        "failed": failed.value,
+        "owed": owed.value,
+    }
+    total = sum(counts.values(), BoundedCount(0))
+    parts = [f"{total} link(s)", f"{owed} owed", f"{failed} failed"]
     age = None
     if oldest is not None:
         age = timezone.now() - oldest
@@ -60,7 +69,7 @@ def check_sync_health(ctx: DoctorContext) -> Finding:
     message = "; ".join(parts) + "."
     problems: list[str] = []
     actions: list[str] = []
-    if failed:
+    if failed.value:
         problems.append(f"{failed} user(s) gave up syncing")
         actions.append(
             "read their last error in the admin (ConnectyCube users, state failed), fix the "

@@ -61,7 +61,9 @@ CORS headers and answer 403 to a foreign ``Host`` or ``Origin``, or without the
                                 200]``: the next matching requests get these outcomes in order,
                                 ``200``/``"ok"`` meaning "serve normally"; then the rule is
                                 removed), ``seed`` (integer, makes the random rates
-                                repeatable). The first matching rule decides.
+                                repeatable). The latencies of all matching rules add
+                                up; the first matching rule that can fail the request
+                                (a rate or a sequence) decides its outcome.
 ``DELETE /_emulator/faults`` → ``{"faults": []}``; ``DELETE /_emulator/faults/{id}`` removes one.
 ``GET  /_emulator/requests`` → ``{"total": n, "routes": {"POST /users": n,
                                 "GET /users/{id}": n, ...}}`` keyed by route templates

@@ -157,6 +157,12 @@ class FaultRule:
         return rule
 
     @property
+    def can_fail(self) -> bool:
+        """Whether the rule may fail a request, not only delay it."""
+        rates = (self.error_rate, self.rate_limit_rate, self.drop_rate, self.timeout_rate)
+        return self.sequence is not None or any(rate > 0 for rate in rates)
+
+    @property
     def exhausted(self) -> bool:
         if self.sequence is not None and self.applied >= len(self.sequence):
             return True
@@ -216,7 +222,9 @@ class FaultRule:
 
 
 class FaultSet:
-    """The active rules of one emulator; the first matching rule decides."""
+    """The active rules of one emulator. Every matching rule's latency adds up (a WAN delay on
+    every route stays in force beside a rule that fails one route); the first matching rule that
+    can fail the request decides whether it does, and later ones are not consulted."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -249,15 +257,23 @@ class FaultSet:
     def decide(self, template: str, concrete: str) -> FaultDecision | None:
         if not self._rules:  # fast path without the lock: the common case in benchmarks
             return None
+        decided: FaultDecision | None = None
+        latency = 0.0
         with self._lock:
-            for rule in self._rules:
+            for rule in list(self._rules):
                 if rule.exhausted or not route_matches(rule.route, template, concrete):
                     continue
                 decision = rule.decide()
                 if rule.exhausted:
                     self._rules.remove(rule)
-                return decision
-        return None
+                latency += decision.latency
+                decided = decided or decision
+                if rule.can_fail:
+                    decided = decision
+                    break
+        if decided is not None:
+            decided.latency = latency
+        return decided
 
     def hold(self, seconds: float) -> None:
         """Keep a request waiting (a server that never answers) until released or timed out."""

@@ -7,7 +7,8 @@ failure leaves the user owed with a due time the sweep honours, a permanent one 
 
 ``--all --distribute`` hands the backfill to the Celery workers instead: one process is bound by
 its interpreter lock long before the network is, so each worker runs the same engine
-(:mod:`...backfill_pool`) over its shard of users, all under one shared ``RATE_LIMIT``.
+(:mod:`...backfill_pool`) over its shard of users, all under one shared ``RATE_LIMIT``. With
+``--wait`` the command then follows the links until the workers are done.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DataError
+from django.db.models import Q
 from django.utils import timezone
 
 from ... import backfill_pool, drift, enqueue, owed, policy, unlinked
@@ -34,6 +36,10 @@ CHUNK = 500
 #: Users per shard of ``--all --distribute`` unless ``--shards`` says otherwise: small enough
 #: that a shard redone after a worker died repeats little, large enough to batch well.
 SHARD_USERS = 1000
+#: ``--wait``: seconds between two looks at the links, and without progress before giving up.
+WAIT_POLL_SECONDS = 2.0
+STALL_SECONDS = 300.0
+_sleep = time.sleep
 
 
 class Command(BaseCommand):
@@ -72,6 +78,12 @@ class Command(BaseCommand):
             help="with --all: hand the backfill to the Celery workers, in shards of users",
         )
         parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="with --distribute: wait until the workers have pushed every user, then "
+            "report as a push in this process does",
+        )
+        parser.add_argument(
             "--shards",
             type=int,
             default=None,
@@ -103,6 +115,8 @@ class Command(BaseCommand):
         pks, total = self.select(scope, options["user"], dry_run=options["dry_run"])
         if options["distribute"]:
             self.distribute(pks, total, options["shards"], concurrency, options["dry_run"])
+            if options["wait"] and not options["dry_run"]:
+                self.wait_for_workers(total)
             return
         if options["dry_run"]:
             shown = list(islice(pks, 20))
@@ -184,6 +198,8 @@ class Command(BaseCommand):
                 raise CommandError("--distribute pushes; it cannot be combined with --verify.")
         elif shards is not None:
             raise CommandError("--shards goes with --distribute.")
+        elif options.get("wait"):
+            raise CommandError("--wait goes with --distribute.")
         if shards is not None and shards < 1:
             raise CommandError("--shards must be at least 1.")
 
@@ -212,6 +228,45 @@ class Command(BaseCommand):
             "the workers push them (progress: the admin's Sync health, or "
             "connectycube_sync --dirty --dry-run)."
         )
+
+    def wait_for_workers(self, total: int) -> None:
+        """Poll the links until no user of the backfill is due any more (pushed, failed, or
+        waiting for a retry); give up when none was pushed for :data:`STALL_SECONDS`."""
+        started = last_change = time.monotonic()
+        left = None
+        while True:
+            now = timezone.now()
+            due = CubeUser.objects.filter(state=CubeUser.State.PENDING, user__isnull=False)
+            still = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            count = still.count()
+            if count != left:
+                left, last_change = count, time.monotonic()
+                self.progress(max(total - count, 0), total)
+            if not count:
+                break
+            if time.monotonic() - last_change > STALL_SECONDS:
+                raise CommandError(
+                    f"No user was pushed for {STALL_SECONDS:.0f}s; {count} still owed. Is a "
+                    "Celery worker consuming the sync queue? The users stay owed: the workers "
+                    "(or the sweep, or this command without --distribute) push them."
+                )
+            _sleep(WAIT_POLL_SECONDS)
+        if self.stdout_is_tty and total:
+            self.stdout.write("")
+        links = CubeUser.objects.filter(user__isnull=False)
+        failed = links.filter(state=CubeUser.State.FAILED).count()
+        waiting = links.filter(state=CubeUser.State.PENDING).count()
+        elapsed = time.monotonic() - started
+        self.stdout.write(
+            f"The workers pushed the backfill in {elapsed:.1f}s: {failed} failed, "
+            f"{waiting} waiting for a retry."
+        )
+        if failed or waiting:
+            raise CommandError(
+                f"{failed} user(s) failed, {waiting} could not be pushed now and stay owed (the "
+                "sweep retries them when due); their errors are in the admin (ConnectyCube "
+                "users, filtered by state)."
+            )
 
     # ---- pushing --------------------------------------------------------------------------
 
