@@ -14,10 +14,11 @@ to Celery is :func:`.enqueue.enqueue_backfill`'s.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -60,16 +61,27 @@ def push_many(
         _discard_broken_connection()
         return batch.run(link)
 
-    def collect(finished: Iterable[Future[str]]) -> None:
-        nonlocal done
-        for future in finished:
+    # Finished pushes arrive here as they finish (``concurrent.futures.wait`` would walk every
+    # pending future for each one that finishes).
+    finished: queue.SimpleQueue[Future[str]] = queue.SimpleQueue()
+    in_flight = 0
+
+    def collect(*, block: bool) -> None:
+        """Count the pushes finished so far; with ``block``, wait for one first."""
+        nonlocal done, in_flight
+        taken = []
+        with contextlib.suppress(queue.Empty):
+            taken.append(finished.get(block=block))
+            while True:
+                taken.append(finished.get_nowait())
+        for future in taken:
             counts[future.result()] += 1
-            done += 1
-        if on_progress is not None:
+        in_flight -= len(taken)
+        done += len(taken)
+        if taken and on_progress is not None:
             on_progress(done)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cube-sync") as pool:
-        pending: set[Future[str]] = set()
         for chunk in _chunks(pks, LOOKUP_CHUNK):
             # Users still without a remote identity go through the batched create path (a few
             # statements per chunk); the rest, and rows another worker holds, one by one.
@@ -79,13 +91,12 @@ def push_many(
             for job in jobs:
                 # Bounded (memory stays flat), but with room for a whole chunk, so the pool
                 # keeps pushing one chunk while this thread claims the next.
-                if len(pending) >= LOOKUP_CHUNK + concurrency * 4:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    collect(finished)
-                pending.add(pool.submit(*job))
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            collect(finished)
+                if in_flight >= LOOKUP_CHUNK + concurrency * 4:
+                    collect(block=True)
+                pool.submit(*job).add_done_callback(finished.put)
+                in_flight += 1
+        while in_flight:
+            collect(block=True)
         # Each pool thread kept its database connection for the whole run: close them all,
         # one task per thread (the barrier keeps a thread from taking two).
         barrier = threading.Barrier(concurrency)
