@@ -8,6 +8,7 @@ server is never an exception in the middle of a call.
 from __future__ import annotations
 
 import email.utils
+import functools
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,13 @@ def parse_expiration_header(value: str | None) -> datetime | None:
     """Parse ``CB-Token-ExpirationDate: YYYY-MM-DD HH:MM:SS UTC`` (ISO 8601 accepted too)."""
     if not value:
         return None
+    return _parse_expiration(str(value))
+
+
+# Every answer of an application session carries both headers, and many answers within a
+# second carry the same text: remembering recent texts spares parsing them again.
+@functools.lru_cache(maxsize=128)
+def _parse_expiration(value: str) -> datetime | None:
     text = value.strip()
     if text.upper().endswith("UTC"):
         text = text[:-3].strip()
@@ -58,8 +66,13 @@ def parse_http_date(value: str | None) -> datetime | None:
     a date without a zone is taken as UTC, as HTTP dates always are."""
     if not value or not str(value).strip():
         return None
+    return _parse_http_date(str(value).strip())
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_http_date(text: str) -> datetime | None:
     try:
-        parsed = email.utils.parsedate_to_datetime(str(value).strip())
+        parsed = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
