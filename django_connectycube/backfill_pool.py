@@ -119,7 +119,7 @@ def owed_in_range(first: Any, last: Any) -> Iterator[Any]:
         CubeUser.objects.filter(
             state=CubeUser.State.PENDING, user__isnull=False, user_id__gte=first, user_id__lte=last
         )
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .retry_due(now)
         .order_by("user_id")
     )
     return links.values_list("user_id", flat=True).iterator(chunk_size=READ_CHUNK)

@@ -82,13 +82,17 @@ class CubeUserQuerySet(models.QuerySet[Any]):
         """Rows with work still to push: a create/update or a remote delete."""
         return self.filter(state__in=OWED)
 
+    def retry_due(self, now: datetime) -> CubeUserQuerySet:
+        """Rows with no retry waiting for a later time than ``now``."""
+        return self.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+
     def due(self, now: datetime, stale: datetime) -> CubeUserQuerySet:
-        """Owed rows the sweep should hand to Celery: due (no retry waiting for a later time)
-        and not in flight (never enqueued, or enqueued before ``stale``); the ones never
-        enqueued first, on every database (PostgreSQL sorts NULLs last by default)."""
+        """Owed rows the sweep should hand to Celery: due (:meth:`retry_due`) and not in
+        flight (never enqueued, or enqueued before ``stale``); the ones never enqueued first,
+        on every database (PostgreSQL sorts NULLs last by default)."""
         return (
             self.owed()
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .retry_due(now)
             .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
             .order_by(F("enqueued_at").asc(nulls_first=True), "pk")
         )

@@ -50,8 +50,7 @@ def _parse_expiration(value: str) -> datetime | None:
     text = value.strip()
     if text.upper().endswith("UTC"):
         text = text[:-3].strip()
-    # Every answer carries this header: ``fromisoformat`` reads the usual form at a fraction of
-    # ``strptime``'s cost (which also takes a lock shared by every thread).
+    # ``fromisoformat`` first: a fraction of ``strptime``'s cost, and no lock shared by threads.
     parsed = parse_datetime(text)
     if parsed is not None:
         return parsed

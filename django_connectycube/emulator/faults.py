@@ -267,9 +267,8 @@ class FaultSet:
                 if rule.exhausted:
                     self._rules.remove(rule)
                 latency += decision.latency
-                decided = decided or decision
+                decided = decision
                 if rule.can_fail:
-                    decided = decision
                     break
         if decided is not None:
             decided.latency = latency

@@ -24,7 +24,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DataError
-from django.db.models import Q
 from django.utils import timezone
 
 from ... import backfill_pool, drift, enqueue, owed, policy, unlinked
@@ -235,10 +234,8 @@ class Command(BaseCommand):
         started = last_change = time.monotonic()
         left = None
         while True:
-            now = timezone.now()
-            due = CubeUser.objects.filter(state=CubeUser.State.PENDING, user__isnull=False)
-            still = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            count = still.count()
+            owed = CubeUser.objects.filter(state=CubeUser.State.PENDING, user__isnull=False)
+            count = owed.retry_due(timezone.now()).count()
             if count != left:
                 left, last_change = count, time.monotonic()
                 self.progress(max(total - count, 0), total)
@@ -261,12 +258,7 @@ class Command(BaseCommand):
             f"The workers pushed the backfill in {elapsed:.1f}s: {failed} failed, "
             f"{waiting} waiting for a retry."
         )
-        if failed or waiting:
-            raise CommandError(
-                f"{failed} user(s) failed, {waiting} could not be pushed now and stay owed (the "
-                "sweep retries them when due); their errors are in the admin (ConnectyCube "
-                "users, filtered by state)."
-            )
+        self.fail_if_unfinished(failed, waiting)
 
     # ---- pushing --------------------------------------------------------------------------
 
@@ -284,12 +276,16 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing to do"
         self.stdout.write(f"Pushed {done} user(s) in {elapsed:.1f}s: {summary}.")
-        waiting = counts[policy.RETRYING]
-        if counts[policy.FAILED] or waiting:
+        self.fail_if_unfinished(counts[policy.FAILED], counts[policy.RETRYING])
+
+    @staticmethod
+    def fail_if_unfinished(failed: int, waiting: int) -> None:
+        """End with an error when a push failed or must wait for a retry."""
+        if failed or waiting:
             raise CommandError(
-                f"{counts[policy.FAILED]} user(s) failed, {waiting} could not be pushed now and "
-                "stay owed (the sweep retries them when due); their errors are in the admin "
-                "(ConnectyCube users, filtered by state)."
+                f"{failed} user(s) failed, {waiting} could not be pushed now and stay owed (the "
+                "sweep retries them when due); their errors are in the admin (ConnectyCube "
+                "users, filtered by state)."
             )
 
     def progress(self, done: int, total: int) -> None:
