@@ -26,7 +26,8 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-UNIT = ["-m", "not integration and not browser", "-p", "no:cacheprovider"]
+# The unit suite without the repository checks, which scripts/test.sh runs once.
+UNIT = ["-m", "not integration and not browser and not meta", "-p", "no:cacheprovider"]
 
 #: Django release line → the Pythons it supports (and this package supports).
 SUPPORTED = {
@@ -40,9 +41,11 @@ OLDEST, NEWEST = PAIRS[0], PAIRS[-1]
 
 def _embedded_defaults() -> None:
     # The unit part runs on the embedded defaults (SQLite in memory, no broker) even when the
-    # calling shell points the integration part at real services.
+    # calling shell points the integration part at real services; the property tests run a tenth
+    # of their budget, which the main run spends in full (tests/budget.py).
     for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
         os.environ.pop(name, None)
+    os.environ["HYPOTHESIS_PROFILE"] = "quick"
 
 
 @nox.session
@@ -56,7 +59,7 @@ def _embedded_defaults() -> None:
 def tests(session: nox.Session, django: str) -> None:
     """Unit tests on one supported pair."""
     _embedded_defaults()
-    session.install("-e", ".[dev]", f"django~={django}.0")
+    session.install("-e", ".[test]", f"django~={django}.0")
     session.run("python", "-m", "pytest", *UNIT, *session.posargs)
 
 
@@ -76,6 +79,6 @@ def lowest_requirements() -> list[str]:
 def lowest(session: nox.Session) -> None:
     """Unit tests with every runtime dependency at its lowest declared version."""
     _embedded_defaults()
-    session.install("-e", ".[dev]", *lowest_requirements())
+    session.install("-e", ".[test]", *lowest_requirements())
     session.run("python", "-m", "pip", "freeze", silent=False)
     session.run("python", "-m", "pytest", *UNIT, *session.posargs)

@@ -115,8 +115,42 @@ def clean_cache() -> Iterator[None]:
     cache.clear()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Integration tests run real Celery workers: they opt out of the plugin's task recorder."""
+#: Fixtures through which a test reaches a real service: pytest-django's database fixtures (and,
+#: through the closure of ``fixturenames``, whatever builds on them) and the broker URLs.
+_SERVICE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "live_server",
+    "redis_url",
+    "amqp_url",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--services-only",
+        action="store_true",
+        help="run only the tests that touch the database, a broker or a browser (the PostgreSQL "
+        "stage: the rest already ran on SQLite and cannot depend on the service behind it)",
+    )
+
+
+def _touches_a_service(item: pytest.Item) -> bool:
+    if any(item.get_closest_marker(name) for name in ("integration", "browser", "django_db")):
+        return True
+    return bool(_SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Integration tests run real Celery workers: they opt out of the plugin's task recorder.
+
+    With ``--services-only``, tests that reach no database, broker or browser are deselected.
+    """
     for item in items:
         if item.get_closest_marker("integration") is not None:
             item.add_marker(pytest.mark.connectycube_real_broker)
+    if config.getoption("--services-only"):
+        kept = [item for item in items if _touches_a_service(item)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept

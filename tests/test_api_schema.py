@@ -25,10 +25,11 @@ from schemathesis.generation.modes import GenerationMode
 
 from django_connectycube import sync
 from django_connectycube.conf import DEFAULTS
+from tests.budget import examples
 
 User = get_user_model()
 SCHEMA = "/api/schema/?format=json"
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = examples(25)
 
 pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db]
 

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from importlinter.api import read_configuration
 
+# About the repository and its tooling: run once per CI run (scripts/test.sh).
+pytestmark = pytest.mark.meta
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_connectycube"
 

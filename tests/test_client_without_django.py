@@ -48,6 +48,9 @@ RUN_TESTS = """
 import pytest
 code = pytest.main(sys.argv[1:])
 import django_connectycube.client as lifted
+
+# About the repository and its tooling: run once per CI run (scripts/test.sh).
+pytestmark = pytest.mark.meta
 print("CLIENT FROM", lifted.__file__)
 app = [m for m in sys.modules if m.startswith("django_connectycube.")]
 print("APP MODULES", sorted(m for m in app if not m.startswith("django_connectycube.client")))

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# About the repository and its tooling: run once per CI run (scripts/test.sh).
+pytestmark = pytest.mark.meta
+
 ROOT = Path(__file__).resolve().parent.parent
 LIVE = {
     "CONNECTYCUBE_LIVE_APPLICATION_ID": "1",

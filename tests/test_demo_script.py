@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# About the repository and its tooling: run once per CI run (scripts/test.sh).
+pytestmark = pytest.mark.meta
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "demo.sh"
 

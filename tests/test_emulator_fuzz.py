@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from django_connectycube.emulator.routes import CONTROL_TABLE, ROUTE_TABLE
 from django_connectycube.emulator.wire import MAX_JSON_BODY
+from tests.budget import examples
 
 TIMEOUT = 10.0  # seconds for one request/response; the server's own limits are far below
 ROUTES = [(m, t) for m, t, _, _ in ROUTE_TABLE] + [(m, t) for m, t, _ in CONTROL_TABLE]
@@ -266,7 +267,7 @@ def emulator_server(connectycube_emulator_server):
 
 
 @settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,

@@ -22,6 +22,9 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+# About the repository and its tooling: run once per CI run (scripts/test.sh).
+pytestmark = pytest.mark.meta
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 SNIPPET = re.compile(r"<!-- quickstart:(?P<name>[a-z]+) -->\n```[a-z]*\n(?P<code>.*?)```", re.S)
 

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# About the repository and its tooling: run once per CI run (scripts/test.sh).
+pytestmark = pytest.mark.meta
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "release_version.py"
 spec = importlib.util.spec_from_file_location("release_version", SCRIPT)
 release = importlib.util.module_from_spec(spec)

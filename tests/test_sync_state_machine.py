@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 
 from django_connectycube import breaker, enqueue, mapping, sync, tasks
 from django_connectycube.models import CubeSession, CubeUser
+from tests.budget import examples
 from tests.conftest import running_under_ci
 from tests.messages import tasks_in
 
@@ -273,7 +274,7 @@ def test_sync_engine_state_machine(machine_settings, monkeypatch):
         run_state_machine_as_test(
             SyncMachine,
             settings=settings(
-                max_examples=100,
+                max_examples=examples(100),
                 stateful_step_count=50,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
