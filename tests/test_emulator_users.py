@@ -516,6 +516,49 @@ def test_v2_id_filters(api: Api, people: list[dict[str, Any]]) -> None:
     assert _v2_logins(_v2(api, {"id[in][]": [ids[0], ids[3]]})) == ["alice", "dave"]
 
 
+class _NoScan(dict):
+    """A user table that refuses to be walked: a look-up must go through the store's indexes."""
+
+    def values(self):  # type: ignore[override]
+        raise AssertionError("the v2 page scanned every stored user")
+
+    def __iter__(self):
+        raise AssertionError("the v2 page scanned every stored user")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"id": "{bob_id}"},
+        {"id[in][]": ["{bob_id}", "999999"]},
+        {"login": "bob"},
+        {"login[in]": "bob,nobody"},
+        {"email": "bob@example.com"},
+        {"external_id[in][]": ["ext-bob"]},
+        {"external_id": "ext-bob", "user_tags[nin][]": ["green"]},
+    ],
+)
+def test_v2_by_an_indexed_field_reads_only_the_named_users(api: Api, params: dict) -> None:
+    """Its cost does not grow with the users stored: ids, external ids, logins and e-mails."""
+    api.signup(login="alice", email="alice@example.com", external_id="ext-alice")
+    bob = api.signup(login="bob", email="bob@example.com", external_id="ext-bob")
+    store = api.emulator.store
+    params = {
+        key: [v.format(bob_id=bob["id"]) for v in value]
+        if isinstance(value, list)
+        else value.format(bob_id=bob["id"])
+        for key, value in params.items()
+    }
+    store.users = _NoScan(store.users)
+    assert _v2_logins(_v2(api, params)) == ["bob"]
+
+
+def test_v2_index_folds_case_but_the_filter_compares_exactly(api: Api) -> None:
+    api.signup(login="bob", email="bob@example.com")
+    assert _v2_logins(_v2(api, {"login": "BOB"})) == []
+    assert _v2_logins(_v2(api, {"login[in]": "bob,BOB,Bob"})) == ["bob"]
+
+
 def test_v2_start_with_forces_limit_five(api: Api) -> None:
     for index in range(7):
         api.signup(f"prefix{index}")

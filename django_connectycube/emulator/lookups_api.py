@@ -110,7 +110,7 @@ class LookupHandlers(SwitchGuards):
         params = request.params
         reveal = partial(self._check_other_user_info, request)
         with self.store.lock:
-            return Response(200, v2_page(list(self.store.users.values()), params, reveal))
+            return Response(200, v2_page(self.store, params, reveal))
 
     def handle_online_users(self, request: Request) -> Response:
         """``GET /users/online``: users with a live session, or their ``count``.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -191,6 +191,21 @@ class Store(Mailbox, PersistedStore):
     def user_by_external_id(self, external_id: str) -> User | None:
         user_id = self._by_external_id.get(external_id)
         return None if user_id is None else self.users.get(user_id)
+
+    def users_with(self, name: str, values: Collection[Any]) -> list[User]:
+        """Users whose id, external id, login or e-mail may be one of ``values``: a v2 page's
+        candidates (the login and e-mail indexes fold case; the page's filter compares exactly).
+        """
+        if name == "id":
+            ids = set(values)
+        else:
+            index, fold = {
+                "external_id": (self._by_external_id, str),
+                "login": (self._by_login, lambda v: str(v).lower()),
+                "email": (self._by_email, lambda v: str(v).lower()),
+            }[name]
+            ids = {index[key] for key in map(fold, values) if key in index}
+        return [self.users[i] for i in sorted(ids) if i in self.users]
 
     def user_by_external_user_id(self, external_user_id: int) -> User | None:
         """The deprecated integer ``external_user_id`` (not indexed: only v1 routes read it)."""

@@ -12,15 +12,15 @@ field with a primary operator; stand-alone fields take no compare operator; ``st
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, Protocol
 
 from .dates import parse_filter_date
 from .models import User
 from .queries import DATE_FIELDS, Reveal
 from .wire import ApiError, coerce_int, split_list
 
-__all__ = ["V2_STANDALONE", "v2_page"]
+__all__ = ["V2_INDEXED", "V2_STANDALONE", "UserIndex", "v2_page"]
 
 V2_LIMIT_DEFAULT = 100
 V2_LIMIT_MAX = 100
@@ -31,6 +31,9 @@ V2_STANDALONE = frozenset(
     {"id", "login", "email", "full_name", "phone", "external_id", "facebook_id", "twitter_id"}
 )
 V2_SORTABLE = V2_STANDALONE | DATE_FIELDS
+#: Stand-alone fields whose exact values the store indexes: a page filtered by one of them with a
+#: plain value or ``in`` reads only the users those values name, however many are stored.
+V2_INDEXED = ("id", "external_id", "login", "email")
 _RESERVED = frozenset({"offset", "limit", "sort_asc", "sort_desc", "token"})
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt,
@@ -40,6 +43,15 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 Predicate = Callable[[User], bool]
+
+
+class UserIndex(Protocol):
+    """The store, as a v2 page reads it."""
+
+    users: Mapping[int, User]
+
+    def users_with(self, name: str, values: Collection[Any]) -> Iterable[User]:
+        """Every user whose ``name`` (one of :data:`V2_INDEXED`) may equal one of ``values``."""
 
 
 def _scalar(name: str, value: Any) -> Any:
@@ -154,8 +166,25 @@ def _sort(selected: list[User], params: Mapping[str, Any]) -> None:
         selected.reverse()
 
 
+def _exact_values(name: str, value: Any) -> set[Any] | None:
+    """The values an indexed field must equal one of (a plain value or ``in``), if it must."""
+    if not isinstance(value, dict):
+        return {_scalar(name, value)}
+    return set(_values(name, value["in"])) if "in" in value else None
+
+
+def _candidates(store: UserIndex, params: Mapping[str, Any]) -> Iterable[User]:
+    """The users the predicates need to see: those an indexed filter names, else all of them."""
+    for name in V2_INDEXED:
+        if name in params:
+            values = _exact_values(name, params[name])
+            if values is not None:
+                return store.users_with(name, values)
+    return store.users.values()
+
+
 def v2_page(
-    users: Iterable[User], params: Mapping[str, Any], reveal: Reveal | None = None
+    store: UserIndex, params: Mapping[str, Any], reveal: Reveal | None = None
 ) -> dict[str, Any]:
     """The v2 page: filters, ``sort_asc``/``sort_desc``, ``offset``/``limit`` (max 100).
 
@@ -190,7 +219,7 @@ def v2_page(
         raise ApiError.field("limit", f"must be less than or equal to {V2_LIMIT_MAX}")
     if start_with:
         limit = min(limit, START_WITH_LIMIT)
-    selected = [u for u in users if all(p(u) for p in predicates)]
+    selected = [u for u in _candidates(store, params) if all(p(u) for p in predicates)]
     _sort(selected, params)
     shown = selected[offset : offset + limit]
     if reveal is not None:
