@@ -13,11 +13,20 @@ source the integrator vouches for:
 A plain field without that declaration is refused: by the system check ``connectycube.E003``, and
 at login time with a 403 (``firebase_phone_disabled``). ``None`` (the default) switches Firebase
 phone login off.
+
+The number itself comes from the Firebase ID token ConnectyCube has just accepted (its
+``phone_number`` claim, see :func:`phone_claims`), never from the ``phone`` of the ConnectyCube
+user that comes back with the session: any user may edit that field with their own token.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -26,7 +35,14 @@ from django.utils.module_loading import import_string
 
 from .conf import ConfigurationError, app_settings
 
-__all__ = ["PhoneLookup", "UnverifiedPhoneField", "phone_lookup"]
+__all__ = [
+    "InvalidFirebaseToken",
+    "PhoneClaims",
+    "PhoneLookup",
+    "UnverifiedPhoneField",
+    "phone_claims",
+    "phone_lookup",
+]
 
 PhoneLookup = Callable[[str], Any]
 SETTING = 'CONNECTYCUBE["FIREBASE_PHONE_LOOKUP"]'
@@ -78,3 +94,61 @@ def phone_lookup() -> PhoneLookup | str | None:
             "= True if your project only ever stores numbers the user has proven in that field."
         )
     return lookup
+
+
+class InvalidFirebaseToken(ValueError):
+    """A token that cannot prove a phone number to this site; the message says why."""
+
+
+@dataclass(frozen=True)
+class PhoneClaims:
+    """What a Firebase ID token says about its holder: the Firebase uid and the phone."""
+
+    uid: str
+    phone_number: str
+
+
+def _payload(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1]:
+        raise InvalidFirebaseToken("it is not a JSON Web Token")
+    text = parts[1]
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        claims = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
+        raise InvalidFirebaseToken("its payload is not base64url JSON") from exc
+    if not isinstance(claims, dict):
+        raise InvalidFirebaseToken("its payload is not a JSON object")
+    return claims
+
+
+def phone_claims(token: str, project_id: str, *, now: float | None = None) -> PhoneClaims:
+    """The phone number a Firebase ID token of ``project_id`` stands for.
+
+    The signature is not checked here because the claims only count once ConnectyCube has
+    accepted this very token, and ConnectyCube checks it against Google's keys before it does.
+    What ConnectyCube's answer does not give is a number nobody could have typed in: the
+    ``phone`` of the user it returns is editable by that user. So the number is read from the
+    token, and the audience and issuer are checked here, since a token of any other Firebase
+    project proves nothing (anyone can mint one, with test numbers, for any number).
+
+    Raises :class:`InvalidFirebaseToken` for a malformed token, another project's, an expired
+    one, or one without a subject or a phone number.
+    """
+    claims = _payload(token)
+    if claims.get("aud") != project_id:
+        raise InvalidFirebaseToken("its audience is not this site's Firebase project")
+    if claims.get("iss") != f"https://securetoken.google.com/{project_id}":
+        raise InvalidFirebaseToken("its issuer is not this site's Firebase project")
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        raise InvalidFirebaseToken("it has no expiry")
+    if exp <= (time.time() if now is None else now):
+        raise InvalidFirebaseToken("it has expired")
+    uid, phone = claims.get("sub"), claims.get("phone_number")
+    if not isinstance(uid, str) or not uid:
+        raise InvalidFirebaseToken("it names no Firebase user")
+    if not isinstance(phone, str) or not phone.strip():
+        raise InvalidFirebaseToken("it carries no phone number")
+    return PhoneClaims(uid=uid, phone_number=phone.strip())

@@ -7,8 +7,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from django_connectycube import sync
-from django_connectycube.emulator import mint_firebase_token
-from django_connectycube.models import CubeUser
+from django_connectycube.client_factory import shared_client
+from django_connectycube.emulator import FirebaseIdentity, mint_firebase_token
+from django_connectycube.models import CubeSession, CubeUser
 
 User = get_user_model()
 LOGIN = "/api/connectycube/login/"
@@ -154,3 +155,107 @@ def test_firebase_phone_login_is_off_until_a_verified_source_is_named(cube, sett
     assert response.status_code == 403
     assert response.json()["code"] == "firebase_phone_disabled"
     assert cube.request_count("POST /session") == 0  # refused before the token is spent
+
+
+# -- the phone comes from the token ConnectyCube accepted, never from an editable field --------
+
+VICTIM_PHONE = "+447700900111"
+ATTACKER_PHONE = "+447700900666"
+
+
+@pytest.fixture
+def pair(cube):
+    """A victim and an attacker, each a local user with a linked ConnectyCube user."""
+    victim = User.objects.create_user(username="victim", phone=VICTIM_PHONE)
+    attacker = User.objects.create_user(username="mallory", phone=ATTACKER_PHONE)
+    sync.push_user(victim.pk)
+    sync.push_user(attacker.pk)
+    return victim, attacker
+
+
+def test_a_remote_phone_edited_to_the_victims_number_does_not_log_in_as_the_victim(cube, pair):
+    victim, attacker = pair
+    victims_remote, attackers_remote = (CubeUser.objects.get(user=u).cube_id for u in pair)
+    attackers_firebase_token = token_for(cube, ATTACKER_PHONE)
+    # Every remote account the attacker holds a token for: the one login/ hands their local
+    # account, and the one ConnectyCube keeps for their Firebase identity (the application's
+    # credentials ship in every frontend, so they can ask ConnectyCube for it themselves).
+    own_session = Client()
+    own_session.force_login(attacker)
+    own = own_session.post(LOGIN, content_type="application/json").json()
+    direct = shared_client().create_firebase_phone_session(PROJECT, attackers_firebase_token)
+    for token, user_id in ((own["token"], own["user_id"]), (direct.token, direct.user_id)):
+        shared_client().as_user(token, user_id=user_id).update_user(phone=VICTIM_PHONE)
+
+    response = firebase_login(attackers_firebase_token)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["user_id"] == attackers_remote  # their own account, not the victim's
+    [session] = [s for s in cube.sessions if s["token"] == response.json()["token"]]
+    assert session["user_id"] == attackers_remote
+    assert not CubeSession.objects.filter(user=victim).exists()  # nothing stored as the victim's
+    victims = firebase_login(token_for(cube, VICTIM_PHONE))
+    assert victims.status_code == 200, victims.content
+    assert victims.json()["user_id"] == victims_remote
+    [session] = [s for s in cube.sessions if s["token"] == victims.json()["token"]]
+    assert session["user_id"] == victims_remote
+
+
+def accept_any_token(provider, project_id, token, now):
+    return FirebaseIdentity(uid=f"uid-{len(token)}", phone_number=VICTIM_PHONE)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("not-a-jwt", "it is not a JSON Web Token"),
+        ("a.!!!.c", "its payload is not base64url JSON"),
+        ("a.WzFd.c", "its payload is not a JSON object"),  # [1]
+        ({"aud": "attackers-own"}, "its audience is not this site's Firebase project"),
+        (
+            {"iss": "https://securetoken.google.com/x"},
+            "its issuer is not this site's Firebase project",
+        ),
+        ({"exp": None}, "it has no expiry"),
+        ({"exp": 1}, "it has expired"),
+        ({"sub": ""}, "it names no Firebase user"),
+        ({"phone_number": None}, "it carries no phone number"),
+    ],
+)
+def test_a_token_that_proves_no_phone_of_the_site_is_401_even_if_connectycube_took_it(
+    cube, monkeypatch, token, reason
+):
+    # The number is read from the token itself: ConnectyCube accepting it is not enough.
+    monkeypatch.setattr(cube, "firebase_verifier", accept_any_token)
+    User.objects.create_user(username="victim", phone=VICTIM_PHONE)
+    if isinstance(token, dict):
+        token = token_for(cube, ATTACKER_PHONE, claims=token)
+    response = firebase_login(token)
+    assert response.status_code == 401
+    assert response.json() == {
+        "detail": f"Invalid Firebase token: {reason}.",
+        "code": "invalid_credentials",
+    }
+    assert all(session["user_id"] is None for session in cube.sessions)  # none left behind
+
+
+def test_connectycubes_firebase_user_is_handed_out_only_when_it_is_the_linked_one(cube, pair):
+    victim, _attacker = pair
+    victims_remote, attackers_remote = (CubeUser.objects.get(user=u).cube_id for u in pair)
+    # Whatever way ConnectyCube comes to answer a Firebase identity with somebody else's
+    # account, that account's session is ended, and the proven phone's owner gets their own.
+    cube.store.users[attackers_remote].firebase_uid = "fb-shared"
+    response = firebase_login(token_for(cube, VICTIM_PHONE, uid="fb-shared"))
+    assert response.status_code == 200, response.content
+    assert response.json()["user_id"] == victims_remote
+    assert CubeSession.objects.get(user=victim).cube_user_id == victims_remote
+    assert not [s for s in cube.sessions if s["user_id"] == attackers_remote]
+    # When ConnectyCube's Firebase user is the linked one, its session is the one kept.
+    cube.store.users[victims_remote].firebase_uid = "fb-victim"
+    CubeSession.objects.all().delete()
+    cube.reset_counters()
+    response = firebase_login(token_for(cube, VICTIM_PHONE, uid="fb-victim"))
+    assert response.status_code == 200, response.content
+    assert response.json()["user_id"] == victims_remote
+    assert cube.request_count("POST /session") == 1  # no second session was made
+    assert cube.request_count("DELETE /session") == 0

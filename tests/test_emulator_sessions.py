@@ -353,6 +353,23 @@ def test_firebase_phone_login_creates_then_finds_user(api: Api) -> None:
     assert again.json()["session"]["user_id"] == user["id"]
 
 
+def test_firebase_user_is_found_by_uid_not_by_an_edited_phone(api: Api) -> None:
+    key = api.emulator.firebase_key
+    mine = mint_firebase_token(key, "proj-1", phone_number="+15550001", uid="fb-1")
+    first = api.post("/session", json=_firebase_body(api, mine)).json()["session"]
+    edited = api.put(
+        f"/users/{first['user_id']}",
+        json={"user": {"phone": "+15550002"}},
+        token=first["token"],
+    )
+    assert edited.status_code == 200, edited.text
+    theirs = mint_firebase_token(key, "proj-1", phone_number="+15550002", uid="fb-2")
+    other = api.post("/session", json=_firebase_body(api, theirs)).json()["session"]
+    assert other["user_id"] != first["user_id"]
+    again = api.post("/session", json=_firebase_body(api, mine)).json()["session"]
+    assert again["user_id"] == first["user_id"]
+
+
 def test_firebase_email_login_via_post_login(api: Api) -> None:
     token = mint_firebase_token(api.emulator.firebase_key, "proj-1", email="fb@example.com")
     api.app_session()
@@ -368,18 +385,35 @@ def test_firebase_email_login_via_post_login(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "project", "expires_in", "message"),
+    ("key", "project", "expires_in", "claims", "message"),
     [
-        ("other-key", "proj-1", 3600, "Invalid Firebase access token"),
-        (None, "proj-2", 3600, "Firebase token was issued for another project"),
-        (None, "proj-1", -10, "Firebase access token has expired"),
+        ("other-key", "proj-1", 3600, {}, "Invalid Firebase access token"),
+        (None, "proj-2", 3600, {}, "Firebase token was issued for another project"),
+        (
+            None,
+            "proj-1",
+            3600,
+            {"iss": "https://securetoken.google.com/proj-2"},
+            "Firebase token was issued for another project",
+        ),
+        (None, "proj-1", -10, {}, "Firebase access token has expired"),
+        (None, "proj-1", 3600, {"phone_number": None}, "Firebase token has no phone_number"),
     ],
 )
 def test_firebase_bad_tokens(
-    api: Api, key: str | None, project: str, expires_in: int, message: str
+    api: Api,
+    key: str | None,
+    project: str,
+    expires_in: int,
+    claims: dict[str, Any],
+    message: str,
 ) -> None:
     token = mint_firebase_token(
-        key or api.emulator.firebase_key, project, phone_number="+1", expires_in=expires_in
+        key or api.emulator.firebase_key,
+        project,
+        phone_number="+1",
+        expires_in=expires_in,
+        claims=claims,
     )
     response = api.post("/session", json=_firebase_body(api, token))
     assert (response.status_code, response.json()) == (401, {"errors": [message]})

@@ -6,13 +6,10 @@ Override hooks follow knox's style: subclass a view and replace ``get_post_respo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
-from django.db import IntegrityError, transaction
-from django.utils.crypto import get_random_string
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
@@ -22,14 +19,13 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import firebase, sessions
-from ..client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
-from ..client_factory import shared_client
-from ..conf import ConfigurationError, app_settings
-from ..models import CubeSession, CubeUser
+from .. import sessions
+from ..conf import app_settings
+from ..models import CubeSession
 from ..secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
 from .base import ConnectyCubeAPIView
 from .errors import error_response
+from .firebase import FirebasePhoneLoginMixin
 from .openapi import OpenApiResponse, extend_schema
 from .serializers import ErrorSerializer, LoginSerializer, SessionSerializer
 from .throttling import LoginGuard
@@ -71,12 +67,12 @@ _LOGIN_ERRORS = {
 
 
 @method_decorator(sensitive_post_parameters(*SENSITIVE_POST_PARAMETERS), name="dispatch")
-class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
+class LoginView(FirebasePhoneLoginMixin, SessionResponseMixin, ConnectyCubeAPIView):
     """``POST login/``: the requester's ConnectyCube session (a cached valid one costs nothing).
 
     Who the requester is: the authenticated request's user; else ``{username, password}``
     checked by Django's ``authenticate()``; else a Firebase phone token verified by ConnectyCube
-    and linked to the local user with that phone.
+    and linked to the local user with the phone it proves (:mod:`.firebase`).
     """
 
     permission_classes = [AllowAny]
@@ -140,112 +136,6 @@ class LoginView(SessionResponseMixin, ConnectyCubeAPIView):
             status.HTTP_429_TOO_MANY_REQUESTS,
             Retry_After=str(retry_after),
         )
-
-    # -- Firebase phone --------------------------------------------------------------------
-
-    @method_decorator(hide_secrets)
-    def firebase_login(self, request: Request, params: dict[str, Any]) -> Response:
-        """Verify a Firebase phone token with ConnectyCube and log in the local user it names.
-
-        Only tokens of the site's own Firebase project count: a token of any other project
-        proves nothing (anyone can make one, with test phone numbers, for any number).
-        """
-        configured = app_settings.FIREBASE_PROJECT_ID
-        if not self.firebase_phone_enabled() or not configured:
-            return error_response(
-                _("Firebase phone login is not enabled on this site."),
-                "firebase_phone_disabled",
-                status.HTTP_403_FORBIDDEN,
-            )
-        project_id = params.get("project_id") or configured
-        guard = LoginGuard(request, None)
-        wait = guard.reserve()
-        if wait is not None:
-            return self.locked_response(wait)
-        if configured and str(project_id) != str(configured):
-            guard.failed()
-            return error_response(self.invalid_credentials, "invalid_credentials", 401)
-        client = shared_client()
-        try:
-            remote = client.create_firebase_phone_session(str(project_id), params["access_token"])
-        except APIError as exc:
-            if sessions.is_transient(exc):
-                guard.cancel()
-                raise
-            guard.failed()
-            return error_response(self.invalid_credentials, "invalid_credentials", 401)
-        except BaseException:
-            guard.cancel()
-            raise
-        guard.succeeded()
-        phone = remote.user.phone if remote.user is not None else None
-        user = self.find_user_by_phone(phone) if phone else None
-        if user is None and phone and app_settings.FIREBASE_CREATE_USERS:
-            user = self.create_user_for_phone(phone)
-        if user is None or not getattr(user, "is_active", True):
-            self._discard(client, remote)
-            return error_response(
-                _("No account is linked to this phone number."),
-                "phone_not_linked",
-                status.HTTP_400_BAD_REQUEST,
-            )
-        link = CubeUser.objects.filter(user_id=user.pk).first()
-        if link is not None and link.cube_id is not None and link.cube_id == remote.user_id:
-            row = sessions.store_session(user, remote)
-        else:
-            # ConnectyCube's Firebase user is not this user's mirrored identity: the phone is
-            # proven, so hand out the mirrored identity's session and drop the other one.
-            self._discard(client, remote)
-            row = sessions.get_session_for_user(user)
-        return self.session_response(request, row)
-
-    @staticmethod
-    def _discard(client: ConnectyCubeClient, remote: Session) -> None:
-        with contextlib.suppress(ConnectyCubeError):
-            client.destroy_session(remote.token)
-
-    def firebase_phone_enabled(self) -> bool:
-        """Whether phones may find local users: a subclass's own ``find_user_by_phone`` vouches
-        for itself; else ``FIREBASE_PHONE_LOOKUP`` must name a verified source."""
-        if type(self).find_user_by_phone is not LoginView.find_user_by_phone:
-            return True
-        try:
-            return firebase.phone_lookup() is not None  # None: switched off
-        except ConfigurationError as exc:
-            logger.error("Firebase phone login refused: %s", exc)
-            return False
-
-    def find_user_by_phone(self, phone: str) -> Any:
-        """The one active local user with this verified phone, else None.
-
-        Only ever asks the source ``FIREBASE_PHONE_LOOKUP`` names and the integrator vouched
-        for (see :mod:`django_connectycube.firebase`), never a plain profile field.
-        """
-        lookup = firebase.phone_lookup()
-        if lookup is None:
-            return None
-        if callable(lookup):
-            return lookup(phone)
-        matches = list(get_user_model()._default_manager.filter(**{lookup: phone})[:2])
-        return matches[0] if len(matches) == 1 else None
-
-    def create_user_for_phone(self, phone: str) -> Any:
-        """A new local user for a verified phone (``FIREBASE_CREATE_USERS``); no password."""
-        user_model = get_user_model()
-        lookup = firebase.phone_lookup()
-        digits = "".join(ch for ch in phone if ch.isdigit()) or get_random_string(8)
-        for attempt in range(5):
-            suffix = "" if attempt == 0 else "_" + get_random_string(4).lower()
-            fields = {user_model.USERNAME_FIELD: f"phone_{digits}{suffix}"}
-            if isinstance(lookup, str):  # a verified field: the number was just proven
-                fields[lookup] = phone
-            try:
-                with transaction.atomic():
-                    user = user_model._default_manager.create_user(**fields)
-            except IntegrityError:
-                continue
-            return user
-        return None
 
 
 class LogoutView(ConnectyCubeAPIView):

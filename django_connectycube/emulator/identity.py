@@ -9,7 +9,11 @@ the same person logging in again finds the same user.
 **Firebase.** The emulator cannot ask Google, so by default a ``firebase_phone`` /
 ``firebase_email`` access token is accepted when it is an HS256 JWT signed with the key given to
 the emulator (``firebase_key``), whose ``aud`` is the ``project_id``, whose ``exp`` is in the
-future on the emulator's clock, and which carries ``sub`` plus ``phone_number`` (or ``email``).
+future on the emulator's clock, whose ``iss`` is ``https://securetoken.google.com/<project_id>``,
+and which carries ``sub`` plus ``phone_number`` (or ``email``): a real Firebase ID token's claims,
+signed with a shared key instead of Google's. The user it logs in is the one made for its ``sub``
+(the Firebase uid) on first login; the ``phone`` of that user is only a copy taken then, which
+its owner may edit like any other field.
 Tests mint such tokens with :func:`mint_firebase_token`. Any other rule can be plugged in with
 the emulator's ``firebase_verifier`` argument.
 """
@@ -39,6 +43,7 @@ __all__ = [
     "HmacFirebaseVerifier",
     "apply_mapping",
     "call_cidp",
+    "firebase_issuer",
     "mint_firebase_token",
 ]
 
@@ -144,6 +149,11 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def firebase_issuer(project_id: str) -> str:
+    """The ``iss`` of every Firebase ID token of a project."""
+    return f"https://securetoken.google.com/{project_id}"
+
+
 def mint_firebase_token(
     key: str,
     project_id: str,
@@ -153,26 +163,35 @@ def mint_firebase_token(
     email: str | None = None,
     expires_in: int = 3600,
     issued_at: int | None = None,
+    claims: Mapping[str, Any] | None = None,
 ) -> str:
     """Make an access token the default verifier accepts (for tests and demos).
 
-    ``issued_at`` defaults to the real time; pass the emulator's clock (``int(emu.now()
-    .timestamp())``) when a test has advanced it.
+    Its claims are those of a real Firebase ID token (``iss``, ``aud``, ``sub``, ``iat``,
+    ``exp``, ``phone_number`` / ``email``); only the signature differs. ``issued_at`` defaults
+    to the real time; pass the emulator's clock (``int(emu.now().timestamp())``) when a test has
+    advanced it. ``claims`` adds or replaces claims, and a ``None`` value drops one, to make the
+    tokens a test must see refused.
     """
     now = int(time.time()) if issued_at is None else issued_at
-    claims: dict[str, Any] = {
-        "iss": f"https://securetoken.google.com/{project_id}",
+    payload_claims: dict[str, Any] = {
+        "iss": firebase_issuer(project_id),
         "aud": project_id,
         "sub": uid or hashlib.sha1(f"{phone_number}|{email}".encode()).hexdigest()[:28],  # noqa: S324
         "iat": now,
         "exp": now + expires_in,
     }
     if phone_number is not None:
-        claims["phone_number"] = phone_number
+        payload_claims["phone_number"] = phone_number
     if email is not None:
-        claims["email"] = email
+        payload_claims["email"] = email
+    for name, value in (claims or {}).items():
+        if value is None:
+            payload_claims.pop(name, None)
+        else:
+            payload_claims[name] = value
     header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    payload = _b64url(json.dumps(payload_claims, separators=(",", ":")).encode())
     signature = hmac.new(key.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{_b64url(signature)}"
 
@@ -203,7 +222,7 @@ class HmacFirebaseVerifier:
         ).digest()
         if not hmac.compare_digest(expected, signature) or not isinstance(claims, dict):
             raise invalid
-        if str(claims.get("aud")) != str(project_id):
+        if claims.get("aud") != project_id or claims.get("iss") != firebase_issuer(project_id):
             raise ApiError(401, ["Firebase token was issued for another project"])
         exp = claims.get("exp")
         if not isinstance(exp, (int, float)) or exp <= now.timestamp():
