@@ -22,7 +22,8 @@ from django_connectycube.api.client_ip import client_ip
 
 User = get_user_model()
 LOGIN = "/api/connectycube/login/"
-pytestmark = pytest.mark.usefixtures("no_broker", "clean_cache")
+# Every attempt looks its account up, as the authentication backend does.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker", "clean_cache")]
 
 
 class CountingBackend:
@@ -106,7 +107,6 @@ def test_parallel_wrong_guesses_are_checked_no_more_often_than_the_limit(
     assert statuses[429] == 40 - counting_backend.checks
 
 
-@pytest.mark.django_db
 def test_refused_attempts_do_not_renew_the_delay(counting_backend, settings):
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "LOGIN_FAILURE_DELAY": 1}
     counting_backend.delay = 0
@@ -144,7 +144,6 @@ def make_user(username="alice", password="right-password"):  # noqa: S107
     return User.objects.create_user(username=username, password=password)
 
 
-@pytest.mark.django_db
 def test_a_known_device_logs_in_while_strangers_are_delayed(cube):
     make_user()
     victim = Client()
@@ -158,7 +157,6 @@ def test_a_known_device_logs_in_while_strangers_are_delayed(cube):
     assert guess(victim, password="right-password").status_code == 200
 
 
-@pytest.mark.django_db
 def test_a_device_cookie_counts_only_for_its_own_account(cube):
     make_user()
     make_user("bob", "bob-password")
@@ -169,7 +167,6 @@ def test_a_device_cookie_counts_only_for_its_own_account(cube):
     assert guess(device, username="bob", password="bob-password").status_code == 429
 
 
-@pytest.mark.django_db
 def test_a_known_device_guessing_wrong_loses_its_privilege(cube):
     make_user()
     device = Client()
@@ -179,7 +176,6 @@ def test_a_known_device_guessing_wrong_loses_its_privilege(cube):
     assert answers[10] == 429
 
 
-@pytest.mark.django_db
 def test_a_forged_device_cookie_is_ignored(cube):
     make_user()
     for _ in range(6):

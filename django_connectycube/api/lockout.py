@@ -1,24 +1,32 @@
 """The login guard: how many password guesses an account, an address and a device get.
 
-The policy follows the OWASP Authentication Cheat Sheet ("Account Lockout" and "Slow Down Online
-Guessing Attacks with Device Cookies"); the README's security section says it in plain words.
+The policy follows the OWASP Authentication Cheat Sheet ("Account Lockout") and OWASP's "Slow
+Down Online Guessing Attacks with Device Cookies"; the README's security section states what it
+guarantees.
 
+* **One account, one key.** The submitted name is resolved the way Django's ``ModelBackend``
+  finds the user (the default manager's ``get_by_natural_key``), and every count is kept for the
+  account's pk: two names that differ only in case folding (``rußell``, ``russell``) are two
+  accounts to the backend, and so to the guard. A name no account has is keyed by its exact
+  text, so unknown names are counted and answered exactly like real ones.
 * **Reserve, then check.** An attempt first takes its place in the counters with an atomic
   ``incr`` and only then may check a password; a failure keeps the place, a refusal or a success
   gives it back. So parallel guesses cannot all slip through before the first failure is counted.
-* **Per account: progressive delay, not a lock.** ``LOGIN_FAILURE_LIMIT`` wrong passwords are
-  answered at once; from then on each attempt must win a gate (``cache.add``, so exactly one
-  attempt wins) that stays shut for ``LOGIN_FAILURE_DELAY`` seconds, doubling with every further
-  attempt up to ``LOGIN_FAILURE_MAX_DELAY``. Refused attempts do not extend anything, so a
-  stranger can make the rightful user wait at most the current delay, never lock them out. The
-  count is forgotten ``LOGIN_FAILURE_WINDOW`` seconds after the last delay ends. Unknown account
-  names get the same treatment as real ones, so the answers reveal nothing.
+* **Strangers: a progressive delay per account and address, not a lock.** An attempt without
+  this account's device cookie counts on the account and on the (account, address) pair. Once
+  either holds ``LOGIN_FAILURE_LIMIT`` failures, each attempt from that address must win the
+  pair's gate (``cache.add``, so exactly one attempt wins), which stays shut for a delay doubling
+  with the larger of the two counts up to ``LOGIN_FAILURE_MAX_DELAY``. Because the gate belongs
+  to the address, an attacker who takes every slot the moment it opens holds up only the
+  attempts from their own address: the owner elsewhere finds their own gate open. Because the
+  account's count sets the delay too, every further address of an attacker is slowed to the cap
+  after its first guess. Refused attempts extend nothing.
 * **Per client address**: ``LOGIN_FAILURE_IP_LIMIT`` failures within ``LOGIN_FAILURE_WINDOW``
   seconds, the address taken behind ``NUM_PROXIES`` trusted proxies (:mod:`.client_ip`).
-* **Known devices.** A successful login sets a signed cookie naming the account. A login for that
-  account presenting it skips the account's delay and the address limit, so an attack on the
-  account (or from a shared address) does not keep its owner out; the device has its own budget
-  of ``LOGIN_FAILURE_LIMIT`` failures, after which it is treated like any stranger.
+* **Known devices.** A successful login sets a signed cookie naming the account's key. A login
+  for that same account presenting it skips the strangers' delay and the address limit; the
+  device has its own budget of ``LOGIN_FAILURE_LIMIT`` failures, after which it is a stranger.
+  A good login clears only the counts of the account it logged into.
 
 Counters live in the ``LOGIN_FAILURE_CACHE`` cache, which every process must share (Redis); keys
 hold hashes, never account names or addresses.
@@ -33,6 +41,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
@@ -42,7 +51,7 @@ from django.utils.crypto import get_random_string
 from ..conf import app_settings
 from .client_ip import client_ip
 
-__all__ = ["DEFAULT_DEVICE_COOKIE", "LoginGuard", "delay_after"]
+__all__ = ["DEFAULT_DEVICE_COOKIE", "LoginGuard", "account_key", "delay_after"]
 
 _PREFIX = "connectycube:login"
 DEVICE_SALT = "django_connectycube.login.device"
@@ -56,8 +65,16 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
-def _account_digest(account: str) -> str:
-    return _digest(account.strip().casefold())
+def account_key(username: str) -> str:
+    """The key the counters and the device cookie use for a submitted username: the account's
+    pk when the backend would find one, else the exact text (never normalised here: only the
+    user model decides which spellings name the same account)."""
+    user_model = get_user_model()
+    try:
+        user = user_model._default_manager.get_by_natural_key(username)
+    except (user_model.DoesNotExist, user_model.MultipleObjectsReturned):
+        return "name:" + _digest(username)
+    return f"pk:{user.pk}"
 
 
 def delay_after(gated_attempts: int) -> int:
@@ -99,21 +116,26 @@ class _Counter:
 
 class LoginGuard:
     """One login attempt's passage through the counters: :meth:`reserve` before the password
-    check, then exactly one of :meth:`failed` or :meth:`succeeded`."""
+    check, then exactly one of :meth:`failed`, :meth:`succeeded` or :meth:`cancel`."""
 
     def __init__(self, request: HttpRequest, account: str | None) -> None:
         self.request = request
-        self.account = account
         self.cache: BaseCache = caches[app_settings.LOGIN_FAILURE_CACHE]
         self.window = int(app_settings.LOGIN_FAILURE_WINDOW)
         self.limit = int(app_settings.LOGIN_FAILURE_LIMIT)
-        self.ip = _Counter(self.cache, f"{_PREFIX}:ip:{_digest(client_ip(request))}")
+        address = _digest(client_ip(request))
+        self.ip = _Counter(self.cache, f"{_PREFIX}:ip:{address}")
+        #: The account's key (:func:`account_key`), or None for a login without a username.
+        self.account = account_key(account) if account is not None else None
         self.account_counter: _Counter | None = None
+        self.pair: _Counter | None = None
         self.gate_key = ""
-        if account is not None:
-            digest = _account_digest(account)
+        if self.account is not None:
+            digest = _digest(self.account)
+            pair = _digest(f"{self.account}|{address}")
             self.account_counter = _Counter(self.cache, f"{_PREFIX}:account:{digest}")
-            self.gate_key = f"{_PREFIX}:gate:{digest}"
+            self.pair = _Counter(self.cache, f"{_PREFIX}:pair:{pair}")
+            self.gate_key = f"{_PREFIX}:gate:{pair}"
         self.device: _Counter | None = None
         self._held: list[_Counter] = []
         self._ttl = self.window
@@ -132,20 +154,17 @@ class LoginGuard:
                 return None
             device.release()  # this device used up its own budget: a stranger from now on
         wait = self._reserve_ip()
-        if wait is not None:
+        if wait is not None or self.account_counter is None or self.pair is None:
             return wait
-        if self.account_counter is None:
+        counts = (self.account_counter.reserve(self.window), self.pair.reserve(self.window))
+        self._held += [self.account_counter, self.pair]
+        excess = max(counts) - self.limit
+        if excess < 0:
             return None
-        count = self.account_counter.reserve(self.window)
-        self._held.append(self.account_counter)
-        if count < self.limit:
-            return None
-        delay = delay_after(count - self.limit)
-        until = time.time() + delay
-        if self.cache.add(self.gate_key, until, delay):
+        delay = delay_after(excess)
+        if self.cache.add(self.gate_key, time.time() + delay, delay):
             self._gate_won = True
             self._ttl = delay + self.window
-            self.account_counter.keep(self._ttl)
             return None
         self._give_back()
         return self._remaining(self.cache.get(self.gate_key))
@@ -173,10 +192,10 @@ class LoginGuard:
     # ---- outcome -------------------------------------------------------------------------
 
     def failed(self) -> None:
-        """A wrong password: every reservation stays, as a failure."""
+        """A wrong password: every reservation stays, as a failure, remembered until the window
+        after the delay it started has passed."""
         for counter in self._held:
-            ttl = self._ttl if counter is self.account_counter else self.window
-            counter.keep(ttl)
+            counter.keep(self.window if counter is self.ip else self._ttl)
         if self.ip in self._held:
             self.cache.set(self.ip.key + ":until", time.time() + self.window, self.window)
         self._held = []
@@ -188,14 +207,17 @@ class LoginGuard:
             self.cache.delete(self.gate_key)
 
     def succeeded(self) -> None:
-        """The right password: the address's reservation is given back, and the account's (or
-        the device's) failures are forgotten."""
+        """The right password: the address's reservation is given back, and this account's
+        failures are forgotten (the device's, or the strangers' on the account and from this
+        address). Other addresses' gates stay shut: their failures were not the owner's."""
         if self.ip in self._held:
             self.ip.release()
         if self.device is not None:
             self.device.clear()
-        elif self.account_counter is not None and self.account_counter in self._held:
-            self.account_counter.clear()
+        elif self.pair is not None and self.pair in self._held:
+            for counter in (self.account_counter, self.pair):
+                if counter is not None:
+                    counter.clear()
             self.cache.delete(self.gate_key)
         self._held = []
 
@@ -219,7 +241,7 @@ class LoginGuard:
             )
         except signing.BadSignature:
             return None
-        if not isinstance(payload, dict) or payload.get("a") != _account_digest(self.account):
+        if not isinstance(payload, dict) or payload.get("a") != _digest(self.account):
             return None
         nonce = payload.get("n")
         if not isinstance(nonce, str) or not nonce:
@@ -232,7 +254,7 @@ class LoginGuard:
         if not name or self.account is None:
             return
         value = signing.dumps(
-            {"a": _account_digest(self.account), "n": get_random_string(32)}, salt=DEVICE_SALT
+            {"a": _digest(self.account), "n": get_random_string(32)}, salt=DEVICE_SALT
         )
         response.set_cookie(
             name,

@@ -14,6 +14,7 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -85,6 +86,7 @@ class LoginView(FirebasePhoneLoginMixin, SessionResponseMixin, ConnectyCubeAPIVi
     )
     @method_decorator(hide_secrets)
     def post(self, request: Request) -> Response:
+        self.enforce_csrf_for_forms(request)
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -104,6 +106,16 @@ class LoginView(FirebasePhoneLoginMixin, SessionResponseMixin, ConnectyCubeAPIVi
         return response
 
     # -- credentials -----------------------------------------------------------------------
+
+    @staticmethod
+    def enforce_csrf_for_forms(request: Request) -> None:
+        """Refuse (403) a body a cross-site page could have sent unless it carries the CSRF
+        token: any page can submit a form here, and a login it makes would give the victim's
+        browser the attacker's device cookie. JSON needs no token, since no browser sends it
+        to another site unless that site's CORS policy allows it."""
+        media_type = (request.content_type or "").split(";")[0].strip().lower()
+        if media_type and media_type != "application/json":
+            SessionAuthentication().enforce_csrf(request)
 
     @method_decorator(hide_secrets)
     def authenticate_credentials(self, request: Request, username: str, password: str) -> Any:
