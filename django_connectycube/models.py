@@ -94,6 +94,7 @@ class CubeUser(models.Model):
         _("drift found at"),
         null=True,
         blank=True,
+        db_index=True,  # the health page and the doctor count the drifted rows
         help_text=_(
             "When the verification last found the remote user missing or not this link's; "
             "repaired once the link is pushed after it (last synced at)."
