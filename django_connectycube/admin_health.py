@@ -18,8 +18,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from .admin_counts import BoundedCount, bounded_count
 from . import verification
+from .admin_counts import BoundedCount, bounded_count
 from .models import CubeUser
 
 __all__ = ["failure_reason", "sync_health_context", "sync_health_view"]
