@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from . import verification
 from .admin_counts import BoundedCount, bounded_count
 from .models import CubeUser
 
@@ -38,7 +39,8 @@ def _changelist(**filters: str) -> str:
 
 
 def sync_health_context() -> dict[str, Any]:
-    """States with counts, the oldest owed change, and failures grouped by reason, each linked."""
+    """States with counts, the oldest owed change, failures grouped by reason, each linked, and
+    the drift the verification found (:mod:`.verification`)."""
     counts = {
         state: bounded_count(CubeUser.objects.filter(state=state))
         for state, _ in CubeUser.State.choices
@@ -76,7 +78,12 @@ def sync_health_context() -> dict[str, Any]:
         }
         for reason, n in reasons.most_common()
     ]
+    scan = verification.last_run()
     return {
+        "drift_count": bounded_count(verification.drifted()),
+        "drift_url": _changelist(drift_found_at__isnull="False"),
+        "last_verification": scan.last_run_at if scan is not None else None,
+        "last_full_pass": scan.last_pass_at if scan is not None else None,
         "states": states,
         "total": sum(counts.values(), BoundedCount(0)),
         "oldest_owed_age": age,

@@ -14,6 +14,7 @@ __all__ = [
     "IN_PROCESS",
     "SWEEP_TASK",
     "TRANSPORT_PACKAGES",
+    "VERIFY_TASK",
     "broker_in_use",
     "broker_scheme",
     "broker_url",
@@ -25,6 +26,8 @@ __all__ = [
 
 #: The registered name of :func:`django_connectycube.enqueue.sweep_dirty`.
 SWEEP_TASK = "django_connectycube.sweep_dirty"
+#: The registered name of :func:`django_connectycube.tasks.verify_links`.
+VERIFY_TASK = "django_connectycube.verify_links"
 
 #: Python packages each transport needs, imported before connecting (kombu's Redis transport
 #: imports ``redis`` lazily and would only fail on the first publish).
@@ -99,13 +102,13 @@ def transport_problem(scheme: str) -> str | None:
     return None
 
 
-def sweep_entries(app: Any) -> dict[str, Any]:
-    """The ``beat_schedule`` entries that run the sweep, by entry name."""
+def sweep_entries(app: Any, task: str = SWEEP_TASK) -> dict[str, Any]:
+    """The ``beat_schedule`` entries that run the sweep (or ``task``), by entry name."""
     schedule = app.conf.beat_schedule or {}
     return {
         name: entry
         for name, entry in schedule.items()
-        if isinstance(entry, dict) and entry.get("task") == SWEEP_TASK
+        if isinstance(entry, dict) and entry.get("task") == task
     }
 
 

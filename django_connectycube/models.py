@@ -19,7 +19,7 @@ from .fields import EncryptedTextField
 from .identity import mint_external_id
 from .state import CubeUserQuerySet, State
 
-__all__ = ["CubeSession", "CubeUser", "CubeUserQuerySet", "LinkScan"]
+__all__ = ["CubeSession", "CubeUser", "CubeUserQuerySet", "DriftScan", "LinkScan"]
 
 
 class CubeUser(models.Model):
@@ -90,6 +90,16 @@ class CubeUser(models.Model):
     enqueued_at = models.DateTimeField(_("enqueued at"), null=True, blank=True)
     lease_until = models.DateTimeField(_("worker lease until"), null=True, blank=True)
     last_synced_at = models.DateTimeField(_("last synced at"), null=True, blank=True)
+    drift_found_at = models.DateTimeField(
+        _("drift found at"),
+        null=True,
+        blank=True,
+        db_index=True,  # the health page and the doctor count the drifted rows
+        help_text=_(
+            "When the verification last found the remote user missing or not this link's; "
+            "repaired once the link is pushed after it (last synced at)."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -174,3 +184,22 @@ class LinkScan(models.Model):
 
     def __str__(self) -> str:
         return f"newest up to {self.newest or '-'}, rolling from {self.rolling or 'the start'}"
+
+
+class DriftScan(models.Model):
+    """Where the background verification stands (see :mod:`.verification`); one row.
+
+    ``after`` is the last link pk verified in the current pass (0: the pass starts at the
+    beginning), so a run verifies the next window of links whatever process runs it.
+    """
+
+    after = models.PositiveBigIntegerField(_("next window starts after link"), default=0)
+    last_run_at = models.DateTimeField(_("last verification"), null=True, blank=True)
+    last_pass_at = models.DateTimeField(_("last full pass ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("verification of links against ConnectyCube")
+        verbose_name_plural = _("verifications of links against ConnectyCube")
+
+    def __str__(self) -> str:
+        return f"verified up to link {self.after or '-'}, last run {self.last_run_at or 'never'}"

@@ -29,7 +29,9 @@ logger = logging.getLogger("django_connectycube")
 __all__ = [
     "claim_guard",
     "conflict_message",
+    "forget_missing",
     "forget_remote_user",
+    "is_ours",
     "other_holder",
     "release_stale_claim",
     "remote_user_of",
@@ -45,13 +47,19 @@ def claim_guard() -> Any:
     return contextlib.nullcontext()
 
 
+def is_ours(link: CubeUser, remote: User | None) -> bool:
+    """Whether the remote user found at the link's id is still the link's: it carries the
+    link's external id (without proof: a user can edit their own; a push proves it)."""
+    return remote is not None and remote.external_id == link.external_id
+
+
 def remote_user_of(link: CubeUser, client: ConnectyCubeClient) -> User:
     """The link's remote user, read by its id; ``NotFound`` when that id is gone or now belongs
     to another user (the remote forgot ours and gave the id to someone else)."""
     if link.cube_id is None:
         raise NotFound(f"User {link.external_id} has no ConnectyCube identity yet.")
     remote = client.get_user(link.cube_id)
-    if remote.external_id != link.external_id:
+    if not is_ours(link, remote):
         raise NotFound(
             f"ConnectyCube user {link.cube_id} carries external id {remote.external_id!r}, not "
             f"{link.external_id!r}: the user local user {link.external_id} had there is gone."
@@ -76,13 +84,21 @@ def release_stale_claim(holder: CubeUser, cube_id: int) -> None:
         # A tombstone: its remote user is gone already; its delete finds nothing to do.
         claims.update(cube_id=None, updated_at=now)
     else:
-        # Its next push creates it again under a new external id: the old one is readable
-        # by anyone and may be claimed by now (see identity).
-        claims.forget_remote(
-            note, now, external_id=identity.mint_external_id(), withheld={}, login=""
-        )
-        CubeSession.objects.filter(user_id=holder.user_id).delete()
+        forget_missing(holder, cube_id, note, now)
     logger.warning("Local user %s lost ConnectyCube id %s: %s", holder.external_id, cube_id, note)
+
+
+def forget_missing(link: CubeUser, cube_id: int, note: str, now: Any, **values: Any) -> int:
+    """A live link's remote user at ``cube_id`` is gone: owed a create at once, under a new
+    external id (the old one is readable by anyone and may be claimed by now; see identity),
+    its stored session dropped. Nothing happens when the link's claim changed meanwhile."""
+    claims = CubeUser.objects.filter(pk=link.pk, cube_id=cube_id, external_id=link.external_id)
+    changed = claims.forget_remote(
+        note, now, external_id=identity.mint_external_id(), withheld={}, login="", **values
+    )
+    if changed and link.user_id is not None:
+        CubeSession.objects.filter(user_id=link.user_id).delete()
+    return int(changed)
 
 
 def forget_remote_user(link: CubeUser, fields: dict[str, Any] | None = None) -> dict[str, Any]:

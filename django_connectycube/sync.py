@@ -145,24 +145,41 @@ def push_user(
             try:
                 remote = _update(link, fields, client)
                 outcome = UPDATED
-            except (NotFound, PermissionDenied, AuthenticationError):
+            except GONE_ERRORS:
                 if _remote_is_ours(client, link):
                     raise
-                # Deleted on ConnectyCube behind our back, or forgotten by a remote that was
-                # reset (its id may even be someone else's now): a new account, under a new
-                # external id (the old one is readable by anyone and may be claimed by now).
-                CubeSession.objects.filter(user_id=link.user_id).delete()
-                fields = forget_remote_user(link, fields)
-                remote, outcome = establish(link, fields, client)
+                remote, outcome, digest = _recreate(link, fields, client)
         if remote is not None:
             link.login = remote.login or link.login
 
-        avatar_changed = _push_avatar_locked(link, user, client)
+        try:
+            avatar_changed = _push_avatar_locked(link, user, client)
+        except GONE_ERRORS:
+            if outcome == CREATED or _remote_is_ours(client, link):
+                raise
+            remote, outcome, digest = _recreate(link, fields, client)
+            avatar_changed = _push_avatar_locked(link, user, client)
 
         _record_success(link, version, digest, created=outcome == CREATED)
         if outcome != UNCHANGED or avatar_changed:
             user_synced.send(CubeUser, link=link, created=outcome == CREATED)
         return outcome if outcome != UNCHANGED or not avatar_changed else UPDATED
+
+
+#: What a call naming the user answers when that user is gone (or its id is someone else's).
+GONE_ERRORS = (NotFound, PermissionDenied, AuthenticationError)
+
+
+def _recreate(
+    link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient
+) -> tuple[User, str, str]:
+    """The remote user was deleted on ConnectyCube behind our back, or forgotten by a remote
+    that was reset (its id may even be someone else's now): a new account, under a new
+    external id (the old one is readable by anyone and may be claimed by now)."""
+    CubeSession.objects.filter(user_id=link.user_id).delete()
+    fields = forget_remote_user(link, fields)
+    remote, outcome = establish(link, fields, client)
+    return remote, outcome, mapping.fields_digest(fields)
 
 
 def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db.models import Q
 
-from . import backfill_pool, password_reset, policy, sync
+from . import backfill_pool, password_reset, policy, sync, verification
 from .client import ConnectyCubeError
 from .client_factory import shared_client
 
@@ -31,6 +31,7 @@ __all__ = [
     "delete_remote_user",
     "push_user",
     "send_password_reset",
+    "verify_links",
 ]
 
 TASK_OPTIONS: dict[str, Any] = {
@@ -82,6 +83,18 @@ def backfill_shard(self: Task, first_pk: Any, last_pk: Any, concurrency: int = 4
         ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing owed",
     )
     return dict(counts)
+
+
+@shared_task(name="django_connectycube.verify_links", ignore_result=True)
+def verify_links(window: int = verification.WINDOW) -> dict[str, int]:
+    """Celery beat's verification of the next ``window`` links against ConnectyCube: those
+    whose remote user is gone (or not ours) are recorded and made owed, so the pushes the
+    sweep hands out create them again (:mod:`.verification`)."""
+    counts = verification.verify_window(window)
+    return {
+        "checked": counts["checked"],
+        "drift": counts[verification.MISSING] + counts[verification.FOREIGN],
+    }
 
 
 #: Reset e-mails are retried this often (a relay or ConnectyCube hiccup), then dropped, logged.

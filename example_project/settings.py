@@ -98,6 +98,7 @@ CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
 # Hands owed users back to the workers if a broker or worker outage lost their task.
 CELERY_BEAT_SCHEDULE = {
     "connectycube-sweep": {"task": "django_connectycube.sweep_dirty", "schedule": 60.0},
+    "connectycube-verify": {"task": "django_connectycube.verify_links", "schedule": 60.0},
 }
 
 # The API (django_connectycube.api) and its OpenAPI schema at /api/schema/ when the optional

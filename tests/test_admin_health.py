@@ -79,8 +79,10 @@ def test_health_page_reads_only_owed_and_failed_rows(staff_client):
     with CaptureQueriesContext(connection) as queries:
         staff_client.get(reverse(HEALTH))
     cube_queries = [q["sql"] for q in queries if "django_connectycube_cubeuser" in q["sql"]]
-    # A bounded count per state (test_admin_scale), the oldest owed row, the failed rows.
-    assert len(cube_queries) == len(CubeUser.State.choices) + 2
+    # A bounded count per state (test_admin_scale), the oldest owed row, the failed rows, and
+    # a bounded count of the drifted rows (on the drift_found_at index).
+    assert len(cube_queries) == len(CubeUser.State.choices) + 3
+    assert any("drift_found_at" in sql for sql in cube_queries)
     assert all("WHERE" in sql for sql in cube_queries)
 
 
@@ -88,3 +90,17 @@ def test_health_page_needs_staff(client):
     page = client.get(reverse(HEALTH))
     assert page.status_code == 302
     assert "/login/" in page["Location"]
+
+
+def test_health_page_shows_drift_and_the_last_verification(staff_client):
+    from django_connectycube.models import DriftScan
+
+    page = staff_client.get(reverse(HEALTH)).content.decode()
+    assert 'id="sync-drift-count">0<' in page and "Last verification: never" in page
+    drifted = User.objects.create(username="drifted")  # its link is made by the save
+    CubeUser.objects.filter(user=drifted).update(drift_found_at=timezone.now())
+    DriftScan.objects.create(pk=1, last_run_at=timezone.now() - timedelta(minutes=5))
+    page = staff_client.get(reverse(HEALTH)).content.decode()
+    assert 'id="sync-drift-count">1<' in page
+    assert "Last verification: 5\xa0minutes ago" in page
+    assert "connectycube_sync --repair" in page

@@ -178,3 +178,25 @@ def test_a_missing_table_is_a_finding(monkeypatch):
     finding = check_sync_health(DoctorContext())
     assert finding.status is Status.FAIL
     assert "migrate" in finding.action
+
+
+@pytest.mark.django_db
+def test_drift_fails_the_doctor_until_it_is_repaired():
+    from django_connectycube.doctor.drift import check_drift
+    from django_connectycube.models import DriftScan
+
+    never = check_drift(DoctorContext())
+    assert never.status is Status.WARN and "verify_links" in never.action
+    DriftScan.objects.create(pk=1, last_run_at=timezone.now() - timedelta(minutes=3))
+    assert check_drift(DoctorContext()).status is Status.OK
+    user = get_user_model().objects.create(username="gone")
+    found = timezone.now()
+    CubeUser.objects.filter(user=user).update(
+        drift_found_at=found, last_error="Drift: missing on ConnectyCube (user 7)"
+    )
+    finding = check_drift(DoctorContext())
+    assert finding.status is Status.FAIL and finding.details["drifted"] == 1
+    assert "missing on ConnectyCube" in finding.message and "3 min ago" in finding.message
+    assert "--repair" in finding.action
+    CubeUser.objects.filter(user=user).update(last_synced_at=found + timedelta(seconds=1))
+    assert check_drift(DoctorContext()).status is Status.OK  # pushed since: repaired

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from .application import check_admin_api_key, check_v1_users_api
 from .connection import check_clock, check_credentials
 from .context import DoctorContext
+from .drift import check_drift
 from .findings import Finding, Status, render_json, render_text
 from .sync_health import check_sync_health
 from .worker import check_broker, check_sweep_schedule
@@ -42,6 +43,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("broker", check_broker),
     ("sweep_schedule", check_sweep_schedule),
     ("sync_health", check_sync_health),
+    ("drift", check_drift),
 )
 
 

@@ -1,4 +1,8 @@
-"""Push users to ConnectyCube now (backfill, retry, single users) or check for drift.
+"""Push users to ConnectyCube now (backfill, retry, single users), check for drift, or repair it.
+
+``--repair`` (and ``--all``, before it pushes) first verifies every link against ConnectyCube
+as the background verification does a window at a time (:mod:`...verification`): a link whose
+remote user is missing or not ours is made owed, so the push that follows creates it again.
 
 The default ``--dirty`` also links the users saved without a link since it (or the sweep) last
 looked, such as those saved while ``SYNC_ENABLED`` was off (see :mod:`...unlinked`).
@@ -26,7 +30,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DataError
 from django.utils import timezone
 
-from ... import backfill_pool, drift, enqueue, owed, policy, unlinked
+from ... import backfill_pool, drift, enqueue, owed, policy, unlinked, verification
+from ...client import ConnectyCubeError
 from ...client_factory import shared_client
 from ...conf import app_settings
 from ...models import CubeUser
@@ -60,6 +65,12 @@ class Command(BaseCommand):
             "--failed",
             action="store_true",
             help="users whose sync failed (given up), made owed again and pushed",
+        )
+        which.add_argument(
+            "--repair",
+            action="store_true",
+            help="verify every link against ConnectyCube; those whose remote user is missing "
+            "or not ours are made owed and pushed (created again), with the owed ones",
         )
         parser.add_argument("--dry-run", action="store_true", help="say what would be pushed")
         parser.add_argument(
@@ -96,6 +107,8 @@ class Command(BaseCommand):
         self.check_distribute(options)
         self.stdout_is_tty = bool(getattr(self.stdout, "isatty", lambda: False)())
         if options["verify"]:
+            if options["repair"]:
+                raise CommandError("--verify writes nothing; --repair repairs: use one of them.")
             self.verify(options)
             return
         if not app_settings.SYNC_ENABLED and not options["dry_run"]:
@@ -103,6 +116,8 @@ class Command(BaseCommand):
                 'CONNECTYCUBE["SYNC_ENABLED"] is False: nothing is pushed. Switch it on, then '
                 "run this command (it also links the users saved meanwhile)."
             )
+        if (options["all"] or options["repair"]) and not options["dry_run"]:
+            self.repair()
         if options["all"]:
             scope = "all"
         elif options["user"]:
@@ -126,6 +141,22 @@ class Command(BaseCommand):
                 self.stdout.write(f"  … and {total - len(shown)} more")
             return
         self.push(pks, total, concurrency)
+
+    def repair(self) -> None:
+        """Make every link whose remote user is missing or not ours owed (see
+        :mod:`...verification`); the push that follows creates them again."""
+        try:
+            counts = verification.verify_all(client=shared_client())
+        except ConnectyCubeError as exc:
+            raise CommandError(
+                f"Could not verify the users against ConnectyCube ({exc}); nothing was pushed. "
+                "Run this command again once ConnectyCube answers."
+            ) from exc
+        self.stdout.write(
+            f"Verified {counts['checked']} user(s) against ConnectyCube: "
+            f"{counts[verification.MISSING]} missing on ConnectyCube, "
+            f"{counts[verification.FOREIGN]} not ours (both owed a push)."
+        )
 
     # ---- selection ------------------------------------------------------------------------
 
@@ -305,9 +336,9 @@ class Command(BaseCommand):
             links = links.filter(user_id__in=options["user"])
         counts: Counter[str] = Counter()
         batch: list[CubeUser] = []
-        for link in links.order_by("pk").iterator(chunk_size=100):
+        for link in links.order_by("pk").iterator(chunk_size=drift.BATCH):
             batch.append(link)
-            if len(batch) == 100:
+            if len(batch) == drift.BATCH:
                 self.verify_batch(client, batch, counts)
                 batch = []
         if batch:
@@ -324,11 +355,7 @@ class Command(BaseCommand):
             raise CommandError(f"{counts['drift']} user(s) differ from ConnectyCube (see above).")
 
     def verify_batch(self, client: Any, batch: list[CubeUser], counts: Counter[str]) -> None:
-        ids = [link.cube_id for link in batch if link.cube_id]
-        remote = {}
-        if ids:
-            page = client.get_users_by_ids(ids, per_page=100)
-            remote = {user.id: user for user in page.items}
+        remote = drift.fetch(client, batch)
         for link in batch:
             counts["checked"] += 1
             found = drift.compare(link, remote.get(link.cube_id) if link.cube_id else None)
