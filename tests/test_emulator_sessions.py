@@ -337,7 +337,8 @@ def test_cidp_login_without_a_password_is_refused_before_the_verifier(
 
 
 def _refusal(status: int, body: str) -> str:
-    return f"Bad Authentication data. Unauthorized on remote side. Status: {status}.Response {json.dumps(body)}"
+    said = json.dumps(body)
+    return f"Bad Authentication data. Unauthorized on remote side. Status: {status}.Response {said}"
 
 
 @pytest.mark.parametrize(("style", "status"), [(None, 200), ("200-errors", 200), ("422", 422)])

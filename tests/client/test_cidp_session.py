@@ -34,7 +34,7 @@ def test_every_cidp_login_sends_a_fresh_random_password_kept_out_of_logs():
     assert [body["user"]["login"] for body in bodies] == ["external-token-1", "external-token-2"]
     assert all(isinstance(p, str) and len(p) >= 16 and p.strip() for p in passwords)
     assert passwords[0] != passwords[1]
-    for body, password in zip(bodies, passwords):
+    for body, password in zip(bodies, passwords, strict=True):
         assert body["signature"] == sign(body, SECRET)  # signed with the password in it
         assert redact(f"the value {password} leaked") == f"the value {REDACTED} leaked"
 
