@@ -87,9 +87,15 @@ _RETRYABLE_4XX = frozenset({408, 425, 429})
 
 def _malformed(error: ConnectyCubeError) -> bool:
     """A success answer whose body is not what the protocol promises (the request may well
-    have been carried out: a retry's look-up finds the user it created)."""
+    have been carried out: a retry's look-up finds the user it created). One whose body states
+    ``errors`` is a refusal instead, as the real service words some (a refused CIdP login)."""
     status = getattr(error, "status", None)
-    return status is None or 200 <= status < 300
+    return status is None or (200 <= status < 300 and error.errors is None)
+
+
+def _refusal(status: int) -> bool:
+    """A 4xx, or a success status whose body stated errors (malformed ones are ruled out)."""
+    return 400 <= status < 500 or 200 <= status < 300
 
 
 def classify(error: BaseException | None) -> Kind:
@@ -104,7 +110,7 @@ def classify(error: BaseException | None) -> Kind:
         return Kind.TRANSIENT
     if isinstance(error, ConnectyCubeError):
         status = error.status
-        if _malformed(error) or status in _RETRYABLE_4XX or not 400 <= status < 500:
+        if _malformed(error) or status in _RETRYABLE_4XX or not _refusal(status):
             return Kind.TRANSIENT
         return Kind.PERMANENT
     return Kind.TRANSIENT  # breaker.CircuitOpen, SessionUnavailable, and everything unknown

@@ -85,6 +85,28 @@ def test_verify_refuses_bad_tokens_with_422(settings):
     assert set(wrong_method["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", ["surrogate-json", "bad-multipart", "too-many-fields", "too-big"])
+def test_verify_answers_json_4xx_to_malformed_requests(settings, case):
+    settings.DEBUG = True  # the debug page is what a malformed request used to get
+    client = Client(raise_request_exception=False)
+    if case == "surrogate-json":
+        response = client.post(VERIFY, '{"token": "\\ud800:x:y"}', content_type="application/json")
+    elif case == "bad-multipart":
+        response = client.generic(
+            "POST", VERIFY, b"--x\r\ngarbage", content_type="multipart/form-data; boundary="
+        )
+    elif case == "too-many-fields":
+        settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 3
+        response = client.get(VERIFY + "?" + "&".join(f"f{i}=1" for i in range(10)))
+    else:
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+        response = client.post(VERIFY, {"token": "x" * 100}, content_type="application/json")
+    assert 400 <= response.status_code < 500, response.status_code
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"error"}
+
+
 def test_tokens_expire_after_the_configured_age(settings, monkeypatch):
     token = cidp.make_login_token(7)
     assert cidp.read_login_token(token) == "7"
@@ -215,10 +237,64 @@ def test_a_misconfigured_verification_url_is_a_502_not_a_500(cidp_cube, live_ser
     cidp_cube.configure(cidp_url=live_server.url + "/no-such-verifier/")
     response = client.post(LOGIN)
     assert response.status_code == 502
+    body = response.json()
+    assert body["code"] == "cidp_refused"
+    assert "Unauthorized on remote side. Status: 404" in body["detail"]
+    assert CubeUser.objects.get().cube_id is None
+
+
+def refused_login(cidp_cube, style):
+    cidp_cube.configure(cidp_failure_style=style)
+    user = make_user()
+    client = Client()
+    client.force_login(user)
+    return client.post(LOGIN)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("style", "status"), [("200-errors", 200), ("422", 422)])
+def test_a_refused_verification_is_a_502_with_the_servers_message(
+    cidp_cube, settings, caplog, style, status
+):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "CIDP_TOKEN_MAX_AGE": -1}
+    with caplog.at_level("ERROR", logger="django_connectycube"):
+        response = refused_login(cidp_cube, style)
+    assert response.status_code == 502, response.content
+    body = response.json()
+    assert body["code"] == "cidp_refused"
+    assert "Bad Authentication data" in body["detail"]
+    assert "invalid or expired token" in body["detail"]  # what our own verifier said
+    [record] = [r for r in caplog.records if "Bad Authentication data" in r.getMessage()]
+    assert f"HTTP {status} from POST /session" in record.getMessage()
+    assert cidp_cube.users == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("style", ["200-errors", "422"])
+def test_a_mapping_without_uid_is_a_502_with_the_servers_message(cidp_cube, style):
+    cidp_cube.configure(cidp_response_mapping={"uid": "#{no.such.field}"})
+    response = refused_login(cidp_cube, style)
+    assert response.status_code == 502
     assert response.json() == {
-        "detail": "ConnectyCube refused the request.",
-        "code": "connectycube_error",
+        "detail": "ConnectyCube refused the login through this site's identity provider: "
+        "Custom Identity Provider uid is required",
+        "code": "cidp_refused",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cidp_login_works_against_the_documented_real_behaviour(cidp_cube):
+    """The emulator at its defaults refuses a CIdP login without a password (422) and answers
+    a refusal with 200: the login only works because the client sends a throwaway password."""
+    assert cidp_cube.config["cidp_failure_style"] == "200-errors"
+    user = make_user()
+    client = Client()
+    client.force_login(user)
+    response = client.post(LOGIN)
+    assert response.status_code == 200, response.content
+    [remote] = cidp_cube.users
+    assert remote["has_password"] is False
+    assert response.json()["user_id"] == remote["id"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -252,3 +328,20 @@ def test_tombstone_tokens_only_work_while_a_delete_is_owed():
     assert verify().status_code == 422
     with pytest.raises(signing.BadSignature):
         cidp.read_login_token(token)  # not a login token
+
+
+def test_a_refusal_worded_with_200_is_permanent_like_its_422_twin():
+    """The sync engine treats both shapes of a refused CIdP login alike: a refusal to record,
+    not a broken answer to retry nor a failure the circuit breaker counts."""
+    from django_connectycube import policy
+    from django_connectycube.client import IdentityProviderRefused
+    from django_connectycube.client.errors import APIError
+
+    said = ["Bad Authentication data. Unauthorized on remote side. Status: 422.With empty response"]
+    for status in (200, 422):
+        refused = IdentityProviderRefused("refused", status=status, errors=said)
+        assert policy.classify(refused) is policy.Kind.PERMANENT
+        assert policy.remote_failed(refused) is False
+    unreadable = APIError("Invalid JSON in the answer", status=200)
+    assert policy.classify(unreadable) is policy.Kind.TRANSIENT
+    assert policy.remote_failed(unreadable) is True

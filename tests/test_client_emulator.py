@@ -24,6 +24,7 @@ from django_connectycube.client import (
     AuthenticationError,
     Blob,
     ConnectyCubeClient,
+    IdentityProviderRefused,
     MemoryAppSessionStore,
     NotFound,
     Page,
@@ -687,7 +688,7 @@ def test_guest_and_failed_identity_sessions(client):
     guest = client.create_guest_session("Guest Person")
     assert guest.user is not None
     assert guest.user.is_guest
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(IdentityProviderRefused, match="Bad Authentication data"):
         client.create_cidp_session("bad-token-1")
 
 

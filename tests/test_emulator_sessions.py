@@ -273,7 +273,7 @@ def cidp_url() -> Iterator[str]:
 
 def test_cidp_login_creates_user_once(api: Api, cidp_url: str) -> None:
     api.emulator.configure(cidp_url=cidp_url)
-    body = api.session_body(user={"login": "good-token"})
+    body = api.session_body(user={"login": "good-token", "password": "random-1"})
     first = api.post("/session", json=body)
     assert first.status_code == 201, first.text
     user = first.json()["session"]["user"]
@@ -283,7 +283,7 @@ def test_cidp_login_creates_user_once(api: Api, cidp_url: str) -> None:
         "4242",
     )
     second = api.post(
-        "/session", json=api.session_body(user={"login": "good-token", "password": "any"})
+        "/session", json=api.session_body(user={"login": "good-token", "password": "random-2"})
     )
     assert second.json()["session"]["user_id"] == user["id"]
     assert _Verifier.calls == ["good-token", "good-token"]
@@ -311,17 +311,69 @@ def test_cidp_login_through_post_login_with_mapping(api: Api, cidp_url: str) -> 
     )
 
 
-def test_cidp_rejected_token(api: Api, cidp_url: str) -> None:
+#: The real refusal of a login whose password is missing or blank, CIdP or not
+#: [O js-sdk-releases#69: POST /login with {login: <jwt>} and CIdP on].
+PASSWORD_BLANK = {"errors": {"password": ["cannot be blank"]}}
+
+
+@pytest.mark.parametrize("password", [None, "", "   "])
+@pytest.mark.parametrize("route", ["/session", "/login"])
+def test_cidp_login_without_a_password_is_refused_before_the_verifier(
+    api: Api, cidp_url: str, route: str, password: str | None
+) -> None:
     api.emulator.configure(cidp_url=cidp_url)
-    response = api.post("/session", json=api.session_body(user={"login": "bad-token"}))
-    assert response.status_code == 401
-    assert "rejected" in response.json()["errors"][0]
+    credentials: dict[str, Any] = {"login": "good-token"}
+    if password is not None:
+        credentials["password"] = password
+    if route == "/login":
+        api.app_session()
+        response = api.post("/login", json=credentials)
+    else:
+        response = api.post("/session", json=api.session_body(user=credentials))
+    assert response.status_code == 422
+    assert response.json() == PASSWORD_BLANK
+    assert _Verifier.calls == []
     assert api.emulator.users == []
 
 
+def _refusal(status: int, body: str) -> str:
+    said = json.dumps(body)
+    return f"Bad Authentication data. Unauthorized on remote side. Status: {status}.Response {said}"
+
+
+@pytest.mark.parametrize(("style", "status"), [(None, 200), ("200-errors", 200), ("422", 422)])
+def test_cidp_refused_token_has_the_real_shapes(
+    api: Api, cidp_url: str, style: str | None, status: int
+) -> None:
+    if style is not None:
+        api.emulator.configure(cidp_failure_style=style)
+    api.emulator.configure(cidp_url=cidp_url)
+    body = api.session_body(user={"login": "bad-token", "password": "random"})
+    response = api.post("/session", json=body)
+    assert response.status_code == status
+    assert response.json() == {"errors": [_refusal(422, '{"error": "invalid token"}')]}
+    assert api.emulator.users == []
+
+
+def test_cidp_failure_style_is_checked(api: Api) -> None:
+    with pytest.raises(Exception, match="cidp_failure_style"):
+        api.emulator.configure(cidp_failure_style="401")
+
+
+def test_cidp_answer_without_uid_is_422_uid_required(api: Api, cidp_url: str) -> None:
+    _Verifier.tokens["no-uid"] = {"user": {"id": 5}}
+    for style in ("200-errors", "422"):
+        api.emulator.configure(cidp_url=cidp_url, cidp_failure_style=style)
+        body = api.session_body(user={"login": "no-uid", "password": "random"})
+        response = api.post("/session", json=body)
+        assert response.status_code == 422
+        assert response.json() == {"errors": {"base": ["Custom Identity Provider uid is required"]}}
+
+
 def test_cidp_unreachable(api: Api) -> None:
-    api.emulator.configure(cidp_url="http://127.0.0.1:9/verify")
-    response = api.post("/session", json=api.session_body(user={"login": "tok"}))
+    api.emulator.configure(cidp_url="http://127.0.0.1:9/verify", cidp_failure_style="422")
+    body = api.session_body(user={"login": "tok", "password": "random"})
+    response = api.post("/session", json=body)
     assert response.status_code == 422
     assert "unreachable" in response.json()["errors"][0]
 
@@ -329,7 +381,7 @@ def test_cidp_unreachable(api: Api) -> None:
 def test_login_without_password_and_without_cidp_is_422(api: Api) -> None:
     response = api.post("/session", json=api.session_body(user={"login": "nopass"}))
     assert response.status_code == 422
-    assert response.json() == {"errors": {"password": ["cannot be blank"]}}
+    assert response.json() == PASSWORD_BLANK
 
 
 # -- Firebase -----------------------------------------------------------------------------------

@@ -22,12 +22,15 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from .. import sessions
-from ..client import ConnectyCubeError
+from ..client import ConnectyCubeError, IdentityProviderRefused
 from ..conf import ConfigurationError, app_settings
 from ..failures import SyncConflict
 from .errors import CONFLICT, UNAVAILABLE, error_response
 
 logger = logging.getLogger("django_connectycube")
+
+#: ConnectyCube quotes the verifier's whole answer (a stack trace, a page); the log keeps it all.
+CIDP_DETAIL_LENGTH = 500
 
 __all__ = ["ConnectyCubeAPIView", "SettingsDefault", "import_setting", "setting_paths"]
 
@@ -93,6 +96,16 @@ class ConnectyCubeAPIView(APIView):
                 ),
                 CONFLICT,
                 status.HTTP_409_CONFLICT,
+            )
+        if isinstance(exc, IdentityProviderRefused):
+            # This site's own verifier (or its set-up in the dashboard) failed the user, who
+            # can do nothing about it: a bad gateway, in ConnectyCube's words.
+            logger.error("ConnectyCube refused a CIdP login during %s: %s", self.request.path, exc)
+            return error_response(
+                _("ConnectyCube refused the login through this site's identity provider: %s")
+                % "; ".join(exc.messages)[:CIDP_DETAIL_LENGTH],
+                "cidp_refused",
+                status.HTTP_502_BAD_GATEWAY,
             )
         if isinstance(exc, ConnectyCubeError):
             logger.error("ConnectyCube refused a call during %s: %s", self.request.path, exc)

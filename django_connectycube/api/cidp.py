@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -20,6 +22,10 @@ from .. import cidp
 __all__ = ["ALLOWED_METHODS", "verify"]
 
 ALLOWED_METHODS = ("GET", "POST")
+
+#: What reading a malformed request raises (too many fields or bytes, a broken multipart body):
+#: answered here as JSON, where Django would answer its HTML error page.
+_UNREADABLE = (SuspiciousOperation, MultiPartParserError, UnreadablePostError)
 
 
 def _token_from(request: HttpRequest) -> str | None:
@@ -40,6 +46,16 @@ def _refuse(message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=422)
 
 
+def _is_text(token: str) -> bool:
+    """Whether the token is encodable text (a JSON ``\\ud800`` escape makes a string that is not,
+    which signing and hashing cannot take)."""
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @csrf_exempt  # called server-to-server by ConnectyCube, with no cookie
 @never_cache
 @sensitive_post_parameters("token")
@@ -53,9 +69,14 @@ def verify(request: HttpRequest) -> JsonResponse:
         )
         response["Allow"] = ", ".join(ALLOWED_METHODS)
         return response
-    token = _token_from(request)
+    try:
+        token = _token_from(request)
+    except _UNREADABLE:
+        return JsonResponse({"error": "malformed request"}, status=400)
     if not token:
         return _refuse("token is required")
+    if not _is_text(token):
+        return _refuse("invalid or expired token")
     try:
         return JsonResponse(cidp.answer(token))
     except cidp.Refused as exc:

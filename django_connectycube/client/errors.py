@@ -15,6 +15,7 @@ exception, so code that already catches ``requests.Timeout`` keeps working.
     │   │   └── V1ApiDisabled         403 "Users retrieving forbidden" (v1 look-ups switched off)
     │   ├── NotFound                  404
     │   ├── ValidationError           422 (field_errors)
+    │   │   └── IdentityProviderRefused   a refused CIdP login (422, or 200 with ``errors``)
     │   ├── RateLimited               429 (retry_after seconds)
     │   ├── ServerError               5xx
     │   └── MalformedResponse         a 2xx answer whose body is not the promised shape
@@ -42,6 +43,7 @@ __all__ = [
     "BadRequest",
     "ConfigurationError",
     "ConnectyCubeError",
+    "IdentityProviderRefused",
     "MalformedResponse",
     "NotFound",
     "PermissionDenied",
@@ -154,6 +156,15 @@ class NotFound(APIError):
 
 class ValidationError(APIError):
     """422: the server rejected the fields; ``field_errors`` maps each field to its messages."""
+
+
+class IdentityProviderRefused(ValidationError):
+    """ConnectyCube refused a login through the Custom Identity Provider: the verifier refused
+    the token, its answer mapped to no ``uid``, or the request lacked a field.
+
+    The real service has answered such refusals with 422 and also with 200 and an ``errors``
+    body, so ``status`` may be either; ``messages`` are the server's words, which quote what the
+    verifier said."""
 
 
 class RateLimited(APIError):

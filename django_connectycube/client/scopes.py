@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from .blobs import BlobReads
-from .errors import APIError
+from .errors import APIError, error_for_status
 from .users import UserReads
 
 if TYPE_CHECKING:
@@ -40,7 +40,11 @@ def user_body(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def json_body(response: requests.Response, method: str, path: str) -> dict[str, Any]:
     """The answer's JSON object (a top-level list comes back as ``{"items": [...]}``); an empty
-    body is ``{}``, anything unreadable an :class:`~.errors.APIError` naming the call."""
+    body is ``{}``, anything unreadable an :class:`~.errors.APIError` naming the call.
+
+    A success status whose body is ``{"errors": ...}`` is a refusal: the real service answers
+    some (a refused Custom Identity Provider login) with 200, so it is raised as the typed error
+    of its status, keeping the server's words, rather than read as a broken answer."""
     if not response.content or not response.content.strip():
         return {}
     try:
@@ -53,6 +57,10 @@ def json_body(response: requests.Response, method: str, path: str) -> dict[str, 
             method=method,
             path=path,
         ) from exc
+    if isinstance(data, dict) and "errors" in data:
+        raise error_for_status(
+            response.status_code, data["errors"], response=response, method=method, path=path
+        )
     return data if isinstance(data, dict) else {"items": data}
 
 

@@ -9,6 +9,7 @@ way, so a machine whose clock is off neither renews too late nor too often.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from .dates import parse_expiration_header, response_date
-from .errors import ValidationError
+from .errors import APIError, IdentityProviderRefused, ValidationError
 from .redaction import log, register_secret
 from .scopes import json_body
 from .signing import signed_session_params
@@ -149,9 +150,29 @@ class SessionCalls:
         return self._create_session(extra)
 
     def create_cidp_session(self, external_token: str) -> Session:
-        """Log a user in through the Custom Identity Provider with a token our backend issued."""
+        """Log a user in through the Custom Identity Provider with a token our backend issued.
+
+        The real service refuses a login without a password (422 ``cannot be blank``) even when
+        the verifier decides, so a throwaway random one goes along: it is never stored, and the
+        user ConnectyCube creates has none. Any refusal is :class:`IdentityProviderRefused`.
+        """
         register_secret(external_token)
-        return self._create_session({"user": {"login": external_token}})
+        password = secrets.token_urlsafe(24)
+        register_secret(password)
+        try:
+            return self._create_session({"user": {"login": external_token, "password": password}})
+        except APIError as exc:
+            status = exc.status or 0
+            if exc.errors is None or not (200 <= status < 300 or status == 422):
+                raise
+            raise IdentityProviderRefused(
+                exc.message,
+                status=exc.status,
+                errors=exc.errors,
+                response=exc.response,
+                method=exc.method,
+                path=exc.path,
+            ) from exc
 
     def create_guest_session(self, full_name: str | None = None) -> Session:
         """A guest user's session (lasts one day)."""

@@ -42,8 +42,8 @@ CORS headers and answer 403 to a foreign ``Host`` or ``Origin``, or without the
 ``POST /_emulator/clock``    ``{"advance": seconds}`` → same shape as GET.
 ``GET  /_emulator/config``   → ``{"config": {"application_id", "auth_key", "auth_secret",
                                 "require_signature", "cidp_url", "cidp_response_mapping",
-                                "deny_auto_create", "firebase_key", "v1_users_api",
-                                "allow_users_list", "allow_other_user_info",
+                                "cidp_failure_style", "deny_auto_create", "firebase_key",
+                                "v1_users_api", "allow_users_list", "allow_other_user_info",
                                 "require_email_confirmation", "online_users_api",
                                 "admin_api_key"}}``
 ``POST /_emulator/config``   any subset of those keys → the new ``{"config": ...}``.

@@ -29,7 +29,7 @@ from .control_api import ControlHandlers
 from .cors import CORS_HEADERS, preflight
 from .dates import expiry_header, http_date
 from .faults import FaultRule, FaultSet, route_matches
-from .identity import FirebaseVerifier, HmacFirebaseVerifier
+from .identity import DEFAULT_CIDP_FAILURE_STYLE, FirebaseVerifier, HmacFirebaseVerifier
 from .lookups_api import LookupHandlers
 from .routes import CONTROL_PREFIX, CONTROL_ROUTES, ROUTES
 from .store import Store
@@ -73,6 +73,7 @@ class Emulator(
         firebase_key: str = "emulator-firebase-key",
         firebase_verifier: FirebaseVerifier | None = None,
         *,
+        cidp_failure_style: str = DEFAULT_CIDP_FAILURE_STYLE,
         v1_users_api: bool = SWITCH_DEFAULTS["v1_users_api"],
         allow_users_list: bool = SWITCH_DEFAULTS["allow_users_list"],
         allow_other_user_info: bool = SWITCH_DEFAULTS["allow_other_user_info"],
@@ -83,7 +84,8 @@ class Emulator(
         control_token: str | None = None,
         control_hosts: Iterable[str] = (),
     ) -> None:
-        """Keyword arguments after ``firebase_verifier`` are the dashboard switches
+        """``cidp_failure_style`` is how a refused CIdP verification is answered
+        (:mod:`.identity`); the keyword arguments after it are the dashboard switches
         (:mod:`.switches`); ``state_file``, a SQLite file that keeps users, sessions and blobs
         across restarts (:mod:`.persistence`; created when missing); ``control_token`` and
         ``control_hosts``, who may use the control API (:mod:`.control_access`).
@@ -95,6 +97,7 @@ class Emulator(
             "require_signature": require_signature,
             "cidp_url": cidp_url,
             "cidp_response_mapping": cidp_response_mapping,
+            "cidp_failure_style": cidp_failure_style,
             "deny_auto_create": deny_auto_create,
             "firebase_key": firebase_key,
             "v1_users_api": v1_users_api,

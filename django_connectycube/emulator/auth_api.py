@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .email_confirmation import EmailConfirmation
-from .identity import DEFAULT_CIDP_MAPPING, call_cidp
+from .identity import CIDP_FAILURE_STYLES, DEFAULT_CIDP_MAPPING, call_cidp
 from .models import SIGNATURE_WINDOW, User
 from .signature import signature_matches
 from .transport import Request, Response
@@ -51,16 +51,17 @@ class AuthHandlers(EmailConfirmation):
             raise ApiError(422, {"login": [BLANK]})
         login = None if login in (None, "") else coerce_str(login, "login")
         email = None if email in (None, "") else coerce_str(email, "email")
-        if password not in (None, ""):
-            password = coerce_str(password, "password")
+        # A missing or blank password is refused before anything else, a CIdP login included
+        # [O js-sdk-releases#69]; that whitespace counts as blank is inferred.
+        if password is None or (isinstance(password, str) and not password.strip()):
+            raise ApiError(422, {"password": [BLANK]})
+        password = coerce_str(password, "password")
         if self.cidp_url and login is not None:
             with self.store.lock:
                 local = self.store.user_by_login(login)
                 local_has_password = local is not None and local.password_hash is not None
-            if password in (None, "") or not local_has_password:
+            if not local_has_password:
                 return self._identify_cidp(login)
-        if password in (None, ""):
-            raise ApiError(422, {"password": [BLANK]})
         with self.store.lock:
             user = (
                 self.store.user_by_login(login) if login else self.store.user_by_email(email or "")
@@ -83,7 +84,12 @@ class AuthHandlers(EmailConfirmation):
 
     def _identify_cidp(self, token: str) -> User:
         assert self.cidp_url is not None
-        fields = call_cidp(self.cidp_url, token, self.cidp_response_mapping or DEFAULT_CIDP_MAPPING)
+        fields = call_cidp(
+            self.cidp_url,
+            token,
+            self.cidp_response_mapping or DEFAULT_CIDP_MAPPING,
+            CIDP_FAILURE_STYLES[self.cidp_failure_style],
+        )
         uid = fields["uid"]
         with self.store.lock:
             user = self.store.user_by_external_id(uid)

@@ -51,6 +51,7 @@ class EmulatorBase:
     require_signature: bool
     cidp_url: str | None
     cidp_response_mapping: dict[str, Any] | None
+    cidp_failure_style: str
     deny_auto_create: bool
     firebase_key: str
     firebase_verifier: FirebaseVerifier

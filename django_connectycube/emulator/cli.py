@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from .control_access import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER, bind_warning
+from .identity import CIDP_FAILURE_STYLES, DEFAULT_CIDP_FAILURE_STYLE
 from .persistence import StateFileError
 from .server import THREADS, EmulatorServer, ServerNotInstalled
 from .switches import SWITCH_DEFAULTS
@@ -74,6 +75,12 @@ def add_arguments(
         type=_mapping,
         default=None,
         help='CIdP response mapping as JSON, e.g. \'{"uid": "#{user.id}"}\'',
+    )
+    parser.add_argument(
+        "--cidp-failure-style",
+        choices=tuple(CIDP_FAILURE_STYLES),
+        default=DEFAULT_CIDP_FAILURE_STYLE,
+        help="how a refused CIdP verification is answered: 200 or 422 with an errors body",
     )
     parser.add_argument(
         "--deny-auto-create",
@@ -179,6 +186,7 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
         require_signature=options["require_signature"],
         cidp_url=options["cidp_url"],
         cidp_response_mapping=options["cidp_mapping"],
+        cidp_failure_style=options.get("cidp_failure_style", DEFAULT_CIDP_FAILURE_STYLE),
         deny_auto_create=options["deny_auto_create"],
         firebase_key=options["firebase_key"],
         state_file=options.get("state_file"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .identity import CIDP_FAILURE_STYLES
 from .switches import SWITCH_DEFAULTS, coerce_switch
 from .wire import ApiError, coerce_bool, coerce_int, coerce_str, require_mapping
 
@@ -20,6 +21,7 @@ _BASE_KEYS = (
     "require_signature",
     "cidp_url",
     "cidp_response_mapping",
+    "cidp_failure_style",
     "deny_auto_create",
     "firebase_key",
 )
@@ -38,6 +40,10 @@ def coerce_setting(key: str, value: Any) -> Any:
         return coerce_int(value, key, minimum=1)
     if key == "cidp_response_mapping":
         return dict(require_mapping(value, key)) or None
+    if key == "cidp_failure_style":
+        if value not in CIDP_FAILURE_STYLES:
+            raise ApiError.field(key, f"must be one of {', '.join(CIDP_FAILURE_STYLES)}")
+        return value
     if key == "cidp_url":
         return None if value in (None, "") else coerce_str(value, key)
     if not isinstance(value, str) or not value:

@@ -6,6 +6,13 @@ the JSON answer to a user with a *response mapping* configured in its dashboard,
 templates over the verifier's answer. ``uid`` identifies the user (stored as ``external_id``), so
 the same person logging in again finds the same user.
 
+A login the verifier refuses is answered the way the real service has been seen to answer it:
+``Bad Authentication data. Unauthorized on remote side. Status: <verifier status>.Response
+"<verifier body>"`` (or ``.With empty response``), with 200 [O web-samples#77, ``POST /session``]
+or with 422 [O reactnative-samples#88, ``POST /login``], as ``cidp_failure_style`` chooses; an
+answer whose mapping yields no ``uid`` is 422 ``Custom Identity Provider uid is required``
+[O web-samples#128, js-sdk-releases#99].
+
 **Firebase.** The emulator cannot ask Google, so by default a ``firebase_phone`` /
 ``firebase_email`` access token is accepted when it is an HS256 JWT signed with the key given to
 the emulator (``firebase_key``), whose ``aud`` is the ``project_id``, whose ``exp`` is in the
@@ -37,6 +44,8 @@ from typing import Any
 from .wire import ApiError
 
 __all__ = [
+    "CIDP_FAILURE_STYLES",
+    "DEFAULT_CIDP_FAILURE_STYLE",
     "DEFAULT_CIDP_MAPPING",
     "FirebaseIdentity",
     "FirebaseVerifier",
@@ -55,6 +64,14 @@ DEFAULT_CIDP_MAPPING: dict[str, str] = {
     "full_name": "#{full_name}",
 }
 CIDP_TIMEOUT = 10.0
+
+#: The status a refused verification is answered with, by ``cidp_failure_style``.
+CIDP_FAILURE_STYLES: dict[str, int] = {"200-errors": 200, "422": 422}
+#: The one public log of a refused CIdP login on ``POST /session`` (the route our client uses)
+#: shows 200; the 422 logs are of ``POST /login``.
+DEFAULT_CIDP_FAILURE_STYLE = "200-errors"
+_BAD_AUTH = "Bad Authentication data. Unauthorized on remote side."
+_VERIFIER_BODY_SHOWN = 64 * 1024
 
 _PLACEHOLDER = re.compile(r"#\{([^}]*)\}")
 
@@ -95,8 +112,15 @@ def apply_mapping(mapping: Mapping[str, Any], answer: Any) -> dict[str, Any]:
     return result
 
 
-def call_cidp(url: str, token: str, mapping: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Ask the verification URL about a token; the mapped fields, or an :class:`ApiError`.
+def _uid_required() -> ApiError:
+    return ApiError(422, {"base": ["Custom Identity Provider uid is required"]})
+
+
+def call_cidp(
+    url: str, token: str, mapping: Mapping[str, Any] | None, failure_status: int = 200
+) -> dict[str, Any]:
+    """Ask the verification URL about a token; the mapped fields, or an :class:`ApiError` of
+    the real service's shape (``failure_status`` for a refusal).
 
     Called without the store's lock held: the verifier may be slow, or may be served by the
     same test process.
@@ -108,19 +132,21 @@ def call_cidp(url: str, token: str, mapping: Mapping[str, Any] | None) -> dict[s
         with urllib.request.urlopen(request, timeout=CIDP_TIMEOUT) as response:  # noqa: S310
             body = response.read(1024 * 1024)
     except urllib.error.HTTPError as exc:
-        raise ApiError(
-            401, [f"Custom identity provider rejected the token (HTTP {exc.code})"]
-        ) from exc
+        said = exc.read(_VERIFIER_BODY_SHOWN).decode("utf-8", "replace")
+        detail = f"Response {json.dumps(said)}" if said else "With empty response"
+        raise ApiError(failure_status, [f"{_BAD_AUTH} Status: {exc.code}.{detail}"]) from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise ApiError(422, [f"Custom identity provider is unreachable: {exc}"]) from exc
+        # What the real service says when it cannot reach the verifier is not public [I].
+        message = f"{_BAD_AUTH} Custom identity provider is unreachable: {exc}"
+        raise ApiError(failure_status, [message]) from exc
     try:
         answer = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(422, ["Custom identity provider answered with invalid JSON"]) from exc
+        raise _uid_required() from exc  # an unreadable answer maps to no uid [I]
     fields = apply_mapping(mapping or DEFAULT_CIDP_MAPPING, answer)
     uid = fields.get("uid")
     if uid is None or uid == "" or isinstance(uid, (dict, list, bool)):
-        raise ApiError(422, ["Custom identity provider answer has no 'uid' for the mapping"])
+        raise _uid_required()
     fields["uid"] = str(uid)
     return fields
 
