@@ -133,7 +133,9 @@ def test_several_remote_users_with_one_external_id_adopt_none(cube):
     first = cube.create_user(login="twice", password=password, external_id=external_id)
     second = cube.create_user(login="twice2", password=password)
     with cube.store.lock:  # a service that does not keep external ids unique
+        cube.store._unindex(cube.store.users[second["id"]])
         cube.store.users[second["id"]].external_id = external_id
+        cube.store._index(cube.store.users[second["id"]])
     with pytest.raises(sync.SyncConflict, match=f"Several ConnectyCube users .*{first['id']}"):
         sync.push_user(user.pk)
 
@@ -191,7 +193,7 @@ def test_cidp_user_whose_id_now_answers_with_someone_else_is_a_409(cidp_cube):
     link, hers = CubeUser.objects.get(user=victim), CubeUser.objects.get(user=mallory)
     own_cube_id = link.cube_id
     with cidp_cube.store.lock:  # a service that does not keep external ids unique
-        cidp_cube.store._by_external_id[link.external_id] = hers.cube_id
+        cidp_cube.store._by_external_id[link.external_id] = {hers.cube_id}
     CubeSession.objects.filter(user=victim).delete()
     response = cidp_login(victim)
     assert response.status_code == 409, response.content

@@ -62,7 +62,8 @@ class Store(Mailbox, PersistedStore):
         self.used_nonces: dict[tuple[str, str], datetime] = {}
         self._by_login: dict[str, int] = {}
         self._by_email: dict[str, int] = {}
-        self._by_external_id: dict[str, int] = {}
+        # External ids may repeat on a service that does not keep them unique (tests make one).
+        self._by_external_id: dict[str, set[int]] = {}
         self._next_user_id = 1
         self._next_session_id = 1
         self._next_blob_id = 1
@@ -189,8 +190,8 @@ class Store(Mailbox, PersistedStore):
         return None if user_id is None else self.users.get(user_id)
 
     def user_by_external_id(self, external_id: str) -> User | None:
-        user_id = self._by_external_id.get(external_id)
-        return None if user_id is None else self.users.get(user_id)
+        user_ids = self._by_external_id.get(external_id)
+        return self.users.get(min(user_ids)) if user_ids else None
 
     def users_with(self, name: str, values: Collection[Any]) -> list[User]:
         """Users whose id, external id, login or e-mail may be one of ``values``: a v2 page's
@@ -198,13 +199,11 @@ class Store(Mailbox, PersistedStore):
         """
         if name == "id":
             ids = set(values)
+        elif name == "external_id":
+            ids = set().union(*(self._by_external_id.get(str(v), ()) for v in values))
         else:
-            index, fold = {
-                "external_id": (self._by_external_id, str),
-                "login": (self._by_login, lambda v: str(v).lower()),
-                "email": (self._by_email, lambda v: str(v).lower()),
-            }[name]
-            ids = {index[key] for key in map(fold, values) if key in index}
+            index = self._by_login if name == "login" else self._by_email
+            ids = {index[key] for key in (str(v).lower() for v in values) if key in index}
         return [self.users[i] for i in sorted(ids) if i in self.users]
 
     def user_by_external_user_id(self, external_user_id: int) -> User | None:
@@ -220,7 +219,7 @@ class Store(Mailbox, PersistedStore):
         if user.email:
             self._by_email[user.email.lower()] = user.id
         if user.external_id:
-            self._by_external_id[user.external_id] = user.id
+            self._by_external_id.setdefault(user.external_id, set()).add(user.id)
 
     def _unindex(self, user: User) -> None:
         if user.login:
@@ -228,7 +227,10 @@ class Store(Mailbox, PersistedStore):
         if user.email:
             self._by_email.pop(user.email.lower(), None)
         if user.external_id:
-            self._by_external_id.pop(user.external_id, None)
+            holders = self._by_external_id.get(user.external_id, set())
+            holders.discard(user.id)
+            if not holders:
+                self._by_external_id.pop(user.external_id, None)
 
     def _clean_fields(
         self, data: Mapping[str, Any], existing: User | None
