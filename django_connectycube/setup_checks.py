@@ -67,8 +67,9 @@ def check_password_reset_urls(
             f"The API's password reset is mounted, but the URL {RESET_CONFIRM_URL!r} that "
             "Django's reset e-mail links to cannot be reversed: every reset request is "
             "answered 202 and no e-mail is sent.",
-            hint='Add path("accounts/", include("django.contrib.auth.urls")) to your URLconf '
-            "(or your own view named password_reset_confirm), or set "
+            hint="Mount Django's PasswordResetConfirmView as password_reset_confirm (and "
+            "PasswordResetCompleteView as password_reset_complete), as the README's "
+            "Quickstart does, or set "
             'CONNECTYCUBE["PASSWORD_RESET_OPTIONS"]["email_template_name"] to a template '
             "of yours.",
             id="connectycube.W010",

@@ -35,7 +35,7 @@ from django.utils.module_loading import import_string
 from . import adoption, lease, mapping, remote_ids
 from .adoption import ADOPTED, CREATED, establish
 from .adoption import update as _update
-from .avatar_blobs import delete_replaced_avatar
+from .avatar_blobs import avatar_differs, delete_replaced_avatar, restore_avatar
 from .client import (
     AuthenticationError,
     ConnectyCubeClient,
@@ -159,6 +159,8 @@ def push_user(
                 raise
             remote, outcome, digest = _recreate(link, fields, client)
             avatar_changed = _push_avatar_locked(link, user, client)
+        if remote is not None and not avatar_changed:
+            _restore_avatar_locked(link, remote, client)
 
         _record_success(link, version, digest, created=outcome == CREATED)
         if outcome != UNCHANGED or avatar_changed:
@@ -285,6 +287,13 @@ def _push_avatar_locked(link: CubeUser, user: Any, client: ConnectyCubeClient) -
     link.avatar_uid = call_as_user(link, upload, client=client)
     link.avatar_digest = digest
     return True
+
+
+def _restore_avatar_locked(link: CubeUser, remote: User, client: ConnectyCubeClient) -> None:
+    """Put back the avatar the link recorded when the user pointed theirs elsewhere (only when
+    the site manages avatars: ``AVATAR_FIELD``)."""
+    if app_settings.AVATAR_FIELD and avatar_differs(remote, link.avatar_uid):
+        call_as_user(link, lambda uc: restore_avatar(uc, remote, link.avatar_uid), client=client)
 
 
 # ---- deletes ---------------------------------------------------------------------------------

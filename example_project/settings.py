@@ -85,8 +85,8 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "profile"
 LOGOUT_REDIRECT_URL = "home"
-# Password-reset e-mails (from the site and from POST /api/connectycube/password-reset/) go to
-# the console unless a real backend is configured.
+# Password-reset e-mails (from POST /api/connectycube/password-reset/, sent after its answer)
+# go to the console unless a real backend is configured.
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 # Celery: without a broker, tasks run in-process (eager), which is right for a demo and wrong for

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
+from django.contrib.auth import views as auth
 from django.urls import include, path
 
 from .accounts import views as accounts
@@ -9,7 +10,17 @@ from .views import HomeView
 urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("signup/", accounts.SignUpView.as_view(), name="signup"),
-    path("", include("django.contrib.auth.urls")),  # log in/out, password reset pages
+    path("login/", auth.LoginView.as_view(), name="login"),
+    path("logout/", auth.LogoutView.as_view(), name="logout"),
+    # The pages the reset e-mail of POST api/connectycube/password-reset/ links to. Not all of
+    # django.contrib.auth.urls: its password_reset/ form mails known addresses only, inside the
+    # request, so its answer time tells which addresses have an account.
+    path(
+        "reset/<uidb64>/<token>/",
+        auth.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path("reset/done/", auth.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("profile/", accounts.ProfileView.as_view(), name="profile"),
     path("profile/delete/", accounts.DeleteAccountView.as_view(), name="delete-account"),
     path("chat/", accounts.ChatIdentityView.as_view(), name="chat"),

@@ -10,8 +10,10 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django.test import Client
+from rest_framework.test import APIRequestFactory
 
-from django_connectycube import tasks
+from django_connectycube import password_reset, tasks
+from django_connectycube.api.reset import PasswordResetView
 
 User = get_user_model()
 RESET = "/api/connectycube/password-reset/"
@@ -158,3 +160,54 @@ def test_a_connectycube_outage_is_retried_by_the_task_then_dropped(cube, setting
     )
     assert result.get() == "failed"
     assert cube.request_count("/users/password/reset") == tasks.RESET_MAX_RETRIES + 1
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    """No broker, as in the example project: a queued task runs at once, where it was queued."""
+
+    def apply_async(task, args=None, kwargs=None, **options):
+        return task.apply(args=args, kwargs=kwargs)
+
+    monkeypatch.setattr("celery.app.task.Task.apply_async", apply_async)
+
+
+@pytest.fixture
+def work(monkeypatch):
+    """Every address-dependent call of a reset: the account look-up and each mail it sends."""
+    calls: list[tuple[str, str]] = []
+    real_send = password_reset.send_reset_email
+
+    def spy(email, **kwargs):
+        calls.append(("send_reset_email", email))
+        return real_send(email, **kwargs)
+
+    monkeypatch.setattr(password_reset, "send_reset_email", spy)
+    return calls
+
+
+def answer_without_closing(email):
+    """The view's answer as the server gets it, before the server closes the response."""
+    request = APIRequestFactory().post(RESET, {"email": email}, format="json")
+    return PasswordResetView.as_view()(request)
+
+
+@pytest.mark.parametrize("email", ["alice@example.com", "remote@example.com", "nobody@example.com"])
+def test_the_request_does_no_address_dependent_work_even_without_a_broker(
+    cube, eager, work, settings, email
+):
+    """Known, ConnectyCube-only and unknown addresses alike: until the answer is written out,
+    nothing has looked the address up or sent anything; the reset runs once the server closes
+    the response, still with no broker."""
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "PASSWORD_RESET_MIN_SECONDS": 0}
+    User.objects.create_user(username="alice", email="alice@example.com", password="pw")
+    cube.create_user(login="remote1", email="remote@example.com", password="12345678")
+    response = answer_without_closing(email)
+    response.render()
+    assert response.status_code == 202
+    assert work == []  # the answer is the same work for every address
+    assert mail.outbox == [] and cube.outbox == []
+    response.close()  # what the WSGI/ASGI server does once the answer is sent
+    assert work == [("send_reset_email", email)]
+    sent = [m.to for m in mail.outbox] + [[m["to"]] for m in cube.outbox]
+    assert sent == ([] if email.startswith("nobody") else [[email]])

@@ -41,12 +41,13 @@ def test_reset_urls_of_the_test_project_pass():
     assert setup_checks.check_password_reset_urls() == []
 
 
-def test_api_without_djangos_reset_urls_is_w010_with_the_include_to_add():
+def test_api_without_djangos_reset_urls_is_w010_with_the_views_to_mount():
     with override_settings(ROOT_URLCONF="tests.urls_without_auth"):
         messages = setup_checks.check_password_reset_urls()
     assert ids(messages) == ["connectycube.W010"]
     assert "password_reset_confirm" in messages[0].msg
-    assert 'include("django.contrib.auth.urls")' in messages[0].hint
+    assert "PasswordResetConfirmView as password_reset_confirm" in messages[0].hint
+    assert "django.contrib.auth.urls" not in messages[0].hint  # its reset form leaks accounts
 
 
 def test_w010_shows_in_manage_py_check():

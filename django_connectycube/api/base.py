@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,7 +26,8 @@ from .. import sessions
 from ..client import ConnectyCubeError, IdentityProviderRefused
 from ..conf import ConfigurationError, app_settings
 from ..failures import SyncConflict
-from .errors import CONFLICT, UNAVAILABLE, error_response
+from .errors import CONFLICT, UNAVAILABLE, error_response, input_refusal
+from .parsers import JSONParser
 
 logger = logging.getLogger("django_connectycube")
 
@@ -65,7 +67,10 @@ def _configured_throttles(view_class: type[Any]) -> list[type[BaseThrottle]]:
 
 class ConnectyCubeAPIView(APIView):
     """Base view: permissions and throttles from settings unless the view sets its own, remote
-    failures as 503/502, a recorded sync conflict as 409."""
+    failures as 503/502, a recorded sync conflict as 409, input past Django's limits as 413/400."""
+
+    #: DRF's default parsers, with a JSON parser that refuses nesting too deep to decode.
+    parser_classes: list[type[BaseParser]] = [JSONParser, FormParser, MultiPartParser]
 
     #: ``API_PERMISSION_CLASSES`` unless a view (ours: login, password reset) or an integrator's
     #: subclass sets ``permission_classes`` itself.
@@ -78,6 +83,9 @@ class ConnectyCubeAPIView(APIView):
     connectycube_throttle_classes: list[type[BaseThrottle]] = []
 
     def handle_exception(self, exc: Exception) -> Response:
+        refused = input_refusal(exc)
+        if refused is not None:  # raised reading the body or the query string, whichever first
+            return error_response(*refused)
         if sessions.is_transient(exc):
             logger.warning("ConnectyCube unavailable during %s: %s", self.request.path, exc)
             retry = str(sessions.retry_after_for(exc))

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from .. import cidp
+from .errors import NestedTooDeep, input_refusal
 
 __all__ = ["ALLOWED_METHODS", "verify"]
 
@@ -37,6 +38,8 @@ def _token_from(request: HttpRequest) -> str | None:
             body = json.loads(request.body.decode("utf-8") or "{}")
         except (UnicodeDecodeError, ValueError):
             return None
+        except RecursionError as exc:
+            raise NestedTooDeep() from exc
         value = body.get("token") if isinstance(body, dict) else None
         return value if isinstance(value, str) and value else None
     return None
@@ -71,8 +74,14 @@ def verify(request: HttpRequest) -> JsonResponse:
         return response
     try:
         token = _token_from(request)
-    except _UNREADABLE:
-        return JsonResponse({"error": "malformed request"}, status=400)
+    except Exception as exc:
+        refused = input_refusal(exc)
+        if refused is not None:
+            detail, code, status = refused
+            return JsonResponse({"detail": detail, "code": code}, status=status)
+        if isinstance(exc, _UNREADABLE):
+            return JsonResponse({"error": "malformed request"}, status=400)
+        raise
     if not token:
         return _refuse("token is required")
     if not _is_text(token):

@@ -6,12 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
 
-__all__ = ["CONFLICT", "NOT_FOUND_URL_NAME", "UNAVAILABLE", "error_response", "not_found"]
+__all__ = [
+    "CONFLICT",
+    "NOT_FOUND_URL_NAME",
+    "UNAVAILABLE",
+    "NestedTooDeep",
+    "error_response",
+    "input_refusal",
+    "not_found",
+]
 
 #: The code of every 503: ConnectyCube is slow, down or rate limiting.
 UNAVAILABLE = "connectycube_unavailable"
@@ -24,6 +35,29 @@ def error_response(detail: Any, code: str, status_code: int, **headers: str) -> 
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
+
+
+class NestedTooDeep(ParseError):
+    """JSON nested deeper than :mod:`json` can decode (it raises ``RecursionError``)."""
+
+    default_detail = _("JSON parse error - nested too deeply.")
+
+
+def input_refusal(exc: BaseException) -> tuple[str, str, int] | None:
+    """``(detail, code, status)`` for input past a limit, ``None`` for any other exception.
+
+    The limits are Django's own (``DATA_UPLOAD_MAX_MEMORY_SIZE``,
+    ``DATA_UPLOAD_MAX_NUMBER_FIELDS``, ``DATA_UPLOAD_MAX_NUMBER_FILES``), which Django's handler
+    would answer with its HTML page (the debug page under ``DEBUG``) and an ERROR log: a client's
+    mistake, answered here as one. Every view of the API, DRF or not, words them through this.
+    """
+    if isinstance(exc, RequestDataTooBig):
+        return str(_("The request body is too large.")), "request_too_large", 413
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return str(_("The request has too many fields.")), "too_many_fields", 400
+    if isinstance(exc, NestedTooDeep):
+        return str(exc.detail), "parse_error", 400
+    return None
 
 
 #: URL name of the catch-all that answers every unknown path under the API's prefix.

@@ -145,34 +145,41 @@ class UserQuerySerializer(serializers.Serializer):
         return attrs
 
 
-def avatar_url(user: User, api_url: str) -> str | None:
-    """A URL for the user's avatar without any token: ``{api_url}/blobs/{uid}``.
+def avatar_url(uid: str | None, api_url: str) -> str | None:
+    """The URL of the avatar blob ``uid`` without any token: ``{api_url}/blobs/{uid}``.
 
-    That is ConnectyCube's public blob URL. A private blob needs ``?token=`` added by the
-    frontend with *its own* session token; the API never puts a token in another user's data.
+    ``uid`` is the blob this site uploaded (the link's record), never what the remote user
+    carries: any user can set their own ``avatar`` and ``custom_data`` to any text, a URL of
+    their choosing included. That is ConnectyCube's public blob URL. A private blob needs
+    ``?token=`` added by the frontend with *its own* session token; the API never puts a token
+    in another user's data.
     """
-    uid = user.avatar_uid
     if not uid:
         return None
-    if uid.startswith(("http://", "https://")):
-        return uid
     return f"{api_url.rstrip('/')}/blobs/{quote(uid, safe='')}"
 
 
-def _custom_data(user: User) -> Any:
+def _custom_data(user: User, avatar_uid: str | None) -> Any:
+    """The user's ``custom_data``, with its ``avatar_uid`` (the SDK's avatar) being ours."""
     if not user.custom_data:
-        return None
+        return {"avatar_uid": avatar_uid} if avatar_uid else None
     try:
-        return json.loads(user.custom_data)
+        value = json.loads(user.custom_data)
     except ValueError:
         return user.custom_data
+    if isinstance(value, dict):
+        value.pop("avatar_uid", None)
+        if avatar_uid:
+            value["avatar_uid"] = avatar_uid
+    return value
 
 
 class ProfileSerializer(serializers.Serializer):
     """A user's public profile; ``email``/``phone`` only for oneself unless the setting allows.
 
-    Context: ``api_url`` (str), ``own_cube_id`` (the requester's ConnectyCube id or None) and
-    ``expose_contact`` (bool).
+    Context: ``api_url`` (str), ``own_cube_id`` (the requester's ConnectyCube id or None),
+    ``expose_contact`` (bool) and ``avatars`` (ConnectyCube id -> the avatar blob uid this site
+    uploaded; a user missing from it shows no avatar).
     """
 
     id = serializers.IntegerField()
@@ -185,13 +192,16 @@ class ProfileSerializer(serializers.Serializer):
     phone = serializers.CharField(allow_null=True, required=False)
 
     def get_avatar_url(self, user: User) -> str | None:
-        return avatar_url(user, self.context["api_url"])
+        return avatar_url(self._avatar_uid(user), self.context["api_url"])
+
+    def _avatar_uid(self, user: User) -> str | None:
+        return self.context.get("avatars", {}).get(user.id)
 
     def get_user_tags(self, user: User) -> list[str]:
         return user.tags
 
     def get_custom_data(self, user: User) -> Any:
-        return _custom_data(user)
+        return _custom_data(user, self._avatar_uid(user))
 
     def to_representation(self, user: User) -> dict[str, Any]:
         data = super().to_representation(user)

@@ -69,15 +69,19 @@ class ProfileMixin:
     request: Request
     connectycube_throttle_classes = [LookupThrottle]
 
-    def profile_context(self) -> dict[str, Any]:
+    def profile_context(self, users: list[User]) -> dict[str, Any]:
+        """The serializer's context for these users; their avatars are the blobs our links
+        recorded, since each user can point their remote avatar at anything."""
         user = self.request.user
         own = None
         if user is not None and user.is_authenticated:
             own = CubeUser.objects.filter(user_id=user.pk).values_list("cube_id", flat=True).first()
+        avatars = CubeUser.objects.filter(cube_id__in=[u.id for u in users]).exclude(avatar_uid="")
         return {
             "api_url": app_settings.API_URL,
             "own_cube_id": own,
             "expose_contact": bool(app_settings.API_EXPOSE_CONTACT_FIELDS),
+            "avatars": dict(avatars.values_list("cube_id", "avatar_uid")),
         }
 
 
@@ -107,7 +111,8 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
                 status.HTTP_403_FORBIDDEN,
             )
         page = self.fetch(shared_client(), params)
-        profiles = ProfileSerializer(page.items, many=True, context=self.profile_context()).data
+        context = self.profile_context(page.items)
+        profiles = ProfileSerializer(page.items, many=True, context=context).data
         number, per_page = params["page"], params["per_page"]
         url = request.build_absolute_uri()
         has_next = number * per_page < page.total
@@ -161,4 +166,4 @@ class UserDetailView(ProfileMixin, ConnectyCubeAPIView):
         except (NotFound, ValidationError):
             # A 422 on a look-up by id can only mean ConnectyCube takes no such id: no such user.
             return _error(_("Not found."), "not_found", status.HTTP_404_NOT_FOUND)
-        return Response(ProfileSerializer(user, context=self.profile_context()).data)
+        return Response(ProfileSerializer(user, context=self.profile_context([user])).data)
