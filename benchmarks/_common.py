@@ -22,6 +22,8 @@ from typing import Any
 
 import requests
 
+from django_connectycube.emulator.control_access import CONTROL_HEADER
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -44,6 +46,14 @@ class Row:
     goal: str = ""
     met: bool | None = None
     note: str = ""
+
+
+def control(
+    base_url: str, method: str, path: str, timeout: float = 10, **kwargs: Any
+) -> requests.Response:
+    """A call to the emulator's control API, with the header it wants on every change."""
+    url = f"{base_url}/_emulator/{path}"
+    return requests.request(method, url, headers={CONTROL_HEADER: "1"}, timeout=timeout, **kwargs)
 
 
 def rows_to_json(rows: Sequence[Row]) -> str:
@@ -227,10 +237,10 @@ class EmulatorProcess:
         return requests.get(f"{self.url}/_emulator/requests", timeout=10).json()  # type: ignore[no-any-return]
 
     def reset_counters(self) -> None:
-        requests.delete(f"{self.url}/_emulator/requests", timeout=10)
+        control(self.url, "DELETE", "requests")
 
     def reset(self) -> None:
-        requests.post(f"{self.url}/_emulator/reset", timeout=30)
+        control(self.url, "POST", "reset", timeout=30)
 
     def env(self) -> dict[str, str]:
         return {"api_url": self.url, "auth_key": AUTH_KEY, "auth_secret": AUTH_SECRET}

@@ -17,8 +17,6 @@ import io
 import resource
 import time
 
-import requests
-
 from benchmarks import _common as bench
 from benchmarks._common import Row
 
@@ -62,7 +60,7 @@ def backfill(users: int, concurrency: int) -> list[Row]:
     from django.test.utils import override_settings
 
     api_url = settings.CONNECTYCUBE["API_URL"]
-    requests.post(f"{api_url}/_emulator/reset", timeout=30).raise_for_status()
+    bench.control(api_url, "POST", "reset", timeout=30).raise_for_status()
     if get_user_model().objects.count() != users:
         raise RuntimeError(f"expected {users} local users")
     out = io.StringIO()

@@ -25,12 +25,11 @@ import argparse
 import io
 import time
 
-import requests
-
 from benchmarks._common import (
     EmulatorProcess,
     Row,
     child_env,
+    control,
     median,
     print_rows,
     rows_to_json,
@@ -48,10 +47,10 @@ API_ROUTES = "/[!_]*"  # every path but /_emulator/…
 
 
 def _inject(emulator: EmulatorProcess, latency_ms: float) -> None:
-    requests.delete(f"{emulator.url}/_emulator/faults", timeout=10)
+    control(emulator.url, "DELETE", "faults")
     if latency_ms:
         body = {"route": API_ROUTES, "latency": latency_ms / 1e3}
-        requests.post(f"{emulator.url}/_emulator/faults", json=body, timeout=10).raise_for_status()
+        control(emulator.url, "POST", "faults", json=body).raise_for_status()
 
 
 def _backfill(

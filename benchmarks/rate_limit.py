@@ -19,9 +19,14 @@ from __future__ import annotations
 import argparse
 import time
 
-import requests
-
-from benchmarks._common import EmulatorProcess, Row, print_rows, rows_to_json, setup_django
+from benchmarks._common import (
+    EmulatorProcess,
+    Row,
+    control,
+    print_rows,
+    rows_to_json,
+    setup_django,
+)
 from benchmarks._workers import run_with_workers
 
 NAME = "rate_limit"
@@ -46,11 +51,12 @@ def _inject_429_later(emulator: EmulatorProcess, when: float, latency_ms: int) -
 
     def later() -> None:
         time.sleep(max(0.0, when - time.monotonic()))
-        url = f"{emulator.url}/_emulator/faults"
         once = {"route": "POST /users", "sequence": [429], "retry_after": RETRY_AFTER}
-        requests.delete(url, timeout=10)
-        requests.post(url, json={**once, "latency": latency_ms / 1e3}, timeout=10)
-        requests.post(url, json={"route": API_ROUTES, "latency": latency_ms / 1e3}, timeout=10)
+        control(emulator.url, "DELETE", "faults")
+        control(emulator.url, "POST", "faults", json={**once, "latency": latency_ms / 1e3})
+        control(
+            emulator.url, "POST", "faults", json={"route": API_ROUTES, "latency": latency_ms / 1e3}
+        )
 
     threading.Thread(target=later, daemon=True).start()
 

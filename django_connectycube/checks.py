@@ -13,8 +13,8 @@ renumber one.
 - ``connectycube.E011``: ``AVATAR_FIELD`` names a user field that is not a file field.
 - ``connectycube.W007``: ``LEASE_SECONDS`` is too short for one slow request
   (:mod:`.retry_checks`, with the types of the retry and circuit-breaker settings).
-- ``connectycube.W012``: ``RATE_LIMIT`` is counted in a per-process or non-atomic cache
-  (:mod:`.retry_checks`).
+- ``connectycube.W012``: a protection every process must share sits in a per-process or
+  non-atomic cache (:mod:`.security_checks`).
 - ``connectycube.E003``: ``FIREBASE_PHONE_LOOKUP`` names a plain profile field nobody vouched
   for as holding verified numbers only (``FIREBASE_PHONE_FIELD_VERIFIED``).
 

@@ -4,8 +4,9 @@
 - ``connectycube.W007``: ``LEASE_SECONDS`` is too short for one slow request: the lease is
   renewed before every HTTP attempt (see :mod:`.lease`), so what must fit between two renewals
   is one attempt (connect and read timeouts) plus the longest wait before the next one.
-- ``connectycube.W012``: ``RATE_LIMIT`` is counted in a cache that is per process (local
-  memory) or whose ``incr`` is not atomic (database, file), so workers can exceed it together.
+
+Whether the breaker's and the rate limit's caches are shared by every process is
+``connectycube.W012`` (:mod:`.security_checks`), with the other protections that need it.
 """
 
 from __future__ import annotations
@@ -74,37 +75,16 @@ def check_retry_settings(
     return messages
 
 
-#: Cache backends whose ``incr`` is exact across processes (the rate limit's windows need it).
-_PER_PROCESS = ("LocMemCache", "DummyCache")
-_NOT_ATOMIC = ("DatabaseCache", "FileBasedCache")
-
-
 def _check_rate_limit() -> list[CheckMessage]:
+    """The limit's value and its cache alias (whether that cache is shared: ``W012``)."""
     try:
-        limit = check_rate_limit(app_settings.get("RATE_LIMIT"))
+        check_rate_limit(app_settings.get("RATE_LIMIT"))
     except ConfigurationError as exc:
         return [Error(str(exc), id="connectycube.E002")]
-    if limit is None:
-        return []
     alias = app_settings.get("RATE_LIMIT_CACHE")
-    configured = getattr(settings, "CACHES", {})
-    if alias not in configured:
+    if app_settings.get("RATE_LIMIT") is not None and alias not in getattr(settings, "CACHES", {}):
         return [_e002("RATE_LIMIT_CACHE", f"names {alias!r}, which is not in settings.CACHES.")]
-    backend = str(configured[alias].get("BACKEND", ""))
-    if backend.endswith(_PER_PROCESS):
-        problem = "keeps its count per process, so each process gets the whole limit"
-    elif backend.endswith(_NOT_ATOMIC):
-        problem = "counts with a read then a write, so concurrent workers can exceed the limit"
-    else:
-        return []
-    return [
-        Warning(
-            f'CONNECTYCUBE["RATE_LIMIT"] ({limit}/s) is enforced through the cache '
-            f"{alias!r} ({backend.rsplit('.', 1)[-1]}), which {problem}.",
-            hint="Point RATE_LIMIT_CACHE at a shared Redis or Memcached cache.",
-            id="connectycube.W012",
-        )
-    ]
+    return []
 
 
 _NUMBERS = (

@@ -7,12 +7,18 @@ Ids continue :mod:`.checks` (same stable-id promise):
   from ``SECRET_KEY``.
 - ``connectycube.W005``: ``TOKEN_KEYS`` is not set, so stored tokens are encrypted with a key
   derived from ``SECRET_KEY``.
+- ``connectycube.W012``: a protection that only works when every process sees the same counts
+  (login counters, single use of CIdP tokens, the breaker, the rate limit, the application
+  token, the API's throttles) sits in a per-process cache, or in one whose ``add``/``incr`` it
+  relies on is not atomic. Only with ``DEBUG`` off: a development server is one process, where
+  local memory is right, and a warning there on every start would teach people to skip it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import AppConfig
@@ -21,6 +27,7 @@ from django.core.checks import CheckMessage, Tags, Warning, register
 
 from .checks import _e002
 from .conf import DEFAULTS, ConfigurationError, app_settings
+from .setup_checks import _reverses
 
 CHECK_TAG = "connectycube"
 
@@ -167,3 +174,133 @@ def check_secrets(
             )
         )
     return messages
+
+
+@dataclass(frozen=True)
+class _Protection:
+    """Something that must see what every other process did, and what a per-process cache does
+    to it."""
+
+    what: str
+    setting: str  # the CONNECTYCUBE key naming its cache alias, or the key that turns it on
+    alone: str  # what goes wrong when each process keeps its own
+    atomic: frozenset[str]  # the cache operations it needs to be atomic across processes
+    in_use: Callable[[], bool]
+    alias: Callable[[], Any]
+
+
+def _api_mounted() -> bool:
+    return _reverses("connectycube:login")
+
+
+def _throttled() -> bool:
+    rates = app_settings.get("API_THROTTLE_RATES")
+    if not isinstance(rates, dict):
+        rates = {}  # None, or a wrong type that E002 reports
+    merged = {**DEFAULTS["API_THROTTLE_RATES"], **rates}  # a project gives only what it changes
+    return _api_mounted() and any(rate is not None for rate in merged.values())
+
+
+def _setting(name: str) -> Callable[[], Any]:
+    return lambda: app_settings.get(name)
+
+
+_BOTH = frozenset({"add", "incr"})
+PROTECTIONS = (
+    _Protection(
+        "the login failure counters",
+        "LOGIN_FAILURE_CACHE",
+        "each process counts guesses alone, so every process allows the whole limit",
+        _BOTH,
+        _api_mounted,
+        _setting("LOGIN_FAILURE_CACHE"),
+    ),
+    _Protection(
+        "single use of CIdP tokens",
+        "CIDP_REPLAY_CACHE",
+        "a used token is accepted again by every other process",
+        frozenset({"add"}),
+        lambda: app_settings.get("AUTH_MODE") == "cidp",
+        _setting("CIDP_REPLAY_CACHE"),
+    ),
+    _Protection(
+        "the circuit breaker",
+        "CIRCUIT_BREAKER_CACHE",
+        "each worker counts failures and probes alone",
+        _BOTH,
+        lambda: bool(app_settings.get("CIRCUIT_BREAKER_THRESHOLD")),
+        _setting("CIRCUIT_BREAKER_CACHE"),
+    ),
+    _Protection(
+        "the rate limit",
+        "RATE_LIMIT_CACHE",
+        "each process gets the whole limit",
+        frozenset({"incr"}),
+        lambda: app_settings.get("RATE_LIMIT") is not None,
+        _setting("RATE_LIMIT_CACHE"),
+    ),
+    _Protection(
+        "the application session token",
+        "APP_SESSION_CACHE",
+        "each process creates its own session",
+        frozenset(),
+        lambda: True,
+        _setting("APP_SESSION_CACHE"),
+    ),
+    _Protection(
+        "the API's throttles",
+        "API_THROTTLE_RATES",
+        "each process throttles alone",  # DRF keeps them in the default cache
+        frozenset(),
+        _throttled,
+        lambda: "default",
+    ),
+)
+
+#: Backends that keep entries per process; Dummy keeps none at all.
+_PER_PROCESS = ("LocMemCache", "DummyCache")
+#: Backends shared on one machine (file) or by every machine (database) whose listed
+#: operations read then write, so two processes can both pass.
+_NOT_ATOMIC = {"DatabaseCache": frozenset({"incr"}), "FileBasedCache": _BOTH}
+
+
+def _problem(protection: _Protection, backend: str) -> str | None:
+    if backend in _PER_PROCESS:
+        return f"per process: {protection.alone}"
+    racy = protection.atomic & _NOT_ATOMIC.get(backend, frozenset())
+    if racy:
+        return f"{' and '.join(sorted(racy))} not atomic: concurrent requests can all pass"
+    return None
+
+
+@register(Tags.security, CHECK_TAG)
+def check_shared_caches(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn when a protection that needs every process's counts keeps them per process."""
+    if settings.DEBUG or not _readable():
+        return []
+    caches = getattr(settings, "CACHES", {})
+    lines = []
+    for protection in PROTECTIONS:
+        alias = protection.alias()
+        if not isinstance(alias, str) or alias not in caches or not protection.in_use():
+            continue  # an unknown alias is E002's business
+        backend = str(caches[alias].get("BACKEND", "")).rsplit(".", 1)[-1]
+        problem = _problem(protection, backend)
+        if problem is not None:
+            lines.append(
+                f"{protection.what} ({protection.setting}, cache {alias!r}, {backend}: {problem})"
+            )
+    if not lines:
+        return []
+    return [
+        Warning(
+            "Protections that only work when every process shares them are kept in a cache "
+            "that does not: " + "; ".join(lines) + ".",
+            hint="Point these caches at one every process reaches with atomic add and incr "
+            "(Redis or Memcached in CACHES). A site served by one process only may add "
+            "connectycube.W012 to SILENCED_SYSTEM_CHECKS.",
+            id="connectycube.W012",
+        )
+    ]

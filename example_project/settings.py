@@ -65,7 +65,13 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The login counters, single use of CIdP tokens, the breaker, the rate limit and the application
+# token must be shared by every process (connectycube.W012): with a Redis broker they live in
+# that Redis too, unless CACHE_URL names another cache. Without one (the demo: one process)
+# local memory is right.
+_BROKER = env("CELERY_BROKER_URL", default="")
+_REDIS_BROKER = _BROKER if _BROKER.startswith(("redis://", "rediss://")) else ""
+CACHES = {"default": env.cache("CACHE_URL", default=_REDIS_BROKER or "locmemcache://")}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -91,7 +97,7 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.
 
 # Celery: without a broker, tasks run in-process (eager), which is right for a demo and wrong for
 # production; set CELERY_BROKER_URL=redis://127.0.0.1:6379/0 and start a worker for the real thing.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
+CELERY_BROKER_URL = _BROKER
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"

@@ -38,6 +38,7 @@ from django_connectycube.client import (
 )
 from django_connectycube.client_factory import build_client
 from django_connectycube.emulator import EmulatorServer
+from django_connectycube.emulator.control_access import CONTROL_HEADER
 
 APP_ID = 1
 AUTH_KEY = "emu-auth-key-123"
@@ -92,7 +93,13 @@ def server(cidp_url):
 
 
 def control(server, method: str, path: str, body: dict | None = None) -> dict:
-    response = requests.request(method, f"{server.url}/_emulator/{path}", json=body, timeout=5)
+    response = requests.request(
+        method,
+        f"{server.url}/_emulator/{path}",
+        json=body,
+        headers={CONTROL_HEADER: "1"},
+        timeout=5,
+    )
     response.raise_for_status()
     return response.json() if response.content.strip() else {}
 

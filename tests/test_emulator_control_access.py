@@ -265,3 +265,151 @@ def test_run_prints_no_warning_on_loopback(monkeypatch: pytest.MonkeyPatch) -> N
     err = io.StringIO()
     assert cli.run(options, out=io.StringIO(), err=err) == 0
     assert "WARNING" not in err.getvalue()
+
+
+# -- a web page elsewhere cannot drive the emulator ---------------------------------------------
+
+RAW_IP_PAGE = "http://203.0.113.7"
+MARK = {"X-Emulator-Control": "1"}
+
+
+@pytest.mark.parametrize(
+    "origin", [RAW_IP_PAGE, "http://10.0.0.5:8080", "http://[2001:db8::1]", "null", EVIL]
+)
+def test_a_page_at_a_raw_ip_cannot_change_the_emulator(served: EmulatorServer, origin: str) -> None:
+    """The request a page there can send without a preflight: a text/plain POST."""
+    served.emulator.create_user(login="kept", password="password1")
+    for path, body in [("config", b'{"v1_users_api": true}'), ("reset", b""),
+                       ("faults", b'{"route": "*", "sequence": [503]}'),
+                       ("clock", b'{"advance": 99999}')]:  # fmt: skip
+        response = requests.post(
+            f"{served.url}/_emulator/{path}",
+            data=body,
+            headers={"Origin": origin, "Content-Type": "text/plain", **MARK},
+            timeout=5,
+        )
+        assert response.status_code == 403, (path, response.text)
+        assert "Access-Control-Allow-Origin" not in response.headers
+    assert served.emulator.v1_users_api is False
+    assert [u["login"] for u in served.emulator.users] == ["kept"]
+    assert served.emulator.faults.rules() == []
+    assert served.emulator.store.clock_offset.total_seconds() == 0
+
+
+def test_a_text_plain_post_without_the_header_is_refused(served: EmulatorServer) -> None:
+    """No Origin (a tool, or a browser that hides it) and no custom header: refused."""
+    for origin in ({}, {"Origin": "http://localhost:3000"}):
+        response = requests.post(
+            f"{served.url}/_emulator/config",
+            data=b'{"v1_users_api": true}',
+            headers={"Content-Type": "text/plain", **origin},
+            timeout=5,
+        )
+        assert response.status_code == 403
+        assert "X-Emulator-Control" in response.json()["errors"][0]
+    assert requests.delete(f"{served.url}/_emulator/faults", timeout=5).status_code == 403
+    assert served.emulator.v1_users_api is False
+
+
+@pytest.mark.parametrize(
+    "origin", [None, "http://127.0.0.1:3000", "https://127.8.9.10", "http://[::1]:5173",
+               "http://localhost", "http://LOCALHOST:8000"]
+)  # fmt: skip
+def test_a_loopback_caller_with_the_header_works(served: EmulatorServer, origin: str) -> None:
+    headers = {**MARK, **({"Origin": origin} if origin else {})}
+    response = requests.post(
+        f"{served.url}/_emulator/config", json={"v1_users_api": True}, headers=headers, timeout=5
+    )
+    assert response.status_code == 200, response.text
+    assert served.emulator.v1_users_api is True
+    if origin:  # the page may read the answer
+        assert response.headers["Access-Control-Allow-Origin"] == origin
+
+
+def test_the_token_header_marks_a_call_too(guarded: EmulatorServer) -> None:
+    response = requests.post(
+        f"{guarded.url}/_emulator/reset",
+        headers={CONTROL_TOKEN_HEADER: "s3cret-token"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+
+
+def test_reads_need_no_header(served: EmulatorServer) -> None:
+    assert _get(served, "/_emulator/state").status_code == 200
+
+
+def test_preflight_is_granted_to_loopback_pages_only(served: EmulatorServer) -> None:
+    def preflight(origin: str) -> requests.Response:
+        return requests.options(
+            f"{served.url}/_emulator/config",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, x-emulator-control",
+            },
+            timeout=5,
+        )
+
+    local = preflight("http://localhost:3000")
+    assert local.status_code == 204
+    assert local.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert "X-Emulator-Control" in local.headers["Access-Control-Allow-Headers"]
+    assert "POST" in local.headers["Access-Control-Allow-Methods"]
+    for origin in (RAW_IP_PAGE, EVIL, "null"):
+        refused = preflight(origin)
+        assert refused.status_code == 403
+        assert not [h for h in refused.headers if h.lower().startswith("access-control")]
+
+
+# -- cidp_url: no fetching of other machines' URLs ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["http://203.0.113.7/verify", "http://169.254.169.254/latest/meta-data/",
+            "http://internal.example/verify", "http://10.0.0.1:8000/", "file:///etc/passwd",
+            "http://127.0.0.1.nip.io/verify", "gopher://127.0.0.1:6379/_FLUSHALL"]
+)  # fmt: skip
+def test_cidp_url_beyond_loopback_is_refused(served: EmulatorServer, url: str) -> None:
+    response = requests.post(
+        f"{served.url}/_emulator/config", json={"cidp_url": url}, headers=MARK, timeout=5
+    )
+    assert response.status_code == 422
+    [message] = response.json()["errors"]["cidp_url"]
+    assert "loopback" in message and "--allow-remote-cidp" in message
+    assert served.emulator.cidp_url is None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000/verify", "https://localhost/v", "http://[::1]:9/v", ""]
+)
+def test_cidp_url_on_loopback_is_accepted(served: EmulatorServer, url: str) -> None:
+    response = requests.post(
+        f"{served.url}/_emulator/config", json={"cidp_url": url}, headers=MARK, timeout=5
+    )
+    assert response.status_code == 200
+    assert served.emulator.cidp_url == (url or None)
+
+
+def test_allow_remote_cidp_lets_other_http_urls_through() -> None:
+    with EmulatorServer(allow_remote_cidp=True) as server:
+        server.emulator.configure(cidp_url="https://idp.example/verify")
+        assert server.emulator.cidp_url == "https://idp.example/verify"
+        with pytest.raises(Exception, match="http"):
+            server.emulator.configure(cidp_url="file:///etc/passwd")
+    options = vars(build_parser().parse_args(["--allow-remote-cidp"]))
+    assert options["allow_remote_cidp"] is True
+
+
+def test_cli_refuses_a_remote_cidp_url_without_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django_connectycube.emulator import cli
+
+    def serve(server: Any) -> None:
+        server.stop()
+        raise AssertionError("served with a remote cidp_url")
+
+    monkeypatch.setattr(cli, "_serve_until_signalled", serve)
+    options = vars(build_parser().parse_args(["--cidp-url", "http://203.0.113.7/verify"]))
+    err = io.StringIO()
+    assert cli.run(options, out=io.StringIO(), err=err) == 2
+    assert "--allow-remote-cidp" in err.getvalue()

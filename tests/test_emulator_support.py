@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from django_connectycube.emulator import Emulator
+from django_connectycube.emulator.control_access import CONTROL_HEADER
 
 _UNSET: Any = object()
 
@@ -37,6 +38,8 @@ class Api:
         token = self.token if token is _UNSET else token
         if token:
             all_headers["CB-Token"] = token
+        if path.startswith("/_emulator/"):
+            all_headers.setdefault(CONTROL_HEADER, "1")
         kwargs.setdefault("timeout", 10)
         return self.http.request(method, self.base + path, headers=all_headers, **kwargs)
 

@@ -10,6 +10,7 @@ import requests
 
 from django_connectycube.emulator import Emulator
 from django_connectycube.emulator.cli import build_parser, make_server
+from django_connectycube.emulator.control_access import CONTROL_HEADER
 from tests.test_emulator_support import Api
 
 FORBIDDEN_TEXT = (
@@ -130,17 +131,27 @@ def test_reset_restores_the_switches(connectycube_emulator: Emulator) -> None:
 def test_switches_through_the_control_api(api: Api) -> None:
     url = f"{api.base}/_emulator/config"
     response = requests.post(
-        url, json={"v1_users_api": "true", "admin_api_key": "secret-key"}, timeout=5
+        url,
+        json={"v1_users_api": "true", "admin_api_key": "secret-key"},
+        headers={CONTROL_HEADER: "1"},
+        timeout=5,
     )
     config = response.json()["config"]
     assert (config["v1_users_api"], config["admin_api_key"]) == (True, "secret-key")
     assert api.get("/users").status_code == 200
-    bad = requests.post(url, json={"allow_users_list": "maybe"}, timeout=5)
+    bad = requests.post(
+        url, json={"allow_users_list": "maybe"}, headers={CONTROL_HEADER: "1"}, timeout=5
+    )
     assert (bad.status_code, bad.json()) == (
         422,
         {"errors": {"allow_users_list": ["must be a boolean"]}},
     )
-    assert requests.post(url, json={"admin_api_key": 5}, timeout=5).status_code == 422
+    assert (
+        requests.post(
+            url, json={"admin_api_key": 5}, headers={CONTROL_HEADER: "1"}, timeout=5
+        ).status_code
+        == 422
+    )
 
 
 def test_switches_as_constructor_arguments() -> None:

@@ -26,18 +26,19 @@ result = {}
 """
 
 
-def _run_example(tmp_path: Path, code: str) -> dict[str, Any]:
+def _run_example(tmp_path: Path, code: str, **extra: str) -> dict[str, Any]:
     """Run ``code`` under example_project.settings; it fills ``result``, printed as JSON."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+        if key not in ("CELERY_BROKER_URL", "CACHE_URL", "DEBUG", "DJANGO_SETTINGS_MODULE")
     }
     env.update(
         DJANGO_SETTINGS_MODULE="example_project.settings",
         DATABASE_URL=f"sqlite:///{tmp_path / 'example.sqlite3'}",
         MEDIA_ROOT=str(tmp_path / "media"),
         PYTHONPATH=str(ROOT),
+        **extra,
     )
     script = _PRELUDE + textwrap.dedent(code) + "\nprint(json.dumps(result))\n"
     done = subprocess.run(
@@ -51,6 +52,29 @@ def _run_example(tmp_path: Path, code: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_SHARED_STATE = """
+from django.conf import settings
+from django_connectycube.security_checks import check_shared_caches
+result["backend"] = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+result["warnings"] = [m.id for m in check_shared_caches()]
+"""
+
+
+def test_a_redis_broker_shares_the_protections_through_redis_too(tmp_path: Path) -> None:
+    result = _run_example(
+        tmp_path, _SHARED_STATE, DEBUG="false", CELERY_BROKER_URL="redis://127.0.0.1:6379/4"
+    )
+    assert result == {"backend": "RedisCache", "warnings": []}
+
+
+def test_the_demo_keeps_local_memory_and_production_without_redis_is_warned(
+    tmp_path: Path,
+) -> None:
+    assert _run_example(tmp_path, _SHARED_STATE) == {"backend": "LocMemCache", "warnings": []}
+    production = _run_example(tmp_path, _SHARED_STATE, DEBUG="false")
+    assert production == {"backend": "LocMemCache", "warnings": ["connectycube.W012"]}
 
 
 def test_api_docs_reference_no_external_host(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 import requests
 import responses
-from django.core.checks import Error, Warning
+from django.core.checks import Error
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
@@ -155,28 +155,6 @@ def test_an_unknown_rate_limit_cache_is_refused(settings):
     with pytest.raises(ConfigurationError, match="RATE_LIMIT_CACHE"):
         throttle_from_settings()
     assert [m.id for m in check_retry_settings()] == ["connectycube.E002"]
-
-
-def test_a_per_process_cache_is_warned_about_a_shared_one_is_not(settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RATE_LIMIT": 10}
-    messages = check_retry_settings()
-    assert [m.id for m in messages] == ["connectycube.W012"]
-    assert isinstance(messages[0], Warning) and "per process" in messages[0].msg
-    settings.CACHES = {
-        **settings.CACHES,
-        "db": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "t"},
-        "redis": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-        },
-    }
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RATE_LIMIT_CACHE": "db"}
-    assert "can exceed the limit" in check_retry_settings()[0].msg
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RATE_LIMIT_CACHE": "redis"}
-    assert check_retry_settings() == []
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RATE_LIMIT": None}
-    settings.CACHES = {"default": settings.CACHES["default"]}
-    assert check_retry_settings() == []
 
 
 # ---- the limiter, on a fake clock ------------------------------------------------------------

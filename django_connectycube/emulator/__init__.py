@@ -22,10 +22,12 @@ it keeps its users, sessions and blobs across restarts
 
 Control API (not part of ConnectyCube; never counted, never faulted)
 -------------------------------------------------------------------
-All bodies are JSON; errors are ``{"errors": ...}`` with 4xx statuses. Control routes carry no
-CORS headers and answer 403 to a foreign ``Host`` or ``Origin``, or without the
+All bodies are JSON; errors are ``{"errors": ...}`` with 4xx statuses. Every call but a GET
+needs the header ``X-Emulator-Control: 1``. Control routes answer 403 to a foreign ``Host``, to
+an ``Origin`` that is not a page on this machine (only those get CORS headers), or without the
 ``X-Emulator-Control-Token`` header when ``control_token`` is set (health excepted): see
-:mod:`django_connectycube.emulator.control_access`.
+:mod:`django_connectycube.emulator.control_access`. ``cidp_url`` must be a loopback URL unless
+the emulator was started with ``allow_remote_cidp`` (``--allow-remote-cidp``).
 
 ``GET  /_emulator/health``   → ``{"ok": true, "now": iso}``
 ``POST /_emulator/reset``    → ``{"ok": true}``; forgets users, sessions, blobs, outbox, nonces,

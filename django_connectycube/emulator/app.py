@@ -24,7 +24,7 @@ from .auth_api import AuthHandlers
 from .base import NEED_USER, NO_SESSION, NOT_FOUND, TOKEN_REQUIRED
 from .blobs_api import BlobHandlers
 from .config import CONFIG_KEYS, coerce_setting
-from .control_access import ControlAccess
+from .control_access import ControlAccess, fetch_url_problem
 from .control_api import ControlHandlers
 from .cors import CORS_HEADERS, preflight
 from .dates import expiry_header, http_date
@@ -83,12 +83,15 @@ class Emulator(
         state_file: str | os.PathLike[str] | None = None,
         control_token: str | None = None,
         control_hosts: Iterable[str] = (),
+        allow_remote_cidp: bool = False,
     ) -> None:
         """``cidp_failure_style`` is how a refused CIdP verification is answered
         (:mod:`.identity`); the keyword arguments after it are the dashboard switches
         (:mod:`.switches`); ``state_file``, a SQLite file that keeps users, sessions and blobs
         across restarts (:mod:`.persistence`; created when missing); ``control_token`` and
-        ``control_hosts``, who may use the control API (:mod:`.control_access`).
+        ``control_hosts``, who may use the control API (:mod:`.control_access`);
+        ``allow_remote_cidp``, whether ``cidp_url`` may leave this machine (the emulator fetches
+        it, so by default only loopback URLs are taken, from here or the control API).
         """
         given = {
             "application_id": application_id,
@@ -107,7 +110,10 @@ class Emulator(
             "online_users_api": online_users_api,
             "admin_api_key": admin_api_key,
         }
-        self._initial_config = {key: coerce_setting(key, value) for key, value in given.items()}
+        self.allow_remote_cidp = bool(allow_remote_cidp)
+        self._initial_config = self._checked(
+            {key: coerce_setting(key, value) for key, value in given.items()}
+        )
         self._custom_firebase_verifier = firebase_verifier
         self.control_access = ControlAccess(control_token, control_hosts)
         self.store = Store(state_file)
@@ -127,6 +133,14 @@ class Emulator(
             self.firebase_key
         )
 
+    def _checked(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config``, once its ``cidp_url`` is one the emulator may fetch (422 otherwise)."""
+        url = config["cidp_url"]
+        problem = None if url is None else fetch_url_problem(url, self.allow_remote_cidp)
+        if problem is not None:
+            raise ApiError.field("cidp_url", problem)
+        return config
+
     @property
     def config(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in CONFIG_KEYS}
@@ -143,6 +157,7 @@ class Emulator(
             raise ApiError(422, [f"Unknown setting(s): {', '.join(sorted(unknown))}"])
         config = self.config
         config.update({key: coerce_setting(key, value) for key, value in changes.items()})
+        self._checked(config)
         with self.store.lock:
             self._apply_config(config)
         return self.config
@@ -242,7 +257,7 @@ class Emulator(
             raw_path = raw_path.encode("latin-1").decode("utf-8")
         if raw_path.startswith(CONTROL_PREFIX):
             response = self._dispatch_control(environ, method, raw_path)
-            headers = response.headers
+            headers = response.headers + self.control_access.cors_headers(environ)
         else:
             if method == "OPTIONS":
                 response = preflight(environ)
@@ -318,6 +333,8 @@ class Emulator(
         refusal = self.control_access.refusal(environ)
         if refusal is not None:
             return self._error(ApiError(403, [refusal]))
+        if method == "OPTIONS":  # a local page's preflight: cors_headers() answers it
+            return Response(204)
         segments = raw_path.rstrip("/").strip("/").split("/")
         for route in CONTROL_ROUTES.get(segments[0], ()):
             captured = route.match(segments) if route.method == method else None

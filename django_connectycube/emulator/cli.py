@@ -19,6 +19,7 @@ from .identity import CIDP_FAILURE_STYLES, DEFAULT_CIDP_FAILURE_STYLE
 from .persistence import StateFileError
 from .server import THREADS, EmulatorServer, ServerNotInstalled
 from .switches import SWITCH_DEFAULTS
+from .wire import ApiError
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
 
@@ -68,7 +69,14 @@ def add_arguments(
     parser.add_argument(
         "--cidp-url",
         default=None,
-        help="Custom Identity Provider verification URL, called as GET URL?token=<login>",
+        help="Custom Identity Provider verification URL, called as GET URL?token=<login> "
+        "(a loopback URL unless --allow-remote-cidp)",
+    )
+    parser.add_argument(
+        "--allow-remote-cidp",
+        action="store_true",
+        help="let --cidp-url and POST /_emulator/config set a cidp_url on another machine "
+        "(the emulator fetches it)",
     )
     parser.add_argument(
         "--cidp-mapping",
@@ -185,6 +193,7 @@ def make_server(options: Mapping[str, Any]) -> EmulatorServer:
         auth_secret=options["auth_secret"],
         require_signature=options["require_signature"],
         cidp_url=options["cidp_url"],
+        allow_remote_cidp=bool(options.get("allow_remote_cidp")),
         cidp_response_mapping=options["cidp_mapping"],
         cidp_failure_style=options.get("cidp_failure_style", DEFAULT_CIDP_FAILURE_STYLE),
         deny_auto_create=options["deny_auto_create"],
@@ -205,6 +214,11 @@ def run(options: Mapping[str, Any], out: Any = None, err: Any = None) -> int:
         server = make_server(options)
     except StateFileError as exc:
         err.write(f"ConnectyCube emulator: {exc}\n")
+        return 2
+    except ApiError as exc:  # a setting the emulator refuses, e.g. a remote --cidp-url
+        problems = exc.errors.items() if isinstance(exc.errors, dict) else [("", exc.errors)]
+        for name, messages in problems:
+            err.write(f"ConnectyCube emulator: {name.replace('_', '-')} {' '.join(messages)}\n")
         return 2
     try:
         server.bind()

@@ -46,7 +46,7 @@ export function controlApi(emulatorUrl) {
   return async (path, body) => {
     const response = await fetch(`${emulatorUrl}/_emulator/${path}`, {
       method: body === undefined ? "GET" : "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-Emulator-Control": "1" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return response.json();
