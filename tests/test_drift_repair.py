@@ -39,7 +39,9 @@ def make_users(n: int, prefix: str = "u") -> list:
 def control_reset(cube) -> None:
     """Wipe the emulator through its control API, as an operator restarting it would."""
     url = f"{cube.url}/_emulator/reset"
-    request = urllib.request.Request(url, method="POST", data=b"")  # noqa: S310 - http://
+    request = urllib.request.Request(  # noqa: S310 - http://
+        url, method="POST", data=b"", headers={"X-Emulator-Control": "1"}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the test server
         assert answer.status == 200
 
