@@ -402,8 +402,8 @@ def _drive(
         if step == chaos.mapping_steps[0]:
             logger.info("the mapping callable starts failing for some users")
             mapping_fault.start()
-        if step == chaos.mapping_steps[1]:
-            mapping_fault.end()
+        if step >= chaos.mapping_steps[1] and mapping_fault.active and mapping_fault.seen():
+            mapping_fault.end()  # ended once a push has met it (else with the workload)
         if step == chaos.outage_step:
             logger.info("ConnectyCube down for %.0f s", chaos.outage.seconds)
             chaos.outage.start()
@@ -491,7 +491,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "a request has under a second and loopback timeouts become the test)"
         )
     if args.drain_timeout is None:
-        args.drain_timeout = max(180.0, args.users * 0.6)
+        # Production's backoff lets a row that failed throughout the outage wait up to
+        # TASK_BACKOFF_MAX between two attempts, and a faulty answer during the drain can
+        # make it wait that long again.
+        backoff_max = compressed(args.time_scale)["TASK_BACKOFF_MAX"]
+        args.drain_timeout = max(180.0, args.users * 0.6) + 2 * backoff_max
     return args
 
 

@@ -194,6 +194,17 @@ class MappingFault:
         self.path.write_text("raise")
         self.began = time.monotonic()
 
+    @property
+    def active(self) -> bool:
+        return self.path.exists()
+
+    def seen(self) -> bool:
+        """Whether a push has met the fault and recorded it on its row (the phase may end:
+        when it happens depends on the workers, not on the workload's steps)."""
+        from django_connectycube.models import CubeUser
+
+        return CubeUser.objects.filter(last_error__contains=MAPPING_FAULT_MESSAGE).exists()
+
     def end(self) -> None:
         self.path.unlink(missing_ok=True)
 
