@@ -17,12 +17,15 @@ one Redis queue, then runs a seeded random workload (:mod:`benchmarks.chaos_work
   the retry policy this project used to have, counting the requests that still reach it;
 * creates a few users ConnectyCube refuses (the only rows allowed to end ``failed``).
 
-It runs with the production retry defaults, time compressed by ``--time-scale``: every duration
-of the failure policy (give-up horizon, backoff, breaker cool-downs, countdown bound) is divided
-by it, so 3 days of retrying take 3 days / scale. It then waits (bounded) for quiescence, nobody
-acting, and checks the emulator's state against the database (:mod:`benchmarks.chaos_checks`):
-one line per figure, one per invariant, a final ``N passed, M failed``; the exit status is
-non-zero on any violation.
+Its workers run supervised, as production runs them: :class:`~benchmarks.chaos_services.Supervisor`
+restarts any worker whose process is gone, after a planned kill or a crash of its own. The run
+has production's settings (:mod:`benchmarks.chaos_settings`) with time compressed by
+``--time-scale``: every duration among the package's defaults (give-up horizon, backoff, breaker
+cool-downs, countdown bound, sweep, lease, client timeouts) and the broker's visibility timeout
+is divided by it, so 3 days of retrying take 3 days / scale. It then waits (bounded) for
+quiescence, nobody acting, and checks the emulator's state against the database
+(:mod:`benchmarks.chaos_checks`): one line per figure, one per invariant, a final
+``N passed, M failed``; the exit status is non-zero on any violation.
 
 The workload and the fault rules are seeded, so a run is repeatable in what it does; the exact
 interleaving with the workers is not (that is the point of running real processes).
@@ -60,6 +63,7 @@ from benchmarks.chaos_faults import (  # noqa: E402
 )
 from benchmarks.chaos_services import (  # noqa: E402
     OwnRedis,
+    Supervisor,
     Sweeper,
     admin_url,
     create_database,
@@ -71,6 +75,9 @@ from benchmarks.chaos_workload import Workload  # noqa: E402
 from django_connectycube.emulator import EmulatorServer  # noqa: E402
 
 logger = logging.getLogger("benchmarks.chaos")
+
+#: The largest time scale: production's 30 s read timeout becomes 1 s.
+MAX_TIME_SCALE = 30.0
 
 #: The routes whose success answers the malformed phase garbles (a create, an update).
 MALFORMED_ROUTES = r"POST /users|PUT /users/\d+"
@@ -104,14 +111,16 @@ class Chaos:
     malformed_applied: int = 0
 
 
-def _kill(workers: list[Any], chaos: Chaos, rng: random.Random) -> None:
-    """SIGKILL one pool process (most kills) or a whole worker (every third), then go on."""
-    worker = rng.choice(workers)
+def _kill(supervisor: Supervisor, chaos: Chaos, rng: random.Random) -> None:
+    """SIGKILL one pool process (most kills) or a whole worker (every third, which the
+    supervisor restarts), then go on."""
+    worker = rng.choice(supervisor.workers)
     if chaos.kills % 3 == 2:
-        worker.kill()
+        if not worker.alive:
+            return  # the supervisor is bringing it back: kill it when it is up
+        supervisor.kill(worker)
         chaos.worker_kills += 1
         chaos.processes_killed += 1 + worker.concurrency
-        worker.start(timeout=60)
     else:
         children = worker.children()
         if not children:
@@ -125,13 +134,14 @@ def _kill(workers: list[Any], chaos: Chaos, rng: random.Random) -> None:
 
 def _background_faults(args: argparse.Namespace) -> dict[str, Any]:
     """The random faults that run all along (lifted during the outage, which has its own)."""
+    _, read_timeout = compressed(args.time_scale)["TIMEOUT"]
     return {
         "error_rate": args.error_rate,
         "statuses": [500, 502, 503, 504],
         "rate_limit_rate": args.rate_limit_rate,
         "retry_after": 1,
         "timeout_rate": args.timeout_rate,
-        "timeout_seconds": args.read_timeout + 0.5,
+        "timeout_seconds": read_timeout + 0.5,
         "drop_rate": args.drop_rate,
         "seed": args.seed,
     }
@@ -147,7 +157,6 @@ def _environment(
         "DJANGO_SETTINGS_MODULE": "benchmarks.chaos_settings",
         "DATABASE_URL": admin_url(args.database_url, db_name),
         "CELERY_BROKER_URL": redis.url(0),
-        "CELERY_VISIBILITY_TIMEOUT": str(args.visibility_timeout),
         "CHAOS_CACHE_URL": redis.url(1),
         "CHAOS_TIME_SCALE": str(args.time_scale),
         MAPPING_FAULT_ENV: str(work / "mapping-fault"),
@@ -157,11 +166,6 @@ def _environment(
         "CONNECTYCUBE_AUTH_KEY": emulator.auth_key,
         "CONNECTYCUBE_AUTH_SECRET": emulator.auth_secret,
         "CONNECTYCUBE_PASSWORD_SECRET": f"chaos-pw-{rng.randrange(16**12):012x}",
-        "CONNECTYCUBE_READ_TIMEOUT": str(args.read_timeout),
-        "CONNECTYCUBE_CONNECT_TIMEOUT": "2",
-        "CONNECTYCUBE_SWEEP_AFTER": str(args.sweep_after),
-        "CONNECTYCUBE_LEASE_SECONDS": str(args.lease_seconds),
-        "CONNECTYCUBE_RETRIES": "1",
     }
 
 
@@ -179,7 +183,7 @@ def _schedule(
     bound = request_bound(
         seconds=args.outage_seconds,
         processes=args.workers * args.concurrency,
-        retries=1,
+        retries=int(DEFAULTS["RETRIES"]),
         threshold=int(DEFAULTS["CIRCUIT_BREAKER_THRESHOLD"]),
         cooldown=policy["CIRCUIT_BREAKER_COOLDOWN"],
         cooldown_max=policy["CIRCUIT_BREAKER_COOLDOWN_MAX"],
@@ -231,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     from tests.worker import Worker
 
     workers: list[Worker] = []
+    supervisor = Supervisor(workers)
     sweeper: Sweeper | None = None
     mapping_fault = MappingFault(Path(env[MAPPING_FAULT_ENV]))
     malformed = MalformedSuccess(server.emulator, MALFORMED_ROUTES, count=args.malformed)
@@ -242,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
             workers.append(_worker(args, env, server, queue, work / f"worker{i}.log"))
         for worker in workers:
             worker.start(timeout=60)
+        supervisor.start()
         server.emulator.set_fault("*", **_background_faults(args))
         sweeper = Sweeper(interval=1.0)
         sweeper.start()
@@ -250,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
         workload = Workload(rng=random.Random(args.seed + 1), users=args.users)
         chaos = _schedule(args, rng, total_steps, server)
         workload_seconds = _drive(
-            args, workload, chaos, workers, redis, rng, total_steps, (malformed, mapping_fault)
+            args, workload, chaos, supervisor, redis, rng, total_steps, (malformed, mapping_fault)
         )
 
         # Quiescence, nobody acting, under the same faults (--calm-drain lifts them) once the
@@ -260,10 +266,11 @@ def run(args: argparse.Namespace) -> int:
         chaos.malformed_applied = malformed.applied
         if args.calm_drain:
             server.emulator.clear_faults()
-        done, drain_seconds = wait_for_quiescence(args.drain_timeout, args.sweep_after)
+        done, drain_seconds = wait_for_quiescence(args.drain_timeout)
         server.emulator.clear_faults()
         malformed.remove()
         time.sleep(1.0)
+        supervisor.stop()
         for worker in workers:
             worker.stop()
         sweeper.stop()
@@ -288,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
             tally,
             server,
             redis,
-            sweeper,
+            (sweeper, supervisor),
             figures,
             driver_log,
             (total_seconds, workload_seconds, drain_seconds),
@@ -301,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
         if failed or args.keep:
             print(f"logs kept in {work}", flush=True)
     finally:
+        if supervisor.is_alive():
+            supervisor.stop()
         if sweeper is not None and sweeper.is_alive():
             sweeper.stop()
         for worker in workers:
@@ -355,7 +364,7 @@ def _drive(
     args: argparse.Namespace,
     workload: Workload,
     chaos: Chaos,
-    workers: list[Any],
+    supervisor: Supervisor,
     redis: OwnRedis,
     rng: random.Random,
     total_steps: int,
@@ -381,7 +390,7 @@ def _drive(
     def fire(step: int) -> None:
         """The events of this step (the broker-down window is the loop's own)."""
         if step in chaos.kill_steps:
-            _kill(workers, chaos, rng)
+            _kill(supervisor, chaos, rng)
         if step in chaos.invalid_steps:
             workload.create_invalid()
         if step == chaos.restart_step:
@@ -393,8 +402,8 @@ def _drive(
         if step == chaos.mapping_steps[0]:
             logger.info("the mapping callable starts failing for some users")
             mapping_fault.start()
-        if step == chaos.mapping_steps[1]:
-            mapping_fault.end()
+        if step >= chaos.mapping_steps[1] and mapping_fault.active and mapping_fault.seen():
+            mapping_fault.end()  # ended once a push has met it (else with the workload)
         if step == chaos.outage_step:
             logger.info("ConnectyCube down for %.0f s", chaos.outage.seconds)
             chaos.outage.start()
@@ -423,7 +432,7 @@ def _drive(
         one(step)
         step += 1
     while chaos.kills < chaos.kills_planned:  # a kill found no pool process: try again
-        _kill(workers, chaos, rng)
+        _kill(supervisor, chaos, rng)
         time.sleep(0.5)
     return time.monotonic() - began
 
@@ -443,14 +452,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-limit-rate", type=float, default=0.05, help="share of 429s")
     parser.add_argument("--timeout-rate", type=float, default=0.05, help="share held past timeout")
     parser.add_argument("--drop-rate", type=float, default=0.02, help="share of dropped sockets")
-    parser.add_argument("--read-timeout", type=float, default=2.0)
     parser.add_argument("--broker-down-seconds", type=float, default=4.0)
     parser.add_argument(
         "--outage-seconds",
         type=float,
         default=40.0,
-        help="ConnectyCube down altogether for this long (default 40 s: at --time-scale 300 "
-        "that is 3.3 hours, far past the old policy's 8 attempts in about 4 minutes)",
+        help="ConnectyCube down altogether for this long (default 40 s: at --time-scale 15 "
+        "that is 10 minutes, past the old policy's 8 attempts in about 4 minutes)",
     )
     parser.add_argument("--malformed", type=int, default=15, help="2xx answers with a garbage body")
     parser.add_argument(
@@ -459,13 +467,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--time-scale",
         type=float,
-        default=300.0,
-        help="divide every duration of the failure policy by this (production defaults, "
-        "compressed: 3 days of retrying take 3 days / scale)",
+        default=15.0,
+        help="divide every duration of production's settings by this (3 days of retrying take "
+        f"3 days / scale; at most {MAX_TIME_SCALE:g}, which leaves the 30 s read timeout 1 s)",
     )
-    parser.add_argument("--sweep-after", type=int, default=8)
-    parser.add_argument("--lease-seconds", type=int, default=20)
-    parser.add_argument("--visibility-timeout", type=int, default=10)
     parser.add_argument("--drain-timeout", type=float, default=None)
     parser.add_argument(
         "--database-url",
@@ -480,10 +485,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workers < 2:
         parser.error("--workers must be at least 2")
-    if args.time_scale < 1:
-        parser.error("--time-scale must be at least 1 (production time)")
+    if not 1 <= args.time_scale <= MAX_TIME_SCALE:
+        parser.error(
+            f"--time-scale must be between 1 (production time) and {MAX_TIME_SCALE:g} (beyond, "
+            "a request has under a second and loopback timeouts become the test)"
+        )
     if args.drain_timeout is None:
-        args.drain_timeout = max(180.0, args.users * 0.6)
+        # Production's backoff lets a row that failed throughout the outage wait up to
+        # TASK_BACKOFF_MAX between two attempts, and a faulty answer during the drain can
+        # make it wait that long again.
+        backoff_max = compressed(args.time_scale)["TASK_BACKOFF_MAX"]
+        args.drain_timeout = max(180.0, args.users * 0.6) + 2 * backoff_max
     return args
 
 

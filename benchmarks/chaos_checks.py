@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from benchmarks.chaos import Chaos, Workload
     from benchmarks.chaos_faults import FaultTally
-    from benchmarks.chaos_services import OwnRedis, Sweeper
+    from benchmarks.chaos_services import OwnRedis, Supervisor, Sweeper
 
 __all__ = ["Check", "check_invariants", "print_report"]
 
@@ -284,12 +284,13 @@ def print_report(
     tally: FaultTally,
     server: EmulatorServer,
     redis: OwnRedis,
-    sweeper: Sweeper,
+    services: tuple[Sweeper, Supervisor],
     figures: dict[str, int],
     driver_log: Path,
     durations: tuple[float, float, float],
 ) -> None:
     total_seconds, workload_seconds, drain_seconds = durations
+    sweeper, supervisor = services
     requests_total = requests.get(f"{server.url}/_emulator/requests", timeout=10).json()
     enqueue_failures = driver_log.read_text(errors="replace").count("Could not enqueue")
     ops_total = sum(workload.ops.values())
@@ -311,14 +312,16 @@ def print_report(
     )
     print(
         f"outage: {chaos.outage.seconds:.0f} s of ConnectyCube down ({args.time_scale:g}x "
-        f"compressed: {chaos.outage.seconds * args.time_scale / 3600:.1f} h in production "
+        f"compressed: {chaos.outage.seconds * args.time_scale / 60:.0f} min in production "
         f"time), {chaos.outage.requests} requests reached it (bound {chaos.request_bound}), "
         f"{chaos.outage_saves} operations meanwhile"
     )
     print(
         f"kills: {chaos.kills} SIGKILLs ({chaos.pool_kills} pool processes, "
         f"{chaos.worker_kills} whole workers; {chaos.processes_killed} processes) "
-        f"across {args.workers} workers x {args.concurrency}"
+        f"across {args.workers} workers x {args.concurrency}; supervisor restarted "
+        f"{supervisor.restarts} workers ({supervisor.unplanned} that exited on their own, "
+        f"{supervisor.failed_starts} failed starts)"
     )
     print(
         f"redis (own, port {redis.port}) restarts: {redis.restarts} (1 restart losing queued "

@@ -29,9 +29,12 @@ __all__ = [
     "compressed",
     "mapped_fields",
     "request_bound",
+    "visibility_timeout",
 ]
 
-#: The durations of the failure policy, compressed by a run's ``--time-scale``.
+#: Every duration among the production defaults: the failure policy's, the queue's (the sweep,
+#: the lease) and the client's (timeouts, the longest Retry-After it sleeps through). A run
+#: divides each by its ``--time-scale``; nothing else differs from production.
 SCALED = (
     "RETRY_HORIZON",
     "TASK_BACKOFF_BASE",
@@ -39,15 +42,32 @@ SCALED = (
     "RETRY_COUNTDOWN_MAX",
     "CIRCUIT_BREAKER_COOLDOWN",
     "CIRCUIT_BREAKER_COOLDOWN_MAX",
+    "SWEEP_AFTER",
+    "LEASE_SECONDS",
+    "TIMEOUT",
+    "MAX_RETRY_WAIT",
 )
 
 
-def compressed(scale: float) -> dict[str, float]:
-    """The production defaults of the failure policy with time running ``scale`` times faster
-    (counts, such as the breaker's threshold, stay as they are)."""
+def compressed(scale: float) -> dict[str, Any]:
+    """The production defaults of every duration with time running ``scale`` times faster
+    (counts, such as the breaker's threshold or the client's retries, stay as they are)."""
     from django_connectycube.conf import DEFAULTS
 
-    return {name: float(DEFAULTS[name]) / scale for name in SCALED}
+    def scaled(value: Any) -> Any:
+        if isinstance(value, tuple):  # TIMEOUT: (connect, read)
+            return tuple(float(part) / scale for part in value)
+        return float(value) / scale
+
+    return {name: scaled(DEFAULTS[name]) for name in SCALED}
+
+
+def visibility_timeout(scale: float) -> float:
+    """The example project's broker visibility timeout (production's), ``scale`` times faster:
+    a message a killed worker held comes back after it, as the countdown bound assumes."""
+    from example_project.settings import CELERY_BROKER_TRANSPORT_OPTIONS
+
+    return float(CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]) / scale
 
 
 #: The environment variable naming the flag file of the mapping fault.
@@ -173,6 +193,17 @@ class MappingFault:
     def start(self) -> None:
         self.path.write_text("raise")
         self.began = time.monotonic()
+
+    @property
+    def active(self) -> bool:
+        return self.path.exists()
+
+    def seen(self) -> bool:
+        """Whether a push has met the fault and recorded it on its row (the phase may end:
+        when it happens depends on the workers, not on the workload's steps)."""
+        from django_connectycube.models import CubeUser
+
+        return CubeUser.objects.filter(last_error__contains=MAPPING_FAULT_MESSAGE).exists()
 
     def end(self) -> None:
         self.path.unlink(missing_ok=True)

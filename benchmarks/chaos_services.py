@@ -1,4 +1,5 @@
-"""The services a chaos run owns: its Redis server, its PostgreSQL database, and its beat.
+"""The services a chaos run owns: its Redis server, its PostgreSQL database, its beat, and the
+supervisor of its workers.
 
 The run crashes and restarts Redis on purpose, so it must own that Redis: it starts
 ``redis-server`` itself, on a free port of 127.0.0.1, in a directory of its own, and stops only
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "OwnRedis",
+    "Supervisor",
     "Sweeper",
     "admin_url",
     "create_database",
@@ -188,13 +190,66 @@ class Sweeper(threading.Thread):
         self.join(30)
 
 
+class Supervisor(threading.Thread):
+    """Restarts any worker whose main process is gone, as systemd or Kubernetes would.
+
+    The run's whole-worker SIGKILLs go through :meth:`kill`, so they count as planned; a worker
+    that exits on its own (a crash in the broker client during a Redis restart, say) is
+    restarted all the same and counted as unplanned. Pool processes are Celery's own business:
+    the worker's main process replaces them.
+    """
+
+    def __init__(self, workers: list[Any], interval: float = 0.5) -> None:
+        super().__init__(name="chaos-supervisor", daemon=True)
+        self.workers = workers
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()  # a kill and a restart of one worker never interleave
+        self.restarts = 0
+        self.unplanned = 0
+        self.failed_starts = 0
+        self._planned: set[int] = set()
+
+    def kill(self, worker: Any) -> None:
+        """SIGKILL a whole worker; the supervisor brings it back."""
+        with self.lock:
+            worker.kill()
+            self._planned.add(id(worker))
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            for worker in self.workers:
+                with self.lock:
+                    if self.stopping.is_set() or worker.alive:
+                        continue
+                    planned = id(worker) in self._planned
+                    try:
+                        worker.start(timeout=60)
+                    except (RuntimeError, TimeoutError):  # exited again at once: next round
+                        self.failed_starts += 1
+                        logger.exception("supervisor: a worker did not come back")
+                        continue
+                    self._planned.discard(id(worker))
+                    self.restarts += 1
+                    self.unplanned += not planned
+                    logger.info(
+                        "supervisor: restarted a worker (%s)",
+                        "planned kill" if planned else "it exited",
+                    )
+
+    def stop(self) -> None:
+        """Stop supervising (before the workers are shut down, so none is brought back)."""
+        self.stopping.set()
+        self.join(120)
+
+
 def owed_count() -> int:
     from django_connectycube.models import CubeUser
 
     return CubeUser.objects.owed().count()
 
 
-def wait_for_quiescence(timeout: float, sweep_after: float) -> tuple[bool, float]:
+def wait_for_quiescence(timeout: float) -> tuple[bool, float]:
     """Wait until nothing is owed for a few polls in a row (bounded by ``timeout``)."""
     from django.db import close_old_connections
 

@@ -1,34 +1,44 @@
-"""Django settings for the chaos run (driver and workers): the test settings, tuned by env.
+"""Django settings for the chaos run (driver and workers): production's, with time compressed.
 
-Why separate from ``tests.settings``: the chaos run needs short timeouts (so injected timeouts
-happen without stalling the run), a short ``SWEEP_AFTER`` (the sweep is what recovers the
-messages a Redis restart loses), the failure policy's production defaults with time compressed
-by ``CHAOS_TIME_SCALE`` (never a raised attempt cap: a run must show that nothing gives up on
-work it could do), the circuit breaker shared through the run's own Redis, the project's
-mapping callable that can be made to fail, workers that never stop reconnecting to a restarted
-broker, and logs at DEBUG on stderr so the secret check has every line the library writes.
+Why separate from ``tests.settings``: the run must behave as production would. Every duration
+among the package's defaults (failure policy, sweep, lease, client timeouts) and the example
+project's broker visibility timeout is divided by one factor, ``CHAOS_TIME_SCALE``; counts
+(attempt cap: none, the breaker's threshold, the client's retries) and the example project's
+broker options (workers that never stop reconnecting) are production's as they are. Beyond
+that: the circuit breaker shared through the run's own Redis (as production shares it), the
+project's mapping callable that can be made to fail, and logs at DEBUG on stderr so the secret
+check has every line the library writes.
 """
 
 from __future__ import annotations
 
-from benchmarks.chaos_faults import compressed
+from benchmarks.chaos_faults import compressed, visibility_timeout
+from example_project.settings import (
+    CELERY_BROKER_CONNECTION_MAX_RETRIES,  # noqa: F401
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP,  # noqa: F401
+    CELERY_TASK_PUBLISH_RETRY_POLICY,  # noqa: F401
+    CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS,  # noqa: F401
+)
 from tests.settings import *  # noqa: F403
 from tests.settings import CONNECTYCUBE, env
 
+SCALE = env.float("CHAOS_TIME_SCALE", default=1.0)
+
 CONNECTYCUBE = {
-    **CONNECTYCUBE,
-    **compressed(env.float("CHAOS_TIME_SCALE", default=1.0)),
-    "TASK_MAX_ATTEMPTS": None,  # the production default: give up by time alone
+    "API_URL": CONNECTYCUBE["API_URL"],
+    "APPLICATION_ID": CONNECTYCUBE["APPLICATION_ID"],
+    "AUTH_KEY": CONNECTYCUBE["AUTH_KEY"],
+    "AUTH_SECRET": CONNECTYCUBE["AUTH_SECRET"],
+    "AVATAR_FIELD": CONNECTYCUBE["AVATAR_FIELD"],
+    "TASK_QUEUE": CONNECTYCUBE["TASK_QUEUE"],
+    **compressed(SCALE),
     "CIRCUIT_BREAKER_CACHE": "breaker",
     "USER_FIELDS": "benchmarks.chaos_faults.mapped_fields",
-    "TIMEOUT": (
-        env.float("CONNECTYCUBE_CONNECT_TIMEOUT", default=2.0),
-        env.float("CONNECTYCUBE_READ_TIMEOUT", default=2.0),
-    ),
-    "SWEEP_AFTER": env.int("CONNECTYCUBE_SWEEP_AFTER", default=300),
-    "MAX_RETRY_WAIT": env.float("CONNECTYCUBE_MAX_RETRY_WAIT", default=5.0),
     "PASSWORD_SECRETS": {1: env("CONNECTYCUBE_PASSWORD_SECRET", default="chaos-password-secret")},
 }
+
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": visibility_timeout(SCALE)}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4  # Celery's default, which the example project keeps
 
 # The breaker's state, shared by every worker and the driver (the run's own Redis, db 1). Short
 # socket timeouts: while Redis is down the breaker counts as closed, at once.
@@ -40,17 +50,6 @@ CACHES = {
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     },
 }
-
-# A worker that loses Redis keeps trying to reconnect for as long as it runs.
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_MAX_RETRIES = None
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 LOGGING = {
     "version": 1,

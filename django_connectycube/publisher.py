@@ -65,8 +65,14 @@ class Publisher:
         after_failure: Callable[[], None] | None = None,
         name: str = "connectycube-publisher",
         interval: float = INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[threading.Event, float], object] = threading.Event.wait,
     ) -> None:
+        # clock and pause (wait on the wake-up event, bounded) are what a test replaces to
+        # drive the interval without sleeping.
         self._send = send
+        self._clock = clock
+        self._pause = pause
         self._after_failure = after_failure
         self._name = name
         self._interval = interval
@@ -151,14 +157,14 @@ class Publisher:
         last = -self._interval
         while True:
             first = q.get()
-            wait = last + self._interval - time.monotonic()
+            wait = last + self._interval - self._clock()
             if wait > 0 and not isinstance(first, threading.Event):
-                wake.wait(wait)  # let the batch grow, unless a flush is waiting
+                self._pause(wake, wait)  # let the batch grow, unless a flush is waiting
             batch = self._drain(q, [first])
             # Cleared after the drain: a flush that set it meanwhile has its marker drained
             # already or next in the queue, which is never waited on.
             wake.clear()
-            last = time.monotonic()
+            last = self._clock()
             try:
                 self._publish(batch)
             except Exception:  # never let the thread die: later saves still need it

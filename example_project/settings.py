@@ -101,6 +101,24 @@ CELERY_BROKER_URL = _BROKER
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
+# A worker that loses the broker (a Redis restart, a failover) keeps reconnecting for as long as
+# it runs, instead of exiting after Celery's default 100 tries; the tasks it was running are
+# cancelled rather than acknowledged late on a connection that is gone (they come back after
+# the visibility timeout, or the sweep sends their users again).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A publish that finds the broker down gives up within a second: the row stays owed and the
+# sweep sends it, so a save never waits long on the broker.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Redis hands an unacknowledged message (its worker was killed) to another worker after this;
+# keep it above CONNECTYCUBE["RETRY_COUNTDOWN_MAX"] (a retry's countdown must end before it).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Hands owed users back to the workers if a broker or worker outage lost their task.
 CELERY_BEAT_SCHEDULE = {
     "connectycube-sweep": {"task": "django_connectycube.sweep_dirty", "schedule": 60.0},

@@ -364,9 +364,12 @@ def test_the_lease_outlives_a_slow_push(cube, settings, no_broker):
 
 
 @pytest.mark.integration
-def test_the_sweep_takes_rows_never_enqueued_first_on_postgresql(postgres_db, broker, settings):
+def test_the_sweep_takes_rows_never_enqueued_first_on_postgresql(
+    postgres_db, broker, settings, clean_cache
+):
     # Issue: ``order_by("enqueued_at")`` puts NULLs (rows to retry at once: their enqueue
-    # failed) last on PostgreSQL, behind every row merely presumed lost.
+    # failed) last on PostgreSQL, behind every row merely presumed lost. (A fresh cache: a
+    # breaker left open by an earlier test's timeouts, on a loaded machine, stops any sweep.)
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SWEEP_AFTER": 60}
     lost, unsent = make_users(2, "order")
     CubeUser.objects.filter(user=lost).update(enqueued_at=timezone.now() - timedelta(hours=1))

@@ -183,30 +183,55 @@ def test_duplicates_in_one_batch_coalesce_in_first_seen_order():
     ]
 
 
-def test_a_busy_process_publishes_once_per_interval():
-    send = Recorder()
-    pub = Publisher(send, interval=0.5)
-    pub.submit("push_user", 0, None)  # after a quiet moment: out at once
-    deadline = time.monotonic() + 5
-    while not send.calls and time.monotonic() < deadline:
+class Interval:
+    """The publisher's pause, held by the test: the interval ends when the test says so."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self.waiting = threading.Event()
+        self.ends = threading.Event()
+
+    def __call__(self, wake: threading.Event, seconds: float) -> bool:
+        self.asked.append(seconds)
+        self.waiting.set()
+        assert self.ends.wait(30)
+        return False  # the interval ran out; nobody woke the thread
+
+
+def calls_become(send: Recorder, count: int) -> list[Any]:
+    """The published batches once there are ``count`` of them (bounded, never timed)."""
+    deadline = time.monotonic() + 30
+    while len(send.calls) < count and time.monotonic() < deadline:
         time.sleep(0.01)
+    return [a for _, a, _, _ in send.calls]
+
+
+def test_a_busy_process_publishes_once_per_interval():
+    now = [100.0]
+    interval = Interval()
+    send = Recorder()
+    pub = Publisher(send, interval=0.5, clock=lambda: now[0], pause=interval)
+    pub.submit("push_user", 0, None)  # after a quiet moment: out at once
+    assert calls_become(send, 1) == [[0]]
+    assert not interval.asked
+    now[0] += 0.1
     for pk in range(1, 6):
         pub.submit("push_user", pk, None)
-    time.sleep(0.1)
-    assert [a for _, a, _, _ in send.calls] == [[0]]  # the rest waits for the interval
-    time.sleep(1.0)  # no flush: the interval alone ends the batch
-    assert [a for _, a, _, _ in send.calls] == [[0], [1, 2, 3, 4, 5]]
+    assert interval.waiting.wait(30)  # the rest waits for what is left of the interval
+    assert interval.asked == [pytest.approx(0.4)]
+    assert [a for _, a, _, _ in send.calls] == [[0]]
+    now[0] += 0.4
+    interval.ends.set()  # no flush: the interval alone ends the batch
+    assert calls_become(send, 2) == [[0], [1, 2, 3, 4, 5]]
 
 
 def test_flush_does_not_wait_for_the_interval():
     send = Recorder()
-    pub = Publisher(send, interval=30)
+    pub = Publisher(send, interval=3600)  # an interval no test outlives: only a flush ends it
     pub.submit("push_user", 1, None)
-    assert pub.flush(timeout=5)
+    assert pub.flush(timeout=60)
     pub.submit("push_user", 2, None)  # within the interval: waits for it, or for a flush
-    started = time.monotonic()
-    assert pub.flush(timeout=5)
-    assert time.monotonic() - started < 2
+    assert pub.flush(timeout=60)
     assert [a for _, a, _, _ in send.calls] == [[1], [2]]
 
 

@@ -232,7 +232,8 @@ def test_dirty_links_users_saved_while_sync_was_off_reading_only_new_ones(settin
 @pytest.mark.django_db(transaction=True)
 def test_two_sweeps_racing_never_hand_the_same_row_over_twice(postgres_db, sent):
     owe(40, "race")
-    sent.clear()  # the saves' own enqueues (their transactions committed)
+    assert enqueue.flush(timeout=60)  # the saves' own enqueues, published in the background
+    sent.clear()
     barrier = threading.Barrier(2)
     errors = []
 
