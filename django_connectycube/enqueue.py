@@ -249,10 +249,19 @@ def _claim(db: str, now: datetime, stale: datetime, limit: int) -> list[tuple[An
             due = due.select_for_update(skip_locked=True)
         rows = list(due.values_list("pk", "user_id", "state")[:limit])
         if rows:
-            CubeUser.objects.using(db).filter(pk__in=[row[0] for row in rows]).update(
-                enqueued_at=now
+            CubeUser.objects.using(db).filter(pk__in=[row[0] for row in rows]).mark_enqueued(
+                now, lost_before=stale, note=lost_note()
             )
     return rows
+
+
+def lost_note() -> str:
+    """The ``last_error`` of a row the sweep re-sends because no worker recorded an outcome."""
+    return (
+        f"re-sent: no answer from a worker for {float(app_settings.SWEEP_AFTER):g} s (it "
+        "stopped or was killed, lost its database connection, or its message was lost); "
+        "see the worker's log"
+    )
 
 
 @shared_task(name="django_connectycube.sweep_dirty", ignore_result=True)

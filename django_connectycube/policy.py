@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -175,6 +176,8 @@ def attempt(link_filter: Q, push: Callable[[], str], *, hold: bool = False) -> R
     try:
         outcome = push()
     except Exception as exc:
+        if isinstance(exc, DatabaseError):
+            lease.reconnect()  # so that the failure can be recorded
         called = lease.calls_made() > calls
         if remote_failed(exc):
             breaker.record_failure(probe=probe)
