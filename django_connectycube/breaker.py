@@ -10,6 +10,9 @@ claims the probe first) is let through; if it fails the circuit stays open twice
 
 So during an outage ConnectyCube sees at most the pushes that were already in flight, the
 threshold's failures, and one probe per cool-down, however many workers and rows there are.
+The probe is the sweep's (:func:`.enqueue.sweep`): a wake-up scheduled for the end of each pause
+(:func:`claim_wakeup`, one per pause) sends it then, and the backlog right after it succeeds, so
+healing takes at most one capped pause, not a pause plus beat's ticks.
 
 The state lives in the cache named by ``CIRCUIT_BREAKER_CACHE`` (a shared one such as Redis in
 production; a per-process cache gives each process its own breaker). A cache that fails is
@@ -31,6 +34,7 @@ logger = logging.getLogger("django_connectycube")
 
 __all__ = [
     "CircuitOpen",
+    "claim_wakeup",
     "half_open",
     "is_open",
     "probe_or_wait",
@@ -41,11 +45,12 @@ __all__ = [
 ]
 
 PREFIX = "django_connectycube:breaker:"
-FAILURES, OPEN_UNTIL, COOLDOWN, PROBE = (
+FAILURES, OPEN_UNTIL, COOLDOWN, PROBE, WAKEUP = (
     PREFIX + "failures",
     PREFIX + "open_until",
     PREFIX + "cooldown",
     PREFIX + "probe",
+    PREFIX + "wakeup:",
 )
 #: How long a run of failures is remembered without a new one (seconds).
 FAILURE_MEMORY = 600
@@ -94,6 +99,21 @@ def is_open() -> float | None:
         return None
     remaining = float(until) - clock()
     return remaining if remaining > 0 else None
+
+
+def claim_wakeup() -> float | None:
+    """Seconds until the open circuit's probe is due, for the first caller in this pause only
+    (it schedules the wake-up that sends the probe; the others rely on it), else ``None``."""
+    if not _enabled():
+        return None
+    until = _safe(None, lambda: _cache().get(OPEN_UNTIL))
+    remaining = float(until) - clock() if until is not None else 0.0
+    if remaining <= 0:
+        return None
+    key = f"{WAKEUP}{until}"
+    if _safe(False, lambda: _cache().add(key, 1, timeout=int(remaining) + FAILURE_MEMORY)):
+        return remaining
+    return None
 
 
 def half_open() -> bool:

@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     #                               broker countdown (keep below the broker's visibility timeout)
     "CIRCUIT_BREAKER_THRESHOLD": 5,  # remote failures in a row that pause pushes (0: off)
     "CIRCUIT_BREAKER_COOLDOWN": 30.0,  # seconds paused before one probe; doubles per failed probe
-    "CIRCUIT_BREAKER_COOLDOWN_MAX": 600.0,  # seconds; the longest pause between probes
+    "CIRCUIT_BREAKER_COOLDOWN_MAX": 60.0,  # seconds; the longest pause between probes
     "CIRCUIT_BREAKER_CACHE": "default",  # Django cache alias sharing the breaker (use a shared one)
     # Requests per second to ConnectyCube for this application, shared by every worker
     # through the cache RATE_LIMIT_CACHE names (use a shared one, e.g. Redis). None: no limit.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from celery import shared_task
@@ -18,7 +19,7 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import breaker, tasks, unlinked
+from . import breaker, policy, sync, tasks, unlinked
 from .conf import app_settings
 from .models import CubeUser
 from .publisher import Publisher
@@ -193,8 +194,9 @@ def sweep(*, using: str | None = None, limit: int = 1000) -> int:
     Users found without a link (:mod:`.unlinked`: a window or two of the user table per run)
     are linked first, and handed over with the rest. Never enqueued (the broker was down) comes
     first, then the longest in flight. A row waiting for a retry is left alone until its
-    ``next_attempt_at``. While the circuit breaker is open nothing is sent (the rows are due
-    after the next probe anyway); when it is due for a probe, one row is. With
+    ``next_attempt_at``. While the circuit breaker is open nothing is sent, and a sweep is
+    scheduled for the end of the pause; when the breaker is due for a probe, the sweep pushes
+    one row itself and, if ConnectyCube answered, hands over the backlog in the same run. With
     ``SYNC_ENABLED = False`` nothing is done at all. The first message the broker refuses ends
     the run: the rows not sent stay due for the next one.
     """
@@ -202,12 +204,12 @@ def sweep(*, using: str | None = None, limit: int = 1000) -> int:
         return 0
     db = _db(using)
     unlinked.sweep_step(using=db)
-    if breaker.is_open() is not None:
-        return 0
-    if breaker.half_open():
-        limit = 1
     now = timezone.now()
-    claimed = _claim(db, now, now - timedelta(seconds=app_settings.SWEEP_AFTER), limit)
+    stale = now - timedelta(seconds=app_settings.SWEEP_AFTER)
+    if breaker.is_open() is not None or (breaker.half_open() and not _probe(db, now, stale)):
+        _wake_at_probe()
+        return 0
+    claimed = _claim(db, now, stale, limit)
     batches = _sweep_batches(claimed)
     sent = 0
     for number, (task_name, args) in enumerate(batches):
@@ -218,6 +220,32 @@ def sweep(*, using: str | None = None, limit: int = 1000) -> int:
             return sent
         sent += len(args)
     return sent
+
+
+def _probe(db: str, now: datetime, stale: datetime) -> bool:
+    """Push one due row here, as the breaker's probe; whether the circuit is closed now (so the
+    backlog may follow at once instead of a message and a tick later)."""
+    for pk, user_id, state in _claim(db, now, stale, 1):
+        if state == CubeUser.State.DELETING or user_id is None:
+            policy.attempt(Q(pk=pk), partial(sync.delete_remote_user, pk))
+        else:
+            policy.attempt(Q(user_id=user_id), partial(sync.push_user, user_id))
+    return breaker.is_open() is None and not breaker.half_open()
+
+
+def _wake_at_probe() -> None:
+    """Schedule a sweep for the end of the breaker's pause (one per pause across processes), so
+    its probe goes out then, not on beat's next tick."""
+    if tasks.push_user.app.conf.task_always_eager:
+        return
+    wait = breaker.claim_wakeup()
+    if wait is None:
+        return
+    options = {"queue": app_settings.TASK_QUEUE} if app_settings.TASK_QUEUE else {}
+    try:
+        sweep_dirty.apply_async(countdown=wait, **options)
+    except Exception as exc:  # the broker is down: beat's next sweep probes instead
+        logger.warning("Could not schedule the circuit breaker's probe: %s", exc)
 
 
 def _sweep_batches(claimed: list[tuple[Any, Any, str]]) -> list[tuple[str, list[Any]]]:
@@ -249,10 +277,19 @@ def _claim(db: str, now: datetime, stale: datetime, limit: int) -> list[tuple[An
             due = due.select_for_update(skip_locked=True)
         rows = list(due.values_list("pk", "user_id", "state")[:limit])
         if rows:
-            CubeUser.objects.using(db).filter(pk__in=[row[0] for row in rows]).update(
-                enqueued_at=now
+            CubeUser.objects.using(db).filter(pk__in=[row[0] for row in rows]).mark_enqueued(
+                now, lost_before=stale, note=lost_note()
             )
     return rows
+
+
+def lost_note() -> str:
+    """The ``last_error`` of a row the sweep re-sends because no worker recorded an outcome."""
+    return (
+        f"re-sent: no answer from a worker for {float(app_settings.SWEEP_AFTER):g} s (it "
+        "stopped or was killed, lost its database connection, or its message was lost); "
+        "see the worker's log"
+    )
 
 
 @shared_task(name="django_connectycube.sweep_dirty", ignore_result=True)

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,7 +30,16 @@ from .client import ConnectyCubeClient
 from .conf import app_settings
 from .models import CubeUser
 
-__all__ = ["Lease", "LeaseLost", "calls_made", "current", "held", "token", "watch"]
+__all__ = [
+    "Lease",
+    "LeaseLost",
+    "calls_made",
+    "current",
+    "held",
+    "reconnect",
+    "token",
+    "watch",
+]
 
 #: Renew once this share of the lease has passed since the last renewal.
 RENEW_FRACTION = 1 / 3
@@ -81,8 +91,23 @@ class Lease:
             self._renewed = time.monotonic()
 
     def release(self) -> int:
-        """Give the rows still leased back (a row already recorded was released then)."""
-        return CubeUser.objects.filter(self.rows, lease_until=self.token).update(lease_until=None)
+        """Give the rows still leased back (a row already recorded was released then), on a
+        fresh connection if the push broke its own: a lease left behind would make the retry
+        busy for the rest of it."""
+        rows = CubeUser.objects.filter(self.rows, lease_until=self.token)
+        try:
+            return rows.update(lease_until=None)
+        except DatabaseError:
+            reconnect()
+            return rows.update(lease_until=None)
+
+
+def reconnect() -> None:
+    """Drop the database connections an error left unusable (a killed backend, a restarted
+    server), so what follows (the lease's release, the failure's record, the task's retry)
+    opens a fresh one. Never inside a transaction, which closing would end."""
+    if not any(c.in_atomic_block for c in connections.all(initialized_only=True)):
+        close_old_connections()
 
 
 def take(link_id: int) -> Lease | None:

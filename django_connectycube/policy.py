@@ -23,7 +23,8 @@ broker for hours (Redis redelivers such messages after its visibility timeout; R
 them in worker memory).
 
 Remote failures also feed the shared circuit breaker (:mod:`.breaker`); while it is open a push
-makes no request and the row is simply due again after the next probe.
+makes no request, no retry is held by the broker, and the row waits in the database for the
+sweep, which sends it with the breaker's probe or right after the probe succeeds.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -138,10 +140,6 @@ def backoff(attempt: int) -> float:
 
 def _wait(error: BaseException, kind: Kind, attempts: int) -> float:
     """Seconds until the row is due again."""
-    if isinstance(error, breaker.CircuitOpen):
-        # Spread the rows over the cool-down, so the probe's success is not met by a stampede.
-        spread = float(app_settings.CIRCUIT_BREAKER_COOLDOWN)
-        return error.retry_in + random.uniform(0, spread)  # noqa: S311
     wait = backoff(attempts)
     if kind is Kind.BUSY:
         wait += 1.0  # the lease holder's push takes about this long
@@ -181,6 +179,8 @@ def attempt(link_filter: Q, push: Callable[[], str], *, hold: bool = False) -> R
     try:
         outcome = push()
     except Exception as exc:
+        if isinstance(exc, DatabaseError):
+            lease.reconnect()  # so that the failure can be recorded
         called = lease.calls_made() > calls
         if remote_failed(exc):
             breaker.record_failure(probe=probe)
@@ -212,8 +212,14 @@ def record(
     if before is None:  # no such link (a user deleted before it was ever linked)
         return Result(SKIPPED, kind, error)
     now = timezone.now()
-    wait = _wait(error, kind, before + 1)
-    countdown = wait if hold and wait <= float(app_settings.RETRY_COUNTDOWN_MAX) else None
+    # While the circuit is open the breaker paces every row: due at once, but handed over by
+    # the sweep only with its probe, and all together as soon as the probe succeeds.
+    paced = isinstance(error, breaker.CircuitOpen) or (
+        remote_failed(error) and breaker.is_open() is not None
+    )
+    wait = 0.0 if paced else _wait(error, kind, before + 1)
+    held = hold and not paced and wait <= float(app_settings.RETRY_COUNTDOWN_MAX)
+    countdown = wait if held else None
     retry_at = now + timedelta(seconds=wait)
     message = redact(describe(error))
     updated = rows.record_failure(

@@ -97,6 +97,16 @@ class CubeUserQuerySet(models.QuerySet[Any]):
             .order_by(F("enqueued_at").asc(nulls_first=True), "pk")
         )
 
+    def mark_enqueued(self, now: datetime, *, lost_before: datetime, note: str) -> int:
+        """Handed to Celery by the sweep. A row last handed over before ``lost_before`` got no
+        outcome from any worker: ``note`` says so in ``last_error``, in the same statement (a
+        killed worker or a lost message writes nothing itself)."""
+        lost = When(enqueued_at__lt=lost_before, then=Value(note))
+        return self.update(
+            enqueued_at=now,
+            last_error=Case(lost, default=F("last_error"), output_field=models.TextField()),
+        )
+
     # ---- local changes --------------------------------------------------------------------
 
     def mark_owed(self, now: datetime, **values: Any) -> int:

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
+from django.db import DatabaseError
 from django.db.models import Q
 
-from . import backfill_pool, password_reset, policy, sync, verification
+from . import backfill_pool, lease, password_reset, policy, sync, verification
 from .client import ConnectyCubeError
 from .client_factory import shared_client
 
@@ -43,8 +44,19 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
+#: Retries of a task whose failure could not be written (the database is unreachable); then
+#: the sweep re-sends the row and its ``last_error`` says so.
+DATABASE_RETRIES = 3
+
+
 def _run(task: Task, func: Callable[[Any], str], arg: Any, link_filter: Q) -> str:
-    result = policy.attempt(link_filter, lambda: func(arg), hold=not task.request.is_eager)
+    try:
+        result = policy.attempt(link_filter, lambda: func(arg), hold=not task.request.is_eager)
+    except DatabaseError as exc:
+        lease.reconnect()
+        if task.request.is_eager or task.request.retries >= DATABASE_RETRIES:
+            raise
+        raise task.retry(countdown=policy.backoff(task.request.retries + 1), exc=exc) from exc
     if result.countdown is not None:
         raise task.retry(countdown=result.countdown, exc=result.error)
     return result.outcome

@@ -17,7 +17,7 @@ from .context import DoctorContext
 from .drift import check_drift
 from .findings import Finding, Status, render_json, render_text
 from .sync_health import check_sync_health
-from .worker import check_broker, check_sweep_schedule
+from .worker import check_broker, check_sweep_schedule, check_workers
 
 __all__ = [
     "CHECKS",
@@ -41,6 +41,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("v1_users_api", check_v1_users_api),
     ("admin_api_key", check_admin_api_key),
     ("broker", check_broker),
+    ("workers", check_workers),
     ("sweep_schedule", check_sweep_schedule),
     ("sync_health", check_sync_health),
     ("drift", check_drift),

@@ -1,4 +1,5 @@
-"""Will pushes reach a worker: the Celery broker, and the sweep in Celery beat.
+"""Will pushes reach a worker: the Celery broker, a worker consuming the sync queue, and the
+sweep in Celery beat.
 
 The doctor inspects the Celery app the sync tasks are sent with, so it sees what the site sees
 (the project's ``CELERY_*`` settings), not a guess from Django settings.
@@ -21,12 +22,17 @@ from ..celery_setup import (
     sweep_entries,
     transport_problem,
 )
+from ..conf import app_settings
 from .context import DoctorContext
 from .findings import Finding, Status, duration
 
-__all__ = ["SWEEP_TASK", "check_broker", "check_sweep_schedule", "sweep_entries"]
+__all__ = ["SWEEP_TASK", "check_broker", "check_sweep_schedule", "check_workers", "sweep_entries"]
 
 BROKER = "Celery broker"
+WORKERS = "Celery workers"
+
+#: Seconds to wait for the workers' answers (a worker answers at once, even when busy).
+REPLY_TIMEOUT = 2.0
 
 
 def check_broker(ctx: DoctorContext) -> Finding:
@@ -104,6 +110,62 @@ def check_broker(ctx: DoctorContext) -> Finding:
     finally:
         connection.release()
     return Finding("broker", BROKER, Status.OK, f"Connected to {shown}.", details=details)
+
+
+def check_workers(ctx: DoctorContext) -> Finding:
+    """A worker consumes the queue the sync tasks are sent to: asked over the broker, as
+    ``celery inspect active_queues`` does. Without one every change waits as an owed row while
+    the other checks look fine."""
+    app = ctx.celery_app
+    if app.main in (None, "default") or not broker_in_use(app):
+        return Finding(
+            "workers", WORKERS, Status.SKIP, "No broker is in use, so there is no worker to ask."
+        )
+    queue = app_settings.TASK_QUEUE or app.conf.task_default_queue
+    timeout = min(ctx.timeout, REPLY_TIMEOUT)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=ctx.timeout
+            )
+            inspect = app.control.inspect(timeout=timeout, connection=connection)
+            replies = inspect.active_queues() or {}
+    except Exception as exc:  # kombu raises transport-specific errors
+        return Finding(
+            "workers",
+            WORKERS,
+            Status.SKIP,
+            f"Cannot ask the workers over the broker ({exc}); the broker check says why.",
+        )
+    consuming = sorted(
+        node
+        for node, queues in replies.items()
+        if any(isinstance(q, dict) and q.get("name") == queue for q in queues or ())
+    )
+    details: dict[str, Any] = {"queue": queue, "answered": sorted(replies), "consuming": consuming}
+    if consuming:
+        return Finding(
+            "workers",
+            WORKERS,
+            Status.OK,
+            f"{len(consuming)} worker(s) consume the queue {queue!r}: {', '.join(consuming)}.",
+            details=details,
+        )
+    problem = (
+        f"Workers answered ({', '.join(sorted(replies))}) but none consumes the queue {queue!r}"
+        if replies
+        else f"No Celery worker answered within {duration(timeout)}"
+    )
+    return Finding(
+        "workers",
+        WORKERS,
+        Status.FAIL,
+        f"{problem}: the sync tasks are sent there, so every change waits in the database "
+        "(owed) until a worker takes it.",
+        f"Start a worker that reads it: `celery -A <project> worker -Q {queue}` (under your "
+        "process manager, restarted when it dies); the sweep hands the waiting changes over.",
+        details,
+    )
 
 
 def _every(entry: dict[str, Any]) -> str:
