@@ -151,8 +151,8 @@ def _make_users(n: int) -> None:
 def _fresh_state(emulator: EmulatorProcess) -> None:
     from django.core.cache import cache
 
-    from django_connectycube.client_factory import reset_clients
     from django_connectycube.models import CubeSession, CubeUser
+    from django_connectycube.sync.connection import reset_clients
 
     CubeUser.objects.all().delete()
     CubeSession.objects.all().delete()

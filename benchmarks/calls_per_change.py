@@ -41,7 +41,7 @@ def measure(changes: int) -> list[Row]:
     from django.test.utils import override_settings
 
     from benchmarks.settings import CONNECTYCUBE
-    from django_connectycube import sync
+    from django_connectycube.sync import push as sync
 
     User = get_user_model()
     rows: list[Row] = []

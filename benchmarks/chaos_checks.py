@@ -54,9 +54,9 @@ def check_invariants(
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from django_connectycube import identity, mapping
     from django_connectycube.conf import app_settings
-    from django_connectycube.models import CubeSession, CubeUser
+    from django_connectycube.models import CubeSession, CubeUser, identity
+    from django_connectycube.sync import mapping
 
     User = get_user_model()
     state = _remote_state(server.url)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django_connectycube.emulator import EmulatorServer
-from django_connectycube.mapping import default_user_fields, reads
+from django_connectycube.sync.mapping import default_user_fields, reads
 
 __all__ = [
     "FaultTally",

@@ -171,7 +171,7 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         from django.db import close_old_connections, connection
 
-        from django_connectycube import enqueue
+        from django_connectycube.sync import enqueue
 
         try:
             while not self.stopping.wait(self.interval):

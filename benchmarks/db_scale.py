@@ -99,9 +99,9 @@ def _operations() -> dict[str, Callable[[], Any]]:
     from django.db import connection
     from django.test import Client
 
-    from django_connectycube import enqueue, owed, unlinked
     from django_connectycube.management.commands.connectycube_sync import Command
     from django_connectycube.models import CubeUser
+    from django_connectycube.sync import enqueue, owed, unlinked
 
     admin, _ = get_user_model().objects.get_or_create(
         username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
@@ -213,7 +213,7 @@ def measure(sizes: list[int], reps: int, plans_file: str = "") -> list[Row]:
     from django.test.utils import override_settings
 
     from benchmarks.settings import CONNECTYCUBE
-    from django_connectycube import unlinked
+    from django_connectycube.sync import unlinked
 
     curves: dict[str, dict[int, float]] = {}
     with override_settings(CONNECTYCUBE={**CONNECTYCUBE, "SYNC_ENABLED": True}):

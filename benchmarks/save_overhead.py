@@ -75,7 +75,7 @@ def _receivers(connect: bool) -> None:
     from django.conf import settings
     from django.db.models.signals import post_save
 
-    from django_connectycube.receivers import connect_receivers, user_saved
+    from django_connectycube.sync.receivers import connect_receivers, user_saved
 
     if connect:
         connect_receivers()
@@ -122,8 +122,8 @@ def _mode(mode: str) -> AbstractContextManager[Any]:
     from django.conf import settings
     from django.test.utils import override_settings
 
-    from django_connectycube import enqueue
-    from django_connectycube.state import CubeUserQuerySet
+    from django_connectycube.models.state import CubeUserQuerySet
+    from django_connectycube.sync import enqueue
 
     def by_the_orm(self: Any, user_pk: Any, now: Any, *, using: str) -> int:
         return int(self.using(using).filter(user_id=user_pk).mark_owed(now))
@@ -149,7 +149,7 @@ class Block:
         self.mode, self.save, self.first, self.count = mode, save, first, count
 
     def run(self) -> list[float]:
-        from django_connectycube import enqueue
+        from django_connectycube.sync import enqueue
 
         _receivers(self.mode not in ("bare", "floor"))
         clock = time.perf_counter
@@ -176,7 +176,7 @@ class Block:
 
 def _profile(save: Callable[[int], Any], floor: Callable[[int], Any]) -> None:
     """cProfile 2,000 app saves and 2,000 floor saves; print where the app's share goes."""
-    from django_connectycube import enqueue
+    from django_connectycube.sync import enqueue
 
     text = io.StringIO()
     for name, op, connect in (("app", save, True), ("floor", floor, False)):

@@ -9,14 +9,13 @@ class ConnectyCubeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, retry_checks, security_checks, setup_checks  # noqa: F401  (register checks)
-        from .receivers import connect_receivers
+        from django_connectycube.sync.receivers import connect_receivers
 
         connect_receivers()
 
         from django.apps import apps
 
         if apps.is_installed("django.contrib.admin"):
-            from .admin import add_inline_to_user_admin
+            from django_connectycube.admin import add_inline_to_user_admin
 
             add_inline_to_user_admin()

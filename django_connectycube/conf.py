@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from .client.errors import ConfigurationError as _ClientConfigurationError
+from django_connectycube.client.errors import ConfigurationError as _ClientConfigurationError
 
 __all__ = [
     "DEFAULTS",
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "APP_SESSION_CACHE": "default",  # Django cache alias that shares the application token
     # Mirroring users.
     "SYNC_ENABLED": True,  # False: signals record nothing and enqueue nothing
-    "USER_FIELDS": "django_connectycube.mapping.default_user_fields",
+    "USER_FIELDS": "django_connectycube.sync.mapping.default_user_fields",
     "AVATAR_FIELD": None,  # a File/ImageField name on the user model, or a callable(user)
     "PASSWORD_SECRETS": None,  # {version: secret}; None means {1: SECRET_KEY}
     # Names this site in the external ids it mints ("<prefix>-<random>"): give each site that

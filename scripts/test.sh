@@ -36,7 +36,8 @@ if [ "$part" = all ] || [ "$part" = unit ]; then
   echo "== mirroring tests with a UUID-pk user model"
   timed "UUID-pk tests" env -u DATABASE_URL -u CELERY_BROKER_URL HYPOTHESIS_PROFILE=quick \
     "$PY" -m pytest -m "not integration" --ds=tests.settings_uuid -p no:cacheprovider \
-    tests/test_sync.py tests/test_signals.py tests/test_sync_command.py tests/test_sweep_scale.py "$@"
+    tests/sync/test_sync.py tests/sync/test_signals.py tests/sync/test_sync_command.py \
+    tests/sync/test_sweep_scale.py "$@"
 fi
 
 if [ "$part" = all ] || [ "$part" = integration ]; then

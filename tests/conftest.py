@@ -92,7 +92,7 @@ def _publish_on_the_committing_thread(request: pytest.FixtureRequest) -> None:
 def background_enqueue(settings: Any) -> Iterator[None]:
     """The default ``ENQUEUE = "background"``; waits for the publisher at teardown, so nothing
     this test queued is published into the next one."""
-    from django_connectycube import enqueue
+    from django_connectycube.sync import enqueue
 
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ENQUEUE": "background"}
     yield

@@ -22,12 +22,12 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from .. import sessions
-from ..client import ConnectyCubeError, IdentityProviderRefused
-from ..conf import ConfigurationError, app_settings
-from ..failures import SyncConflict
-from .errors import CONFLICT, UNAVAILABLE, error_response, input_refusal
-from .parsers import JSONParser
+from django_connectycube.api.errors import CONFLICT, UNAVAILABLE, error_response, input_refusal
+from django_connectycube.api.parsers import JSONParser
+from django_connectycube.client import ConnectyCubeError, IdentityProviderRefused
+from django_connectycube.conf import ConfigurationError, app_settings
+from django_connectycube.errors import SyncConflict
+from django_connectycube.sessions import login as sessions
 
 logger = logging.getLogger("django_connectycube")
 

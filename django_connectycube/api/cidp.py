@@ -1,7 +1,7 @@
 """The Custom Identity Provider's verification endpoint (``AUTH_MODE = "cidp"``).
 
 ConnectyCube calls it server to server with the token our login sent it; what the token proves
-and what ConnectyCube is told is :mod:`django_connectycube.cidp`'s business, this is only the
+and what ConnectyCube is told is :mod:`django_connectycube.sync.cidp`'s business, this is only the
 HTTP side. A plain Django view, not DRF: ConnectyCube sends no cookie and no authentication, and
 its answer mapping expects these exact bodies (``{"uid", …}`` or 422 ``{"error": "..."}``).
 """
@@ -17,8 +17,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from .. import cidp
-from .errors import NestedTooDeep, input_refusal
+from django_connectycube.api.errors import NestedTooDeep, input_refusal
+from django_connectycube.sync import cidp
 
 __all__ = ["ALLOWED_METHODS", "verify"]
 

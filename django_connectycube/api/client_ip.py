@@ -14,7 +14,7 @@ import ipaddress
 
 from django.http import HttpRequest
 
-from ..conf import app_settings
+from django_connectycube.conf import app_settings
 
 __all__ = ["client_ip"]
 

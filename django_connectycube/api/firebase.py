@@ -1,9 +1,9 @@
 """``POST login/`` with a Firebase phone token: which local user, and which session, it gets.
 
 ConnectyCube verifies the token; the number is the token's own ``phone_number`` claim (see
-:func:`django_connectycube.firebase.phone_claims`). The session handed back is always one of the
-matched local user's own linked ConnectyCube user: the session ConnectyCube made for its Firebase
-user is kept only when that user *is* the linked one, and ended otherwise.
+:func:`django_connectycube.sessions.firebase.phone_claims`). The session handed back is always
+one of the matched local user's own linked ConnectyCube user: the session ConnectyCube made for
+its Firebase user is kept only when that user *is* the linked one, and ended otherwise.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import firebase, sessions
-from ..client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
-from ..client_factory import shared_client
-from ..conf import ConfigurationError, app_settings
-from ..models import CubeSession, CubeUser
-from ..secrecy import hide_secrets
-from .errors import error_response
-from .throttling import LoginGuard
+from django_connectycube.api.errors import error_response
+from django_connectycube.api.throttling import LoginGuard
+from django_connectycube.client import APIError, ConnectyCubeClient, ConnectyCubeError, Session
+from django_connectycube.conf import ConfigurationError, app_settings
+from django_connectycube.models import CubeSession, CubeUser
+from django_connectycube.sessions import firebase
+from django_connectycube.sessions import login as sessions
+from django_connectycube.sync.connection import shared_client
+from django_connectycube.sync.secrecy import hide_secrets
 
 logger = logging.getLogger("django_connectycube")
 
@@ -138,7 +139,7 @@ class FirebasePhoneLoginMixin:
         """The one active local user with this verified phone, else None.
 
         Only ever asks the source ``FIREBASE_PHONE_LOOKUP`` names and the integrator vouched
-        for (see :mod:`django_connectycube.firebase`), never a plain profile field.
+        for (see :mod:`django_connectycube.sessions.firebase`), never a plain profile field.
         """
         lookup = firebase.phone_lookup()
         if lookup is None:

@@ -48,8 +48,8 @@ from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.crypto import get_random_string
 
-from ..conf import app_settings
-from .client_ip import client_ip
+from django_connectycube.api.client_ip import client_ip
+from django_connectycube.conf import app_settings
 
 __all__ = ["DEFAULT_DEVICE_COOKIE", "LoginGuard", "account_key", "delay_after"]
 

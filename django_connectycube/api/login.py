@@ -20,16 +20,16 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import sessions
-from ..conf import app_settings
-from ..models import CubeSession
-from ..secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
-from .base import ConnectyCubeAPIView
-from .errors import error_response
-from .firebase import FirebasePhoneLoginMixin
-from .openapi import OpenApiResponse, extend_schema
-from .serializers import ErrorSerializer, LoginSerializer, SessionSerializer
-from .throttling import LoginGuard
+from django_connectycube.api.base import ConnectyCubeAPIView
+from django_connectycube.api.errors import error_response
+from django_connectycube.api.firebase import FirebasePhoneLoginMixin
+from django_connectycube.api.openapi import OpenApiResponse, extend_schema
+from django_connectycube.api.serializers import ErrorSerializer, LoginSerializer, SessionSerializer
+from django_connectycube.api.throttling import LoginGuard
+from django_connectycube.conf import app_settings
+from django_connectycube.models import CubeSession
+from django_connectycube.sessions import login as sessions
+from django_connectycube.sync.secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
 
 logger = logging.getLogger("django_connectycube")
 

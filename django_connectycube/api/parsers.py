@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from rest_framework import parsers
 
-from .errors import NestedTooDeep
+from django_connectycube.api.errors import NestedTooDeep
 
 __all__ = ["JSONParser"]
 

@@ -14,12 +14,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import tasks
-from ..conf import app_settings
-from .base import ConnectyCubeAPIView
-from .openapi import OpenApiResponse, extend_schema
-from .serializers import ErrorSerializer, PasswordResetSerializer
-from .throttling import PasswordResetAddressThrottle, PasswordResetIPThrottle
+from django_connectycube.api.base import ConnectyCubeAPIView
+from django_connectycube.api.openapi import OpenApiResponse, extend_schema
+from django_connectycube.api.serializers import ErrorSerializer, PasswordResetSerializer
+from django_connectycube.api.throttling import PasswordResetAddressThrottle, PasswordResetIPThrottle
+from django_connectycube.conf import app_settings
+from django_connectycube.sync import tasks
 
 logger = logging.getLogger("django_connectycube")
 
@@ -55,11 +55,12 @@ class PasswordResetView(ConnectyCubeAPIView):
 
     The request only validates the address: nothing in it depends on whether the address
     belongs to anyone. :meth:`send_reset` runs after the answer is sent (see
-    :class:`SendAfterAnswer`) and queues :func:`~django_connectycube.tasks.send_password_reset`,
-    which works out whether the address is local, only ConnectyCube's or unknown, and mails
-    accordingly. Without a broker (``task_always_eager``) the task runs right there, still after
-    the answer, so a slow mail relay, ConnectyCube's answer or a database look-up cannot tell
-    known addresses from unknown ones either way. The answer also waits until
+    :class:`SendAfterAnswer`) and queues
+    :func:`~django_connectycube.sync.tasks.send_password_reset`, which works out whether the
+    address is local, only ConnectyCube's or unknown, and mails accordingly. Without a broker
+    (``task_always_eager``) the task runs right there, still after the answer, so a slow mail
+    relay, ConnectyCube's answer or a database look-up cannot tell known addresses from unknown
+    ones either way. The answer also waits until
     ``PASSWORD_RESET_MIN_SECONDS`` have passed since the request arrived. Throttles
     (``API_THROTTLE_RATES``) keep anyone from mailing an address over and over, or from probing
     many addresses from one client.

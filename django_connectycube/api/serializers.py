@@ -13,7 +13,7 @@ from urllib.parse import quote
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from ..client import User
+from django_connectycube.client import User
 
 __all__ = [
     "FILTERS",

@@ -18,9 +18,9 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from ..conf import DEFAULTS, app_settings
-from .client_ip import client_ip
-from .lockout import LoginGuard
+from django_connectycube.api.client_ip import client_ip
+from django_connectycube.api.lockout import LoginGuard
+from django_connectycube.conf import DEFAULTS, app_settings
 
 __all__ = [
     "LoginGuard",

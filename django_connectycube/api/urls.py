@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import cidp, views
-from .errors import NOT_FOUND_URL_NAME, not_found
+from django_connectycube.api import cidp, views
+from django_connectycube.api.errors import NOT_FOUND_URL_NAME, not_found
 
 app_name = "connectycube"
 

@@ -21,22 +21,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from ..client import ConnectyCubeClient, NotFound, Page, User, ValidationError
-from ..client_factory import shared_client
-from ..conf import app_settings
-from ..models import CubeUser
-from .base import ConnectyCubeAPIView
-from .errors import error_response as _error
-from .login import LoginView, LogoutView, SessionResponseMixin, SessionView
-from .openapi import OpenApiResponse, extend_schema
-from .reset import PasswordResetView
-from .serializers import (
+from django_connectycube.api.base import ConnectyCubeAPIView
+from django_connectycube.api.errors import error_response as _error
+from django_connectycube.api.login import LoginView, LogoutView, SessionResponseMixin, SessionView
+from django_connectycube.api.openapi import OpenApiResponse, extend_schema
+from django_connectycube.api.reset import PasswordResetView
+from django_connectycube.api.serializers import (
     ErrorSerializer,
     ProfilePageSerializer,
     ProfileSerializer,
     UserQuerySerializer,
 )
-from .throttling import LookupThrottle
+from django_connectycube.api.throttling import LookupThrottle
+from django_connectycube.client import ConnectyCubeClient, NotFound, Page, User, ValidationError
+from django_connectycube.conf import app_settings
+from django_connectycube.models import CubeUser
+from django_connectycube.sync.connection import shared_client
 
 __all__ = [
     "ConnectyCubeAPIView",

@@ -10,7 +10,6 @@ client_factory`` and ``django_connectycube.app_session_cache``).
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,25 +73,8 @@ _EXPORTS: dict[str, str] = {
 
 #: Django glue that moved to the app, by old name: (module, name there). Reached only through a
 #: deprecated name, so the client itself never imports the app or Django.
-_MOVED_TO_THE_APP: dict[str, tuple[str, str]] = {
-    "DjangoCacheAppSessionStore": (
-        "django_connectycube.app_session_cache",
-        "DjangoCacheAppSessionStore",
-    ),
-    "default_app_session_store": ("django_connectycube.client_factory", "app_session_store"),
-}
-
-
 def __getattr__(name: str) -> Any:
     """Import on first use, so ``client.signing`` (all the emulator needs) pulls in nothing else."""
-    moved = _MOVED_TO_THE_APP.get(name)
-    if moved is not None:
-        warnings.warn(
-            f"django_connectycube.client.{name} is deprecated; use {moved[0]}.{moved[1]}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(moved[0]), moved[1])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,8 @@ Two scopes share one pooled transport:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -146,20 +144,6 @@ class ConnectyCubeClient(AdminApi, SessionCalls, BaseApi):
     def app_session_key(self) -> str:
         """This application's key in :attr:`store` (the auth key hashed, never stored)."""
         return self.shared_app_session.key
-
-    @classmethod
-    def from_settings(cls, **overrides: Any) -> ConnectyCubeClient:
-        """Deprecated: ``django_connectycube.client_factory.build_client()`` builds a client from
-        Django settings; the client itself knows nothing of Django."""
-        warnings.warn(
-            "ConnectyCubeClient.from_settings() is deprecated; call "
-            "django_connectycube.client_factory.build_client()",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        factory = importlib.import_module("django_connectycube.client_factory")
-        client: ConnectyCubeClient = factory.build_client(client_class=cls, **overrides)
-        return client
 
     def close(self) -> None:
         """Close the pooled connections (the shared application session stays valid)."""

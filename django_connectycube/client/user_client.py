@@ -8,7 +8,6 @@ client's (the application session is the only one the client renews).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -120,17 +119,6 @@ class UserClient(BaseApi):
         """``DELETE /users/external/{id}``, a legacy call: the route addresses the deprecated
         INTEGER ``external_user_id``, not the string ``external_id``; prefer :meth:`delete_self`."""
         self._call("DELETE", f"users/external/{int(external_user_id)}")
-
-    def delete_user_by_external_id(self, external_id: int) -> None:
-        """Deprecated name of :meth:`delete_user_by_external_user_id` (it never addressed the
-        string ``external_id``)."""
-        warnings.warn(
-            "delete_user_by_external_id() is deprecated: it addresses the integer "
-            "external_user_id; call delete_user_by_external_user_id()",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        self.delete_user_by_external_user_id(external_id)
 
     # ---- blobs -----------------------------------------------------------------------------
 

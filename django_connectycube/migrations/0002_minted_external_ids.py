@@ -1,11 +1,11 @@
-# External ids are minted per link from now on (django_connectycube.identity).
+# External ids are minted per link from now on (django_connectycube.models.identity).
 #
 # Existing links keep the external id they have: their remote users already carry it, and each
 # user's ConnectyCube password is derived from it. Only a row with NO external id (written by
 # code that bypassed the model's save, e.g. a raw insert) gets a minted one, since an empty id
 # would be sent as "no external id" and could never be looked up again.
 
-import django_connectycube.identity
+import django_connectycube.models.identity
 from django.db import migrations, models
 
 
@@ -14,7 +14,7 @@ def mint_missing_external_ids(apps, schema_editor):
     db = schema_editor.connection.alias
     for pk in CubeUser.objects.using(db).filter(external_id="").values_list("pk", flat=True):
         CubeUser.objects.using(db).filter(pk=pk).update(
-            external_id=django_connectycube.identity.mint_external_id()
+            external_id=django_connectycube.models.identity.mint_external_id()
         )
 
 
@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
             model_name="cubeuser",
             name="external_id",
             field=models.CharField(
-                default=django_connectycube.identity.mint_external_id,
+                default=django_connectycube.models.identity.mint_external_id,
                 help_text=(
                     "Minted for this link (<prefix>-<random>) and sent as the remote user's "
                     "external_id; links made before minting keep the local primary key."

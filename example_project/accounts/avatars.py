@@ -1,7 +1,8 @@
 """What the profile form accepts as an avatar: a real image of a bounded size.
 
-The type is read from the file's first bytes (:func:`django_connectycube.images.sniff_image_type`),
-not from its name or the browser's claimed content type, both of which the uploader controls.
+The type is read from the file's first bytes
+(:func:`django_connectycube.sync.images.sniff_image_type`), not from its name or the browser's
+claimed content type, both of which the uploader controls.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 
-from django_connectycube.images import IMAGE_TYPES, SNIFF_BYTES, sniff_image_type
+from django_connectycube.sync.images import IMAGE_TYPES, SNIFF_BYTES, sniff_image_type
 
 #: The largest avatar accepted (ConnectyCube takes up to 100 MB; an avatar needs far less).
 AVATAR_MAX_BYTES = 5 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Doubles the client's unit tests share: a fake ConnectyCube's answers and clients that never
 sleep. Nothing here imports Django: these tests also run with Django hidden
-(``tests/test_client_without_django.py``)."""
+(``tests/project/test_client_without_django.py``)."""
 
 from __future__ import annotations
 

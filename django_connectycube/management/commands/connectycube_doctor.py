@@ -9,7 +9,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...doctor import CHECKS, DoctorContext, Status, render_json, render_text, run_checks
+from django_connectycube.checks.doctor import (
+    CHECKS,
+    DoctorContext,
+    Status,
+    render_json,
+    render_text,
+    run_checks,
+)
 
 
 class Command(BaseCommand):

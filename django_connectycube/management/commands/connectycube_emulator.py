@@ -15,8 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_connectycube.conf import app_settings
 from django_connectycube.emulator.cli import add_arguments, run
-
-from ..validation import bounded_int, check_range
+from django_connectycube.management.validation import bounded_int, check_range
 
 MAX_PORT = 65535
 MAX_APP_ID = 2**63 - 1

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from ...models import CubeSession
+from django_connectycube.models import CubeSession
 
 
 class Command(BaseCommand):

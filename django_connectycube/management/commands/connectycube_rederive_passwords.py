@@ -18,12 +18,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import logins, mapping
-from ...client import AuthenticationError, ConnectyCubeError, NotFound
-from ...client_factory import shared_client
-from ...conf import app_settings
-from ...models import CubeUser
-from ..validation import bounded_float, bounded_int, check_range
+from django_connectycube.client import AuthenticationError, ConnectyCubeError, NotFound
+from django_connectycube.conf import app_settings
+from django_connectycube.management.validation import bounded_float, bounded_int, check_range
+from django_connectycube.models import CubeUser
+from django_connectycube.sync import logins, mapping
+from django_connectycube.sync.connection import shared_client
 
 MAX_BATCH = 10_000
 #: Failed pks listed at the end (the count is always complete).

@@ -16,9 +16,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import models
 from django.db.models.functions import Cast
 
-from ...fields import rotate
-from ...models import CubeSession
-from ..validation import bounded_int, check_range
+from django_connectycube.management.validation import bounded_int, check_range
+from django_connectycube.models import CubeSession
+from django_connectycube.models.fields import rotate
 
 MAX_BATCH = 10_000
 

@@ -30,11 +30,19 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DataError
 from django.utils import timezone
 
-from ... import backfill_pool, drift, enqueue, owed, policy, unlinked, verification
-from ...client import ConnectyCubeError
-from ...client_factory import shared_client
-from ...conf import app_settings
-from ...models import CubeUser
+from django_connectycube.client import ConnectyCubeError
+from django_connectycube.conf import app_settings
+from django_connectycube.models import CubeUser
+from django_connectycube.sync import (
+    backfill_pool,
+    drift,
+    enqueue,
+    owed,
+    policy,
+    unlinked,
+    verification,
+)
+from django_connectycube.sync.connection import shared_client
 
 CHUNK = 500
 #: Users per shard of ``--all --distribute`` unless ``--shards`` says otherwise: small enough

@@ -1,0 +1,68 @@
+"""The durable record of what is still owed to ConnectyCube, written in the saving transaction.
+
+A ``CubeUser`` row that is owed (``dirty_version`` ahead of ``synced_version``, or a tombstone)
+is the to-do item: the database, not the broker, is the source of truth for pending work. This
+module only writes that record; handing the work to Celery is :mod:`.enqueue`'s job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
+
+from django_connectycube.models import CubeUser
+from django_connectycube.sync import unlinked
+
+__all__ = ["link_missing_users", "mark_deleted", "mark_dirty"]
+
+
+def _db(using: str | None) -> str:
+    return using or router.db_for_write(CubeUser)
+
+
+def mark_dirty(user: Any, *, using: str | None = None, created: bool = False) -> None:
+    """Record, in the caller's transaction, that this user's latest state must be pushed.
+
+    A user without a link gets a new one with a freshly minted external id, never an old
+    tombstone's: a new user who happens to get a deleted user's pk is someone else.
+    """
+    db = _db(using)
+    now = timezone.now()
+    if not created and CubeUser.objects.mark_user_owed(user.pk, now, using=db):
+        return
+    try:
+        with transaction.atomic(using=db):
+            CubeUser.objects.using(db).create(user=user, dirty_version=1, enqueued_at=now)
+    except IntegrityError:
+        # Another process linked the user first: that link is the user's.
+        CubeUser.objects.using(db).filter(user_id=user.pk).mark_owed(now)
+
+
+def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
+    """Turn the user's link into a tombstone owing a remote delete; returns its id, if any.
+
+    Call it while the user row still exists (the ``pre_delete`` receiver does, inside the
+    delete's transaction): the link is found by its user, never by an id a later user could
+    share.
+    """
+    db = _db(using)
+    now = timezone.now()
+    links = CubeUser.objects.using(db).filter(user_id=user_pk).exclude(state=CubeUser.State.DELETED)
+    link_id = links.values_list("pk", flat=True).first()
+    if link_id is None:
+        return None
+    CubeUser.objects.using(db).filter(pk=link_id).mark_deleting(now)
+    return link_id
+
+
+def link_missing_users(*, using: str | None = None, batch_size: int | None = None) -> int:
+    """Create owed links for users that have none (saved before the app was installed or while
+    ``SYNC_ENABLED`` was off, or in autocommit mode by a process that died between the two
+    writes), reading the whole user table a window at a time: on demand (``connectycube_sync
+    --all``). The periodic sweep looks at a window or two per run instead (:mod:`.unlinked`).
+
+    ``batch_size`` is accepted for compatibility; the window is :data:`.unlinked.WINDOW`.
+    """
+    return unlinked.link_all(using=using)

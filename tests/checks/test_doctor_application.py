@@ -1,0 +1,131 @@
+"""connectycube_doctor: the v1 users API switch and the admin API key."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+
+from django_connectycube.checks.doctor import DoctorContext, Status, run_checks
+from django_connectycube.checks.doctor.application import check_admin_api_key, check_v1_users_api
+from django_connectycube.checks.doctor.connection import check_credentials
+
+from .test_doctor_connection import mocked_server
+
+API = "https://cube.test"
+V1_OFF = {"errors": {"base": ["Users retrieving forbidden in admin panel..."]}}
+
+
+def mocked_app(settings, **extra) -> None:
+    mocked_server(settings, API)
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, **extra}
+    responses.post(
+        f"{API}/session",
+        status=201,
+        json={"session": {"token": "app-token", "application_id": 1, "user_id": None}},
+    )
+    responses.delete(f"{API}/session", body="")
+
+
+def run(*checks):
+    named = [("credentials", check_credentials), *((c.__name__, c) for c in checks)]
+    return run_checks(DoctorContext(timeout=5), named)[1:]
+
+
+def test_v1_off_on_a_new_application(connectycube_emulator):
+    [finding] = run(check_v1_users_api)
+    assert finding.status is Status.INFO
+    assert finding.details["enabled"] is False
+    assert finding.message.startswith("Off (a new application's default)")
+    assert connectycube_emulator.request_count("GET /users/{id}") == 1
+
+
+@pytest.mark.connectycube_emulator(v1_users_api=True)
+def test_v1_on_when_the_switch_is_unchecked(connectycube_emulator):
+    [finding] = run(check_v1_users_api)
+    assert finding.status is Status.INFO
+    assert finding.details["enabled"] is True
+    assert "DISABLE LIST USERS API V1' is unchecked" in finding.message
+    assert not connectycube_emulator.users  # the probe read nobody and created nobody
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("status", "body", "verdict", "enabled", "words"),
+    [
+        (403, V1_OFF, Status.INFO, False, "Off"),
+        (404, {"errors": ["User not found"]}, Status.INFO, True, "On"),
+        # Refused, but not with the v1 switch's message: unknown, and it needs no action.
+        (403, {"errors": ["Forbidden. Need user."]}, Status.INFO, None, "another reason"),
+        (500, {"errors": ["boom"]}, Status.WARN, None, "failed"),
+    ],
+)
+def test_v1_users_api_switch_is_read_from_a_v1_look_up(
+    settings, status, body, verdict, enabled, words
+):
+    mocked_app(settings)
+    responses.get(f"{API}/users/0", status=status, json=body)
+    [finding] = run(check_v1_users_api)
+    assert finding.status is verdict
+    assert finding.details["enabled"] is enabled
+    assert words in finding.message
+
+
+@responses.activate
+def test_v1_is_not_probed_without_a_session(settings):
+    mocked_server(settings, API)
+    responses.post(f"{API}/session", status=422, json={"errors": ["Unexpected signature"]})
+    [finding] = run(check_v1_users_api)
+    assert finding.status is Status.SKIP
+    assert not [c for c in responses.calls if "/users" in c.request.url]
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (404, {"errors": ["Not found"]}, Status.OK),
+        (401, {"errors": ["Invalid administration API key"]}, Status.FAIL),
+        (403, {"errors": ["Forbidden"]}, Status.FAIL),
+        (500, {"errors": ["boom"]}, Status.WARN),
+    ],
+)
+def test_admin_key_verdict_from_deleting_a_user_that_cannot_exist(settings, status, body, verdict):
+    mocked_app(settings, ADMIN_API_KEY="admin-key-1")
+    responses.delete(f"{API}/admin/user/0", status=status, json=body)
+    [finding] = run(check_admin_api_key)
+    assert finding.status is verdict
+    [call] = [c for c in responses.calls if "/admin/" in c.request.url]
+    assert call.request.headers["CB-Administration-API-Key"] == "admin-key-1"
+    if verdict is Status.FAIL:
+        assert 'CONNECTYCUBE["ADMIN_API_KEY"]' in finding.action
+
+
+@responses.activate
+def test_no_admin_key_is_skipped_without_a_request(settings):
+    mocked_app(settings)
+    [finding] = run(check_admin_api_key)
+    assert finding.status is Status.SKIP
+    assert "ADMIN_API_KEY" in finding.message
+    assert not [c for c in responses.calls if "/admin/" in c.request.url]
+
+
+@pytest.mark.connectycube_emulator(admin_api_key="the-admin-key")
+@pytest.mark.parametrize(
+    ("configured", "verdict"), [("the-admin-key", Status.OK), ("a-wrong-key", Status.FAIL)]
+)
+def test_admin_key_accepted_or_refused_by_the_emulator(
+    connectycube_emulator, settings, configured, verdict
+):
+    connectycube_emulator.create_user(login="bystander", password="password-123")
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ADMIN_API_KEY": configured}
+    [finding] = run(check_admin_api_key)
+    assert finding.status is verdict
+    assert connectycube_emulator.request_count("DELETE /admin/user/{id}") == 1
+    assert [u["login"] for u in connectycube_emulator.users] == ["bystander"]  # nothing deleted
+
+
+def test_a_key_for_an_application_without_the_admin_api_is_refused(connectycube_emulator, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "ADMIN_API_KEY": "some-key"}
+    [finding] = run(check_admin_api_key)
+    assert finding.status is Status.FAIL
+    assert "not enabled" in finding.message
