@@ -105,8 +105,17 @@ def test_workers_share_the_rate_limit_and_a_429_pauses_them_all(cube, worker):
         cube.set_fault("POST /users", sequence=[429], retry_after=2.0)
         wait_until(lambda: all_synced(100), timeout=120, interval=0.5)
     assert_one_remote_user_each(cube, 100)
-    rates = list(seen.per_second().values())
-    assert len(rates) >= 4 and max(rates) <= LIMIT * 1.1, rates
+    per_second = seen.per_second()
+    rates = list(per_second.values())
+    # The limiter lets at most LIMIT leave in any second of the senders' clocks; the emulator
+    # counts a request when its handler runs, which a busy machine can delay past the second's
+    # end. So a second counted here may hold some of its neighbour's requests, but no run of
+    # seconds more than one second's worth beyond the limit.
+    assert len(rates) >= 4, rates
+    for start in per_second:
+        run = [per_second.get(start + i) for i in range(3)]
+        if None not in run:
+            assert sum(run) <= LIMIT * 4, per_second
     assert max(rates) >= LIMIT * 0.8, rates  # and the workers did keep it busy
     assert seen.longest_still() >= 1.5  # the 429's Retry-After held back both processes
 
