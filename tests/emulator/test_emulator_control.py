@@ -205,10 +205,8 @@ def test_drop_closes_a_keep_alive_connection_without_a_byte(
 
 def test_timeout_holds_longer_than_the_client_waits(api: Api) -> None:
     api.emulator.set_fault("GET /session", sequence=["timeout"], timeout_seconds=5)
-    started = time.perf_counter()
-    with pytest.raises(requests.ReadTimeout):
+    with pytest.raises(requests.ReadTimeout):  # held past the client's 0.5 s, not answered
         api.get("/session", timeout=0.5)
-    assert time.perf_counter() - started < 3
     api.emulator.clear_faults()  # releases the held request at once
 
 

@@ -115,10 +115,9 @@ def test_the_push_before_login_is_bounded_in_time(cube, settings):
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ON_LOGIN_TIMEOUT": 0.5}
     cube.set_fault("POST /users", latency=3)
     user = make_user()
-    started = time.monotonic()
+    # Unbounded, the push would finish after the 3 s and the login would get its session.
     with pytest.raises(sessions.SessionUnavailable):
         sessions.get_session_for_user(user)
-    assert time.monotonic() - started < 2.5
 
 
 def test_a_remote_user_deleted_on_connectycube_is_recreated_once_by_login(cube):
