@@ -11,6 +11,15 @@ the on-commit callbacks run inside the timing), in interleaved blocks in one pro
 * immediate: the app with ``ENQUEUE = "immediate"`` (``apply_async`` inside the on-commit
   callback), for comparison with the default.
 
+Two patterns against what a Django developer would write instead, "plain": a ``post_save``
+receiver calling ``transaction.on_commit(lambda: push_user.delay(pk))``. Both are measured as
+CPU time of the whole process (the publisher thread included), plus the CPU a worker spends on
+each message besides the push itself (the task run with the push stubbed: a batch message's
+dispatch, or re-publishing), per save:
+
+* request pace: one save of one user, then a pause of ``REQUEST_PACE`` (a request at a time);
+* distinct users: saves of different users back to back (a bulk edit, a command's loop).
+
 Blocks rotate their order every round; each block is warmed up once before any is recorded; the
 GC is collected before a block and held off inside it; the publisher thread is drained at the
 end of every app block and the wait is charged to that block. Each runs on SQLite (in memory:
@@ -19,7 +28,10 @@ throwaway queue nobody consumes, purged afterwards). Goal: the app at most 1.1 t
 median, and its p99 at most 1.5 times the floor's p99.
 
     python -m benchmarks.save_overhead [--quick] [--db sqlite|postgres] [--broker memory|redis]
-                                       [--profile] [--parts]
+                                       [--profile] [--parts] [--no-patterns]
+
+``BENCH_PG_NAME`` names the PostgreSQL database the run creates and drops, ``BENCH_REDIS_URL``
+the Redis database of the throwaway queue.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import pstats
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -69,6 +82,131 @@ WARM_USERS = 64
 #: What separates the app from the floor in a profile: the save itself, each statement, the
 #: app's receiver and callback, Django's signal and on-commit machinery, Celery.
 PROFILED = r"models/base.py|backends/utils|django_connectycube/|dispatch/|db/transaction|celery/"
+
+
+#: Seconds between two saves of the request-pace pattern.
+REQUEST_PACE = 0.25
+#: Different users saved back to back in one block of the distinct-users pattern.
+DISTINCT_USERS = 200
+PLAIN_UID = "benchmarks.plain_push"
+
+
+def _plain_receiver(connect: bool) -> None:
+    """What a Django developer would write instead of the app: ``post_save`` then, after
+    commit, ``push_user.delay(pk)``."""
+    from django.conf import settings
+    from django.db import transaction
+    from django.db.models.signals import post_save
+
+    from django_connectycube.sync import tasks
+
+    def plain(sender: Any, instance: Any, **kwargs: Any) -> None:
+        transaction.on_commit(lambda pk=instance.pk: tasks.push_user.delay(pk))
+
+    if connect:
+        post_save.connect(
+            plain, sender=settings.AUTH_USER_MODEL, dispatch_uid=PLAIN_UID, weak=False
+        )
+    else:
+        post_save.disconnect(sender=settings.AUTH_USER_MODEL, dispatch_uid=PLAIN_UID)
+
+
+@contextmanager
+def _published() -> Iterator[list[tuple[Any, tuple[Any, ...]]]]:
+    """Record every message published meanwhile (task and arguments), and still publish it."""
+    from celery.app.task import Task
+
+    original = Task.apply_async
+    seen: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def recording(self: Any, args: Any = None, *rest: Any, **options: Any) -> Any:
+        seen.append((self, tuple(args or ())))
+        return original(self, args, *rest, **options)
+
+    with _swap(Task, "apply_async", recording):
+        yield seen
+
+
+def _worker_cpu(messages: list[tuple[Any, tuple[Any, ...]]]) -> float:
+    """CPU seconds a worker spends on these messages besides the pushes themselves: each task
+    run with the push (and a batch's pool) stubbed, anything it publishes published."""
+    from django_connectycube.sync import backfill_pool
+    from django_connectycube.sync import push as sync
+
+    stubs = (
+        _swap(sync, "push_user", lambda *a, **k: sync.UNCHANGED),
+        _swap(sync, "delete_remote_user", lambda *a, **k: sync.GONE),
+        _swap(backfill_pool, "push_many", lambda pks, **k: Counter({"unchanged": len(pks)})),
+    )
+    with stubs[0], stubs[1], stubs[2]:
+        t0 = time.process_time()
+        for task, args in messages:
+            task.apply(args)
+        return time.process_time() - t0
+
+
+def _pattern_cpu(
+    mode: str, save: Callable[[int], Any], first: int, count: int, pace: float
+) -> float:
+    """CPU seconds per save of ``count`` saves in ``mode`` (``app`` or ``plain``), the
+    process's (every thread) and its messages' share of a worker's."""
+    from django_connectycube.sync import enqueue
+
+    _receivers(mode == "app")
+    _plain_receiver(mode == "plain")
+    try:
+        with _published() as messages:
+            gc.collect()
+            t0 = time.process_time()
+            for i in range(first, first + count):
+                save(i)
+                if pace:
+                    time.sleep(pace)
+            enqueue.flush()
+            spent = time.process_time() - t0
+        return (spent + _worker_cpu(messages)) / count
+    finally:
+        _plain_receiver(False)
+        _receivers(True)
+
+
+def patterns(
+    label: str, one_user: Callable[[int], Any], distinct: Callable[[int], Any], rounds: int
+) -> list[Row]:
+    """The request-pace and distinct-users patterns, app against plain, interleaved."""
+    pace_saves = 8 if rounds < 12 else 20
+    plans = {
+        "request pace": (one_user, pace_saves, REQUEST_PACE),
+        "distinct users": (distinct, DISTINCT_USERS, 0.0),
+    }
+    rows = []
+    counter = 0
+    for pattern, (save, count, pace) in plans.items():
+        cpu: dict[str, list[float]] = {"app": [], "plain": []}
+        for mode in cpu:  # warm-up
+            _pattern_cpu(mode, save, counter, min(count, 20), pace and 0.01)
+            counter += count
+        for r in range(max(rounds // 2, 2)):
+            for mode in ("app", "plain") if r % 2 == 0 else ("plain", "app"):
+                cpu[mode].append(_pattern_cpu(mode, save, counter, count, pace))
+                counter += count
+        app, plain = median(cpu["app"]) * 1e6, median(cpu["plain"]) * 1e6
+        n = len(cpu["app"]) * count
+        rows.append(
+            Row(
+                NAME,
+                f"{label}: {pattern}, CPU per save vs plain Celery",
+                app,
+                "µs",
+                plain,
+                "post_save → on_commit(push_user.delay)",
+                app / plain,
+                "≤ 1.0",
+                app / plain <= 1.0,
+                f"process + worker dispatch CPU, median of blocks; n={n} saves per mode",
+            )
+        )
+    return rows
 
 
 def _receivers(connect: bool) -> None:
@@ -195,7 +333,13 @@ def _profile(save: Callable[[int], Any], floor: Callable[[int], Any]) -> None:
 
 
 def measure(
-    db: str, broker: str, rounds: int, block: int, profile: bool, parts: bool = False
+    db: str,
+    broker: str,
+    rounds: int,
+    block: int,
+    profile: bool,
+    parts: bool = False,
+    with_patterns: bool = True,
 ) -> list[Row]:
     """Child process: interleaved blocks of bare, floor and app saves, each in ``atomic()``."""
     setup_django()
@@ -276,6 +420,19 @@ def measure(
                 note=f"p99 {p99:.0f} µs, {p99 / floor_p99:.2f} times the floor's",
             )
         )
+    if with_patterns:
+        crowd = [
+            User.objects.create(username=f"crowd{i}", email=f"c{i}@example.com")
+            for i in range(DISTINCT_USERS)
+        ]
+
+        def distinct(i: int) -> None:
+            user = crowd[i % len(crowd)]
+            user.first_name = f"D{i}"
+            with transaction.atomic():
+                user.save()
+
+        rows += patterns(label, bare, distinct, rounds)
     if profile:
         _profile(bare, floor)
     CubeUser.objects.all().delete()
@@ -313,19 +470,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--broker", choices=["memory", "redis"], action="append")
     parser.add_argument("--profile", action="store_true", help="cProfile 2,000 app saves")
     parser.add_argument("--parts", action="store_true", help="also the app with parts swapped out")
+    parser.add_argument(
+        "--no-patterns",
+        action="store_true",
+        help="skip the request-pace and distinct-users patterns against plain Celery",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--block", type=int, default=400)
     args = parser.parse_args(argv)
     if args.child:
         rows = measure(
-            args.db[0], args.broker[0], args.rounds, args.block, args.profile, args.parts
+            args.db[0],
+            args.broker[0],
+            args.rounds,
+            args.block,
+            args.profile,
+            args.parts,
+            not args.no_patterns,
         )
         print(rows_to_json(rows))
         return
     dbs = tuple(args.db or ("sqlite", "postgres"))
     brokers = tuple(args.broker or ("memory", "redis"))
-    extra = tuple(flag for flag in ("--profile", "--parts") if getattr(args, flag[2:]))
+    flags = ("--profile", "--parts", "--no-patterns")
+    extra = tuple(flag for flag in flags if getattr(args, flag[2:].replace("-", "_")))
     print_rows(run(args.quick, dbs, brokers, extra))
 
 

@@ -6,10 +6,10 @@ from typing import Any
 
 
 def tasks_in(task_name: str, args: Any) -> list[tuple[str, Any]]:
-    """``(short task name, argument)`` for each task a message carries: a ``fan_out`` message
-    (a batch a worker splits) carries one per argument, any other message its first argument."""
+    """``(short task name, argument)`` for each task a message carries: a ``push_batch`` message
+    (a batch a worker runs) carries one per argument, any other message its first argument."""
     short = task_name.rsplit(".", 1)[-1]
-    if short == "fan_out":
+    if short == "push_batch":
         batched_task, batch = args
         return [(batched_task, arg) for arg in batch]
     return [(short, args[0])]

@@ -188,8 +188,21 @@ class CubeUserQuerySet(models.QuerySet[Any]):
 
     # ---- outcomes of a push ---------------------------------------------------------------
 
-    def record_pushed(self, version: int, now: datetime, **values: Any) -> int:
-        """``version`` is on ConnectyCube: ``synced``, unless a save or a delete came since."""
+    def record_pushed(
+        self, version: int, now: datetime, *, lease: datetime | None = None, **values: Any
+    ) -> int:
+        """``version`` is on ConnectyCube: ``synced``, unless a save or a delete came since.
+
+        ``lease``: the token of the lease the push ran under, which ends in this statement on
+        the rows that still carry it (a row another worker took keeps that worker's lease);
+        the push's own release then has nothing left to do.
+        """
+        if lease is not None:
+            values["lease_until"] = Case(
+                When(lease_until=lease, then=Value(None)),
+                default=F("lease_until"),
+                output_field=models.DateTimeField(),
+            )
         return self.update(
             synced_version=version,
             state=state_after_push(version),

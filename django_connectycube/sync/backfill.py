@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, models
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Q, Value
 from django.db.models.expressions import Expression
 from django.utils import timezone
 
@@ -171,11 +171,7 @@ class Batch:
             avatar_uid=_per_row(items, lambda i: i.link.avatar_uid, models.CharField()),
             avatar_digest=_per_row(items, lambda i: i.link.avatar_digest, models.CharField()),
             pushed_digest=_per_row(items, lambda i: i.digest, models.CharField()),
-            lease_until=Case(
-                When(lease_until=self.token, then=Value(None)),
-                default=F("lease_until"),
-                output_field=models.DateTimeField(),
-            ),
+            lease=self.token,
         )
 
 

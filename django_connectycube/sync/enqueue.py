@@ -32,7 +32,6 @@ __all__ = [
     "enqueue_backfill",
     "enqueue_delete",
     "enqueue_push",
-    "fan_out",
     "flush",
     "push_after_commit",
     "sweep",
@@ -52,7 +51,7 @@ def _send(
     using: str | None,
     argsrepr: str | None = None,
 ) -> bool:
-    task = fan_out if task_name == "fan_out" else getattr(tasks, task_name)
+    task = getattr(tasks, task_name)
     options: dict[str, Any] = {"argsrepr": argsrepr} if argsrepr else {}
     if app_settings.TASK_QUEUE:
         options["queue"] = app_settings.TASK_QUEUE
@@ -103,46 +102,35 @@ def _task_arg(pk: Any) -> Any:
 #: Which link a task's argument names, for clearing ``enqueued_at`` when its publish fails.
 _LINK_FIELD = {"push_user": "user_id", "delete_remote_user": "pk"}
 
-#: Arguments in one ``fan_out`` message (a few kilobytes).
-FAN_OUT_MAX = 500
+#: Arguments in one ``push_batch`` message: few enough that the workers share a sweep's or a
+#: burst's batches, many enough that the publishing process pays one publish for a crowd.
+BATCH_MAX = 100
 
 
 def _publish(task_name: str, args: list[Any], using: str | None) -> bool:
-    """The publisher thread's send: one message for one argument, else ``fan_out`` messages, so
-    a burst of saves costs the saving process one publish and a worker the rest."""
+    """The publisher thread's (and the sweep's) send: one message for one argument, else
+    ``push_batch`` messages a worker runs itself, so a burst of saves costs the saving process
+    one publish per batch and no worker a second hop."""
     field = _LINK_FIELD[task_name]
     if len(args) == 1:
         return _send(task_name, (args[0],), link_filter=Q(**{field: args[0]}), using=using)
     sent = []
-    for start in range(0, len(args), FAN_OUT_MAX):
-        chunk = args[start : start + FAN_OUT_MAX]
+    for start in range(0, len(args), BATCH_MAX):
+        chunk = args[start : start + BATCH_MAX]
         in_chunk = Q(**{f"{field}__in": chunk})
         # Celery's own repr of a long list costs more than the rest of the publish, which holds
         # the interpreter lock meanwhile.
         argsrepr = f"({task_name!r}, <{len(chunk)} ids from {chunk[0]!r}>)"
         sent.append(
             _send(
-                "fan_out", (task_name, chunk), link_filter=in_chunk, using=using, argsrepr=argsrepr
+                "push_batch",
+                (task_name, chunk),
+                link_filter=in_chunk,
+                using=using,
+                argsrepr=argsrepr,
             )
         )
     return all(sent)
-
-
-@shared_task(
-    name="django_connectycube.fan_out",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-)
-def fan_out(task_name: str, args: list[Any]) -> int:
-    """Publish one ``push_user`` (or ``delete_remote_user``) per argument, on a worker: what a
-    process that saved many users in a moment sent instead of a message per save. Returns how
-    many were published; a failed one leaves its row to the sweep, like any failed publish
-    (redelivered, it publishes them again, which the pushes make harmless)."""
-    if task_name not in _LINK_FIELD:
-        raise ValueError(f"fan_out cannot publish {task_name!r}")
-    field = _LINK_FIELD[task_name]
-    return sum(_send(task_name, (arg,), link_filter=Q(**{field: arg}), using=None) for arg in args)
 
 
 def _close_thread_connections() -> None:
@@ -250,8 +238,8 @@ def _wake_at_probe() -> None:
 
 
 def _sweep_batches(claimed: list[tuple[Any, Any, str]]) -> list[tuple[str, list[Any]]]:
-    """The claimed rows as ``(task, arguments)`` batches of at most :data:`FAN_OUT_MAX`, deletes
-    first: each batch is one message (a ``fan_out`` a worker splits), so a sweep of many rows
+    """The claimed rows as ``(task, arguments)`` batches of at most :data:`BATCH_MAX`, deletes
+    first: each batch is one message (a ``push_batch`` a worker runs), so a sweep of many rows
     costs the beat process a publish per batch, not one per row."""
     deletes: list[Any] = []
     pushes: list[Any] = []
@@ -261,9 +249,9 @@ def _sweep_batches(claimed: list[tuple[Any, Any, str]]) -> list[tuple[str, list[
         else:
             pushes.append(_task_arg(user_id))
     return [
-        (task_name, args[start : start + FAN_OUT_MAX])
+        (task_name, args[start : start + BATCH_MAX])
         for task_name, args in (("delete_remote_user", deletes), ("push_user", pushes))
-        for start in range(0, len(args), FAN_OUT_MAX)
+        for start in range(0, len(args), BATCH_MAX)
     ]
 
 

@@ -70,6 +70,9 @@ class Lease:
         self.seconds = seconds
         self._renewed = time.monotonic()
         self._lock = threading.Lock()
+        #: Set once the statement recording the push ended the lease (``record_pushed``'s
+        #: ``lease``): :meth:`release` has nothing left to give back.
+        self.ended = False
 
     def renew_if_due(self) -> None:
         """Extend the lease when a third of it has passed; :class:`LeaseLost` if it is gone."""
@@ -94,6 +97,8 @@ class Lease:
         """Give the rows still leased back (a row already recorded was released then), on a
         fresh connection if the push broke its own: a lease left behind would make the retry
         busy for the rest of it."""
+        if self.ended:
+            return 0
         rows = CubeUser.objects.filter(self.rows, lease_until=self.token)
         try:
             return rows.update(lease_until=None)
@@ -110,17 +115,18 @@ def reconnect() -> None:
         close_old_connections()
 
 
-def take(link_id: int) -> Lease | None:
-    """Claim one link for ``LEASE_SECONDS``; ``None`` if another worker holds it."""
+def take(link: Q) -> Lease | None:
+    """Claim the one link ``link`` selects (by its pk or its user's) for ``LEASE_SECONDS``;
+    ``None`` if another worker holds it, or there is no such link."""
     now = timezone.now()
     seconds = float(app_settings.LEASE_SECONDS)
     until = token(now, seconds)
     claimed = (
-        CubeUser.objects.filter(pk=link_id)
+        CubeUser.objects.filter(link)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(lease_until=until)
     )
-    return Lease(Q(pk=link_id), until, seconds) if claimed else None
+    return Lease(link, until, seconds) if claimed else None
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -87,27 +88,50 @@ UPDATED, UNCHANGED, SKIPPED, DELETED, GONE = (
 def leased(link_id: int, client: ConnectyCubeClient | None = None) -> Iterator[CubeUser]:
     """Own a link for the length of one push (expires by itself if the worker dies; renewed
     before every HTTP attempt of ``client`` while it lasts)."""
-    taken = lease.take(link_id)
+    taken = lease.take(Q(pk=link_id))
     if taken is None:
-        raise Busy(f"ConnectyCube user link {link_id} is being pushed by another worker.")
+        raise _busy(link_id)
+    with _holding(taken, client) as link:
+        if link is None:  # removed between the two statements (the admin's delete)
+            raise CubeUser.DoesNotExist(f"ConnectyCube user link {link_id} is gone.")
+        yield link
+
+
+@contextmanager
+def _holding(taken: lease.Lease, client: ConnectyCubeClient | None) -> Iterator[CubeUser | None]:
+    """The link under ``taken``, read once; the lease ends with the push's record, or here."""
     if client is not None:
         lease.watch(client)
     try:
         with lease.held(taken):
-            yield CubeUser.objects.get(pk=link_id)
+            link = CubeUser.objects.filter(taken.rows).first()
+            # Known by its pk from now on: its user may be deleted meanwhile (user_id emptied).
+            taken.rows = Q(pk=link.pk) if link is not None else Q(lease_until=taken.token)
+            yield link
     finally:
         taken.release()
 
 
-def _link_for_user(user_pk: Any) -> CubeUser | None:
-    link = CubeUser.objects.filter(user_id=user_pk).only("pk").first()
-    if link is not None:
-        return link
-    user = get_user_model()._default_manager.filter(pk=user_pk).first()
-    if user is None:
-        return None
-    mark_dirty(user)
-    return CubeUser.objects.filter(user_id=user_pk).only("pk").first()
+def _busy(link: Any) -> Busy:
+    return Busy(f"ConnectyCube user link {link} is being pushed by another worker.")
+
+
+def _take_for_user(user_pk: Any) -> lease.Lease | None:
+    """The lease on the user's link, in the statement that finds it; a user without a link is
+    linked first. ``None`` when the user is gone (its delete has its own task)."""
+    mine = Q(user_id=user_pk)
+    taken = lease.take(mine)
+    if taken is not None:
+        return taken
+    if not CubeUser.objects.filter(mine).exists():
+        user = get_user_model()._default_manager.filter(pk=user_pk).first()
+        if user is None:
+            return None
+        mark_dirty(user)
+        taken = lease.take(mine)
+        if taken is not None:
+            return taken
+    raise _busy(f"of user {user_pk}")
 
 
 def push_user(
@@ -123,12 +147,12 @@ def push_user(
     remote user made since then carries our login and external id, so the create is refused as
     taken and that user is adopted below.
     """
-    link_ref = _link_for_user(user_pk)
-    if link_ref is None:
-        return SKIPPED  # the user is gone; its delete has its own task
+    taken = _take_for_user(user_pk)
+    if taken is None:
+        return SKIPPED
     client = client or shared_client()
-    with leased(link_ref.pk, client) as link:
-        if link.state != CubeUser.State.PENDING:
+    with _holding(taken, client) as link:
+        if link is None or link.state != CubeUser.State.PENDING:
             return SKIPPED
         user = get_user_model()._default_manager.filter(pk=user_pk).first()
         if user is None:
@@ -162,7 +186,7 @@ def push_user(
         if remote is not None and not avatar_changed:
             _restore_avatar_locked(link, remote, client)
 
-        _record_success(link, version, digest, created=outcome == CREATED)
+        _record_success(link, version, digest, created=outcome == CREATED, taken=taken)
         if outcome != UNCHANGED or avatar_changed:
             user_synced.send(CubeUser, link=link, created=outcome == CREATED)
         return outcome if outcome != UNCHANGED or not avatar_changed else UPDATED
@@ -192,13 +216,16 @@ def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:
     return True
 
 
-def _record_success(link: CubeUser, version: int, digest: str, *, created: bool) -> None:
-    """Record the pushed version; a remote id another link holds (unique ``cube_id``) is either
-    released from that link (ConnectyCube just ``created`` it for this one) or a conflict."""
+def _record_success(
+    link: CubeUser, version: int, digest: str, *, created: bool, taken: lease.Lease
+) -> None:
+    """Record the pushed version, ending the lease in the same statement; a remote id another
+    link holds (unique ``cube_id``) is either released from that link (ConnectyCube just
+    ``created`` it for this one) or a conflict."""
     now = timezone.now()
     try:
         with remote_ids.claim_guard():
-            _write_success(link, version, digest, now)
+            _write_success(link, version, digest, now, taken)
         return
     except IntegrityError as exc:
         cube_id = link.cube_id or 0
@@ -206,13 +233,14 @@ def _record_success(link: CubeUser, version: int, digest: str, *, created: bool)
         if not created or holder is None:
             raise SyncConflict(remote_ids.conflict_message(link, cube_id, holder)) from exc
         remote_ids.release_stale_claim(holder, cube_id)
-    _write_success(link, version, digest, now)
+    _write_success(link, version, digest, now, taken)
 
 
-def _write_success(link: CubeUser, version: int, digest: str, now: Any) -> None:
+def _write_success(link: CubeUser, version: int, digest: str, now: Any, taken: lease.Lease) -> None:
     CubeUser.objects.filter(pk=link.pk).record_pushed(
         version,
         now,
+        lease=taken.token,
         cube_id=link.cube_id,
         external_id=link.external_id,
         login=link.login,
@@ -222,6 +250,7 @@ def _write_success(link: CubeUser, version: int, digest: str, now: Any) -> None:
         avatar_digest=link.avatar_digest,
         pushed_digest=digest,
     )
+    taken.ended = True
 
 
 # ---- avatars ---------------------------------------------------------------------------------

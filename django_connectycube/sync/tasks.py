@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import Task, shared_task
@@ -31,6 +33,7 @@ logger = logging.getLogger("django_connectycube")
 __all__ = [
     "backfill_shard",
     "delete_remote_user",
+    "push_batch",
     "push_user",
     "send_password_reset",
     "verify_links",
@@ -73,6 +76,35 @@ def push_user(self: Task, user_pk: Any) -> str:
 def delete_remote_user(self: Task, link_id: int) -> str:
     """Delete a deleted local user's ConnectyCube user (gone already counts as done)."""
     return _run(self, sync.delete_remote_user, link_id, Q(pk=link_id))
+
+
+#: Threads a batch message's users are pushed with on its worker.
+BATCH_CONCURRENCY = 4
+
+
+@shared_task(
+    name="django_connectycube.push_batch",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def push_batch(task_name: str, args: list[Any]) -> dict[str, int]:
+    """Run ``push_user`` (or ``delete_remote_user``) for each argument here, on this worker:
+    what a process that saved many users in a moment, or a sweep, sent as one message, so no
+    second broker hop re-publishes them one by one. Each runs under the failure policy; a
+    failure's retry is a due time on its row, which the sweep hands over (the batch is never
+    retried whole). Redelivered after its worker died, it runs again, which is harmless."""
+    client = shared_client()
+    if task_name == "push_user":
+        counts = backfill_pool.push_many(args, client=client, concurrency=BATCH_CONCURRENCY)
+    elif task_name == "delete_remote_user":
+        counts = Counter(
+            policy.attempt(Q(pk=pk), partial(sync.delete_remote_user, pk, client=client)).outcome
+            for pk in args
+        )
+    else:
+        raise ValueError(f"push_batch cannot run {task_name!r}")
+    return dict(counts)
 
 
 @shared_task(name="django_connectycube.backfill_shard", **TASK_OPTIONS)

@@ -102,7 +102,7 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
     recorded = Broker()
 
     def publish(task: Any, args: Any = None, kwargs: Any = None, **options: Any) -> None:
-        recorded.queue.extend(tasks_in(task.name, args))  # a fan_out as what a worker makes of it
+        recorded.queue.extend(tasks_in(task.name, args))  # a push_batch as the tasks a worker runs
 
     monkeypatch.setattr("celery.app.task.Task.apply_async", publish)
     return recorded

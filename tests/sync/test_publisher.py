@@ -1,5 +1,5 @@
 """The background publisher (``ENQUEUE = "background"``, the default): saves only queue the
-publish; a per-process thread sends it in batches (one ``fan_out`` message for many saves),
+publish; a per-process thread sends it in batches (one ``push_batch`` message for many saves),
 coalescing repeats, surviving forks and flushing at exit.
 """
 
@@ -24,7 +24,7 @@ User = get_user_model()
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     """What reached ``apply_async``: (task, arg, name of the thread that published it); the
-    arguments of a ``fan_out`` as ``"push_user:1,2"``."""
+    arguments of a ``push_batch`` as ``"push_user:1,2"``."""
     calls: list[tuple[str, str, str]] = []
 
     def fake_apply_async(self: Any, args: Any = (), kwargs: Any = None, **options: Any) -> None:
@@ -36,12 +36,12 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 
 
 def pushed(sent: list[tuple[str, str, str]]) -> list[str]:
-    """The users pushed, whether one message each or in ``fan_out`` messages."""
+    """The users pushed, whether one message each or in ``push_batch`` messages."""
     pks: list[str] = []
     for task, arg, _ in sent:
         if task == "push_user":
             pks.append(arg)
-        elif task == "fan_out" and arg.startswith("push_user:"):
+        elif task == "push_batch" and arg.startswith("push_user:"):
             pks += arg.split(":", 1)[1].split(",")
     return pks
 
@@ -107,7 +107,7 @@ def test_a_loop_of_saves_costs_the_saving_process_one_publish(background_enqueue
     assert enqueue.flush()
     assert sorted(pushed(sent), key=int) == [str(u.pk) for u in users]
     assert len(sent) < 5  # one message per batch, not one per save
-    assert "fan_out" in [task for task, _, _ in sent]
+    assert "push_batch" in [task for task, _, _ in sent]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,16 +129,22 @@ def test_broker_failure_in_the_thread_leaves_the_rows_to_the_sweep(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fan_out_publishes_one_task_per_argument(sent):
-    assert enqueue.fan_out("push_user", [7, 8]) == 2
-    assert enqueue.fan_out("delete_remote_user", [9]) == 1
-    assert [(task, arg) for task, arg, _ in sent] == [
-        ("push_user", "7"),
-        ("push_user", "8"),
-        ("delete_remote_user", "9"),
-    ]
-    with pytest.raises(ValueError, match="cannot publish"):
-        enqueue.fan_out("send_password_reset", ["a@example.com"])
+def test_a_batch_message_is_pushed_on_its_worker_without_a_second_hop(connectycube_emulator, sent):
+    users = [User.objects.create(username=f"batch{i}") for i in range(3)]
+    sent.clear()
+    assert tasks.push_batch.apply(args=("push_user", [u.pk for u in users])).get() == {"created": 3}
+    assert sent == []  # nothing published again: the worker pushed them itself
+    assert set(CubeUser.objects.values_list("state", flat=True)) == {"synced"}
+    assert sorted(u["login"] for u in connectycube_emulator.users) == [u.username for u in users]
+
+    links = [CubeUser.objects.get(user=u).pk for u in users[:2]]
+    User.objects.filter(pk__in=[u.pk for u in users[:2]]).delete()
+    sent.clear()
+    assert tasks.push_batch.apply(args=("delete_remote_user", links)).get() == {"deleted": 2}
+    assert sent == []
+    assert [u["login"] for u in connectycube_emulator.users] == [users[2].username]
+    with pytest.raises(ValueError, match="cannot run"):
+        tasks.push_batch.apply(args=("send_password_reset", ["a@example.com"])).get()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,7 +18,7 @@ User = get_user_model()
 
 @pytest.fixture
 def sent(monkeypatch):
-    """Record what would be handed to Celery instead of sending it; a ``fan_out`` message is
+    """Record what would be handed to Celery instead of sending it; a ``push_batch`` message is
     recorded as the tasks it stands for."""
     calls = []
 

@@ -30,7 +30,7 @@ USERS = User._meta.db_table
 
 
 class Sent(list):
-    """The tasks handed to Celery (a ``fan_out`` counts as the tasks it stands for), and how
+    """The tasks handed to Celery (a ``push_batch`` counts as the tasks it stands for), and how
     many messages carried them."""
 
     messages = 0
@@ -118,7 +118,7 @@ def test_a_sweep_hands_its_rows_over_in_a_message_per_batch_not_one_per_row(monk
     assert sorted(user for _, user in sent) == sorted(
         str(pk) for pk in CubeUser.objects.values_list("user_id", flat=True)
     )
-    monkeypatch.setattr(enqueue, "FAN_OUT_MAX", 25)
+    monkeypatch.setattr(enqueue, "BATCH_MAX", 25)
     CubeUser.objects.update(enqueued_at=None)
     sent.clear()
     sent.messages = 0
@@ -128,7 +128,7 @@ def test_a_sweep_hands_its_rows_over_in_a_message_per_batch_not_one_per_row(monk
 
 def test_when_the_broker_refuses_a_later_batch_the_rest_stays_due(monkeypatch, sent):
     owe(60)
-    monkeypatch.setattr(enqueue, "FAN_OUT_MAX", 25)
+    monkeypatch.setattr(enqueue, "BATCH_MAX", 25)
     CubeUser.objects.update(enqueued_at=None)
     accepted = []
 

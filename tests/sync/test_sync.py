@@ -102,6 +102,32 @@ def test_warm_update_costs_one_remote_call(cube):
     assert CubeSession.objects.filter(user=user).count() == 1
 
 
+def test_warm_update_costs_five_statements(cube):
+    """Take the lease, read the link, the user and the stored session, record the push (which
+    ends the lease): nothing read twice, no separate release."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = make_user()
+    sync.push_user(user.pk)
+    user.first_name = "One"
+    user.save()
+    sync.push_user(user.pk)  # logs in once and keeps the session
+    user.first_name = "Two"
+    user.save()
+    with CaptureQueriesContext(connection) as captured:
+        assert sync.push_user(user.pk) == sync.UPDATED
+    statements = [q["sql"] for q in captured]
+    assert len(statements) <= 5, "\n".join(statements)
+    link = CubeUser.objects.get(user=user)
+    assert (link.state, link.synced_version, link.lease_until) == (
+        "synced",
+        link.dirty_version,
+        None,
+    )
+    assert remote_of(cube, user)[0]["full_name"] == "Two"
+
+
 def test_ten_saves_one_push_of_the_latest_state(cube):
     user = make_user()
     for i in range(10):

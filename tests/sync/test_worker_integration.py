@@ -145,7 +145,7 @@ def test_create_update_avatar_delete_end_to_end(cube, worker):
     assert remote(cube, pk, external_id) == []
 
 
-def test_a_burst_of_saves_reaches_the_workers_through_fan_out(cube, worker):
+def test_a_burst_of_saves_reaches_the_workers_in_batches(cube, worker):
     users = [User.objects.create(username=f"burst{i}") for i in range(12)]
     for user in users[:6]:  # again, while the first batch may still be waiting to go out
         user.first_name = "Again"
