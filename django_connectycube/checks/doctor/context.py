@@ -92,7 +92,7 @@ class DoctorContext:
     def celery_app(self) -> Any:
         """The Celery app the project created (Celery's nameless fallback when it made none)."""
         if self._celery_app is None:
-            from django_connectycube.checks.configuration import configured_celery_app
+            from django_connectycube.checks.celery import configured_celery_app
             from django_connectycube.sync.enqueue import sweep_dirty
 
             self._celery_app = configured_celery_app() or sweep_dirty.app

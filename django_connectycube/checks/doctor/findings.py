@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Finding", "Status", "duration", "render_json", "render_text", "summary_line"]
+from django.core.checks import CheckMessage
 
 
 class Status(str, enum.Enum):
@@ -30,16 +30,34 @@ class Status(str, enum.Enum):
         return self.value.upper()
 
 
+#: Each check's short name for people; its key is the stable id for machines.
+TITLES = {
+    "settings": "Settings",
+    "credentials": "Credentials",
+    "clock": "Clock",
+    "users_api": "Users API",
+    "admin_api_key": "Admin API key",
+    "broker": "Celery broker",
+    "workers": "Celery workers",
+    "sweep_schedule": "Sweep in beat",
+    "sync_health": "Sync health",
+    "drift": "Drift",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One check's verdict: what was found, and for every WARN/FAIL what to do about it."""
 
-    check: str  # stable id for machines: "credentials", "clock", ...
-    title: str  # short name for people
+    check: str
     status: Status
     message: str
     action: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.check) or self.check.replace("_", " ").capitalize()
 
     def __post_init__(self) -> None:
         if self.status in (Status.WARN, Status.FAIL) and not self.action:
@@ -54,6 +72,12 @@ class Finding:
             "action": self.action,
             "details": self.details,
         }
+
+
+def from_message(check: str, message: CheckMessage, status: Status, **details: Any) -> Finding:
+    """A system check's message as a finding: the doctor reports what ``manage.py check`` says
+    in its words, with its id."""
+    return Finding(check, status, f"{message.msg} ({message.id})", message.hint or "", details)
 
 
 def duration(seconds: float) -> str:
