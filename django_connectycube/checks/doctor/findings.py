@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,21 +93,14 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _count(findings: Iterable[Finding], status: Status) -> int:
-    return sum(1 for finding in findings if finding.status is status)
-
-
 def summary_line(findings: Sequence[Finding]) -> str:
-    """``2 failed, 1 warning, 4 ok`` — the last line a person reads."""
-    parts = []
-    for status, word in ((Status.FAIL, "failed"), (Status.WARN, "warning")):
-        count = _count(findings, status)
-        if count:
-            plural = "s" if status is Status.WARN and count != 1 else ""
-            parts.append(f"{count} {word}{plural}")
-    fine = len(findings) - _count(findings, Status.FAIL) - _count(findings, Status.WARN)
-    parts.append(f"{fine} fine")
-    return ", ".join(parts) + "."
+    """``2 failed, 1 warning, 4 fine.``: the last line a person reads."""
+    counts = Counter(finding.status for finding in findings)
+    failed, warned = counts[Status.FAIL], counts[Status.WARN]
+    parts = [f"{failed} failed"] if failed else []
+    if warned:
+        parts.append(f"{warned} warning{'s' if warned != 1 else ''}")
+    return ", ".join([*parts, f"{len(findings) - failed - warned} fine"]) + "."
 
 
 def render_text(findings: Sequence[Finding], *, heading: str = "") -> str:
