@@ -91,13 +91,13 @@ def transport_problem(scheme: str) -> str | None:
     return None
 
 
-def sweep_entries(app: Any, task: str = SWEEP_TASK) -> dict[str, Any]:
-    """The ``beat_schedule`` entries that run the sweep (or ``task``), by entry name."""
+def sweep_entries(app: Any) -> dict[str, Any]:
+    """The ``beat_schedule`` entries that run the sweep, by entry name."""
     schedule = app.conf.beat_schedule or {}
     return {
         name: entry
         for name, entry in schedule.items()
-        if isinstance(entry, dict) and entry.get("task") == task
+        if isinstance(entry, dict) and entry.get("task") == SWEEP_TASK
     }
 
 

@@ -81,8 +81,7 @@ class DoctorContext:
         """Make ``session`` the one the client uses for application-scoped calls."""
         self.session = session
         client = self.client
-        if client is None:
-            return
+        assert client is not None  # the session came from it
         expires = session.expires_at.timestamp() if session.expires_at else self.clock() + 3600
         self._store.set(
             client.app_session_key, StoredAppSession(token=session.token, expires_at=expires)
