@@ -9,6 +9,12 @@ class ConnectyCubeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_connectycube.checks import (  # noqa: F401  (registers the system checks)
+            celery,
+            configuration,
+            retry,
+            security,
+        )
         from django_connectycube.sync.receivers import connect_receivers
 
         connect_receivers()

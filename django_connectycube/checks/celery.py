@@ -1,33 +1,25 @@
-"""What the project's Celery app is set up to do, read by the system checks and the doctor alike.
+"""The project's Celery app as the sync needs it, and its system checks (``W002``, ``E010``,
+``W011``).
 
 ``manage.py check`` and ``manage.py connectycube_doctor`` ask the same questions (is there a
 project app, will tasks leave the process, can the broker's transport load, is the sweep in
-beat); answering them in one place keeps the two from disagreeing.
+beat): the doctor calls the functions below with the app it inspects, so the two never disagree.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = [
-    "IN_PROCESS",
-    "SWEEP_TASK",
-    "TRANSPORT_PACKAGES",
-    "VERIFY_TASK",
-    "broker_in_use",
-    "broker_scheme",
-    "broker_url",
-    "configured_celery_app",
-    "reads_beat_schedule",
-    "sweep_entries",
-    "transport_problem",
-]
+from django.apps import AppConfig
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from kombu.utils.url import maybe_sanitize_url
+
+from django_connectycube.checks.configuration import CHECK_TAG
 
 #: The registered name of :func:`django_connectycube.sync.enqueue.sweep_dirty`.
 SWEEP_TASK = "django_connectycube.sweep_dirty"
-#: The registered name of :func:`django_connectycube.sync.tasks.verify_links`.
-VERIFY_TASK = "django_connectycube.verify_links"
 
 #: Python packages each transport needs, imported before connecting (kombu's Redis transport
 #: imports ``redis`` lazily and would only fail on the first publish).
@@ -53,12 +45,9 @@ def configured_celery_app() -> Any | None:
     from celery import _state
 
     current = _state._tls.current_app
-    if current is not None and current.main != "default":
+    if current is not None and is_project_app(current):
         return current
-    for app in _state._get_active_apps():
-        if app.main and app.main != "default":
-            return app
-    return None
+    return next((app for app in _state._get_active_apps() if is_project_app(app)), None)
 
 
 def broker_url(app: Any) -> str:
@@ -102,13 +91,13 @@ def transport_problem(scheme: str) -> str | None:
     return None
 
 
-def sweep_entries(app: Any, task: str = SWEEP_TASK) -> dict[str, Any]:
-    """The ``beat_schedule`` entries that run the sweep (or ``task``), by entry name."""
+def sweep_entries(app: Any) -> dict[str, Any]:
+    """The ``beat_schedule`` entries that run the sweep, by entry name."""
     schedule = app.conf.beat_schedule or {}
     return {
         name: entry
         for name, entry in schedule.items()
-        if isinstance(entry, dict) and entry.get("task") == task
+        if isinstance(entry, dict) and entry.get("task") == SWEEP_TASK
     }
 
 
@@ -116,3 +105,65 @@ def reads_beat_schedule(app: Any) -> bool:
     """Whether beat runs ``beat_schedule`` (a scheduler keeping its schedule in a database,
     such as django-celery-beat's, is invisible from settings)."""
     return "celery.beat" in str(app.conf.beat_scheduler or "")
+
+
+def is_project_app(app: Any) -> bool:
+    """Whether ``app`` is one the project made, not Celery's nameless fallback."""
+    return app.main not in (None, "default")
+
+
+#: What the doctor's broker and sweep findings report, so its settings finding leaves them out.
+CELERY_IDS = frozenset({"connectycube.W002", "connectycube.E010", "connectycube.W011"})
+
+NO_APP = Warning(
+    "No Celery app is configured, so user changes cannot be pushed to ConnectyCube in the "
+    "background.",
+    hint="Create a Celery app in your project (proj/celery.py) and import it in "
+    "proj/__init__.py, as in Celery's 'First steps with Django' guide.",
+    id="connectycube.W002",
+)
+
+
+def transport_error(app: Any) -> Error | None:
+    """``E010``: the broker's transport must import here, or every save only logs a warning."""
+    if not broker_in_use(app):
+        return None
+    url = broker_url(app)
+    scheme = broker_scheme(url)
+    problem = transport_problem(scheme)
+    if problem is None:
+        return None
+    shown = maybe_sanitize_url(url) if url else "Celery's default (amqp://localhost)"
+    return Error(
+        f"The Celery broker {shown} uses the {scheme} transport, which {problem}: no sync task "
+        "can be sent (each save logs a warning and waits for the sweep).",
+        hint="Install the transport's packages here; for Redis: "
+        "pip install 'django-connectycube[redis]'.",
+        id="connectycube.E010",
+    )
+
+
+def sweep_warning(app: Any) -> Warning | None:
+    """``W011``: with a broker, a push lost to an outage is only re-sent by the sweep in beat."""
+    if not broker_in_use(app) or not reads_beat_schedule(app) or sweep_entries(app):
+        return None
+    return Warning(
+        f"A Celery broker is configured but {SWEEP_TASK} is not in the beat schedule: a change "
+        "whose task an outage lost stays owed until something sweeps.",
+        hint='Add {"connectycube-sweep": {"task": "django_connectycube.sweep_dirty", '
+        '"schedule": 60.0}} to CELERY_BEAT_SCHEDULE and run `celery -A <project> beat`; if '
+        "cron runs `manage.py connectycube_sync --dirty` instead, silence this id.",
+        id="connectycube.W011",
+    )
+
+
+@register(Tags.compatibility, CHECK_TAG)
+def check_celery(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Only Celery's fallback app (``W002``), a transport that cannot load (``E010``), no sweep
+    in beat (``W011``)."""
+    app = configured_celery_app()
+    if app is None:
+        return [NO_APP]
+    return [m for m in (transport_error(app), sweep_warning(app)) if m is not None]

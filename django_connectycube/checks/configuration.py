@@ -1,31 +1,14 @@
-"""System checks with stable ids, so a misconfiguration shows up in ``manage.py check``.
+"""System checks of the ``CONNECTYCUBE`` settings and the URLs the app needs, with stable ids.
 
-Ids are part of the public interface (users silence them with ``SILENCED_SYSTEM_CHECKS``); never
-renumber one.
-
-- ``connectycube.E001``: a required credential is missing.
-- ``connectycube.E002``: a setting has a value of the wrong type (or cannot be imported).
-- ``connectycube.W001``: the API URL is not https while ``DEBUG`` is off (loopback hosts, such
-  as the built-in emulator, are exempt).
-- ``connectycube.W002``: no Celery app is configured, so sync tasks have nowhere to run.
-- ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know.
-- ``connectycube.W006``: Firebase phone login is configured without ``FIREBASE_PROJECT_ID``.
-- ``connectycube.E011``: ``AVATAR_FIELD`` names a user field that is not a file field.
-- ``connectycube.W007``: ``LEASE_SECONDS`` is too short for one slow request
-  (:mod:`.retry_checks`, with the types of the retry and circuit-breaker settings).
-- ``connectycube.W012``: a protection every process must share sits in a per-process or
-  non-atomic cache (:mod:`.security_checks`).
-- ``connectycube.E003``: ``FIREBASE_PHONE_LOOKUP`` names a plain profile field nobody vouched
-  for as holding verified numbers only (``FIREBASE_PHONE_FIELD_VERIFIED``).
-
-The checks of a project's wiring around the app (URLs, broker, beat) are in
-:mod:`.setup_checks`.
+Ids are public (projects silence them in ``SILENCED_SYSTEM_CHECKS``; the README lists them):
+never renumber one. The shared helpers here (``e002``, the type rules) serve every check module,
+so one wrong value reads the same wherever it is found.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,69 +17,107 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import FileField
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from django_connectycube.checks.celery import configured_celery_app
 from django_connectycube.conf import DEFAULTS, REQUIRED, ConfigurationError, app_settings
 
 CHECK_TAG = "connectycube"
 
+#: A setting's test and what the message says it must be.
+Rule = tuple[Callable[[Any], bool], str]
 
-def _hint(name: str) -> str:
-    return f'Add "{name}" to the CONNECTYCUBE dict in your settings.'
+
+def _number(*, integer: bool = False, positive: bool = False) -> Callable[[Any], bool]:
+    kinds = int if integer else (int, float)
+
+    def valid(value: Any) -> bool:
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            return False
+        return value > 0 if positive else value >= 0
+
+    return valid
+
+
+NUMBER: Rule = (_number(), "a non-negative number")
+POSITIVE_NUMBER: Rule = (_number(positive=True), "a positive number (seconds)")
+INTEGER: Rule = (_number(integer=True), "a non-negative integer")
+POSITIVE_INTEGER: Rule = (_number(integer=True, positive=True), "a positive integer")
+CACHE_ALIAS: Rule = (
+    lambda value: isinstance(value, str) and value in getattr(settings, "CACHES", {}),
+    "an alias in settings.CACHES",
+)
+
+
+def e002(name: str, problem: str, hint: str | None = None) -> Error:
+    return Error(f'CONNECTYCUBE["{name}"] {problem}', hint=hint, id="connectycube.E002")
+
+
+def type_errors(rules: Mapping[str, Rule]) -> list[CheckMessage]:
+    """One ``E002`` per setting whose value its rule refuses."""
+    messages: list[CheckMessage] = []
+    for name, (valid, expected) in rules.items():
+        value = app_settings.get(name)
+        if not valid(value):
+            messages.append(e002(name, f"must be {expected}, got {value!r}."))
+    return messages
+
+
+def readable() -> bool:
+    """Whether ``CONNECTYCUBE`` can be read at all (``check_settings`` says why when not)."""
+    try:
+        app_settings.reload()
+        app_settings.unknown_keys()
+    except ConfigurationError:
+        return False
+    return True
+
+
+def missing_credentials() -> list[str]:
+    """The required credentials that are not set, for ``E001`` and the doctor alike."""
+    return [name for name in sorted(REQUIRED) if app_settings.get(name) in (None, "")]
+
+
+VALUE_RULES: dict[str, Rule] = {
+    "RETRIES": INTEGER,
+    "LEASE_SECONDS": INTEGER,
+    "SWEEP_AFTER": INTEGER,
+    "MAX_RETRY_WAIT": NUMBER,
+    "TASK_BACKOFF_BASE": NUMBER,
+    "TASK_BACKOFF_MAX": NUMBER,
+    "FIREBASE_PHONE_FIELD_VERIFIED": (lambda v: isinstance(v, bool), "True or False"),
+}
 
 
 @register(Tags.compatibility, CHECK_TAG)
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Report missing credentials, wrong types and unknown keys in ``CONNECTYCUBE``."""
+    """Missing credentials (``E001``), unusable values (``E002``, ``E003``, ``E011``), a clear-text
+    API URL (``W001``), Firebase without its project (``W006``) and unknown keys (``W003``)."""
     try:
         app_settings.reload()
         unknown = app_settings.unknown_keys()
     except ConfigurationError as exc:
         return [Error(str(exc), id="connectycube.E002", hint="Use a dict.")]
 
-    messages: list[CheckMessage] = []
-    for name in sorted(REQUIRED):
-        if app_settings.get(name) in (None, ""):
-            messages.append(
-                Error(
-                    f'CONNECTYCUBE["{name}"] is not set.',
-                    hint=_hint(name) + " Find it in the ConnectyCube dashboard (Overview).",
-                    id="connectycube.E001",
-                )
-            )
-
+    messages: list[CheckMessage] = [
+        Error(
+            f'CONNECTYCUBE["{name}"] is not set.',
+            hint=f'Add "{name}" to the CONNECTYCUBE dict from the ConnectyCube dashboard '
+            "(Overview).",
+            id="connectycube.E001",
+        )
+        for name in missing_credentials()
+    ]
     app_id = app_settings.get("APPLICATION_ID")
     if app_id not in (None, "") and not str(app_id).isdigit():
-        messages.append(
-            Error(
-                f'CONNECTYCUBE["APPLICATION_ID"] must be a positive integer, got {app_id!r}.',
-                id="connectycube.E002",
-            )
-        )
-    api_url = app_settings.get("API_URL")
-    parts = urlsplit(api_url) if isinstance(api_url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        messages.append(
-            Error(
-                f'CONNECTYCUBE["API_URL"] must be an http(s) URL, got {api_url!r}.',
-                hint=f'The production value is "{DEFAULTS["API_URL"]}".',
-                id="connectycube.E002",
-            )
-        )
-    elif parts.scheme != "https" and not settings.DEBUG and not _is_loopback(parts.hostname):
-        messages.append(
-            Warning(
-                f'CONNECTYCUBE["API_URL"] ({api_url}) is not https while DEBUG is off: '
-                "tokens and passwords would cross the network in clear text.",
-                hint=f'Use "{DEFAULTS["API_URL"]}" or another https URL.',
-                id="connectycube.W001",
-            )
-        )
-
+        messages.append(e002("APPLICATION_ID", f"must be a positive integer, got {app_id!r}."))
+    messages.extend(_check_api_url())
+    messages.extend(type_errors(VALUE_RULES))
     messages.extend(_check_values())
+    messages.extend(_check_avatar_field())
+    messages.extend(_check_identity())
 
     for name in unknown:
         messages.append(
@@ -109,37 +130,49 @@ def check_settings(
     return messages
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+def _check_api_url() -> list[CheckMessage]:
+    api_url = app_settings.get("API_URL")
+    parts = urlsplit(api_url) if isinstance(api_url, str) else None
+    production = DEFAULTS["API_URL"]
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return [
+            e002("API_URL", f"must be an http(s) URL, got {api_url!r}.", f'e.g. "{production}".')
+        ]
+    if parts.scheme == "https" or settings.DEBUG or _is_loopback(parts.hostname):
+        return []
+    return [
+        Warning(
+            f'CONNECTYCUBE["API_URL"] ({api_url}) is not https while DEBUG is off: tokens and '
+            "passwords would cross the network in clear text.",
+            hint=f'Use "{production}" or another https URL.',
+            id="connectycube.W001",
+        )
+    ]
 
 
-def _e002(name: str, problem: str, hint: str | None = None) -> Error:
-    return Error(f'CONNECTYCUBE["{name}"] {problem}', hint=hint, id="connectycube.E002")
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_values() -> list[CheckMessage]:
-    """Type checks for the keys that would otherwise fail deep inside a task or a request."""
+    """The keys whose shape is more than a type: they would fail deep inside a task or request."""
     messages: list[CheckMessage] = []
     timeout = app_settings.get("TIMEOUT")
+    is_seconds = NUMBER[0]
     pair = isinstance(timeout, list | tuple) and len(timeout) == 2
-    if not (_is_number(timeout) or (pair and all(_is_number(t) for t in timeout))):
+    if not (is_seconds(timeout) or (pair and all(is_seconds(t) for t in timeout))):
         messages.append(
-            _e002("TIMEOUT", f"must be seconds or a (connect, read) pair, got {timeout!r}.")
+            e002("TIMEOUT", f"must be seconds or a (connect, read) pair, got {timeout!r}.")
         )
-    for name in ("RETRIES", "LEASE_SECONDS", "SWEEP_AFTER"):
-        value = app_settings.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            messages.append(_e002(name, f"must be a non-negative integer, got {value!r}."))
-    for name in ("MAX_RETRY_WAIT", "TASK_BACKOFF_BASE", "TASK_BACKOFF_MAX"):
-        if not _is_number(app_settings.get(name)):
-            messages.append(
-                _e002(name, f"must be a non-negative number, got {app_settings.get(name)!r}.")
-            )
     enqueue = app_settings.get("ENQUEUE")
     if enqueue not in ("background", "immediate"):
-        messages.append(_e002("ENQUEUE", f'must be "background" or "immediate", got {enqueue!r}.'))
+        messages.append(e002("ENQUEUE", f'must be "background" or "immediate", got {enqueue!r}.'))
     try:
-        app_settings.reload()
         app_settings.USER_FIELDS  # noqa: B018  (imports the dotted path)
     except ConfigurationError as exc:
         messages.append(Error(str(exc), id="connectycube.E002"))
@@ -150,7 +183,7 @@ def _check_values() -> list[CheckMessage]:
         or not all(str(k).isdigit() and isinstance(v, str) and v for k, v in secrets.items())
     ):
         messages.append(
-            _e002(
+            e002(
                 "PASSWORD_SECRETS",
                 "must map integer versions to non-empty secrets.",
                 'e.g. {1: env("CUBE_PASSWORD_SECRET")}; never remove a version still in use.',
@@ -159,18 +192,16 @@ def _check_values() -> list[CheckMessage]:
     admin_key = app_settings.get("ADMIN_API_KEY")
     if admin_key is not None and (not isinstance(admin_key, str) or not admin_key.strip()):
         messages.append(
-            _e002(
+            e002(
                 "ADMIN_API_KEY",
                 f"must be a non-empty string or None, got {type(admin_key).__name__}.",
-                "Copy the key from the ConnectyCube dashboard (Overview → Administration API "
-                "Credentials), or leave the setting out.",
+                "Copy it from the dashboard (Overview → Administration API Credentials), or "
+                "leave it out.",
             )
         )
     keys = app_settings.get("TOKEN_KEYS")
     if keys is not None and (isinstance(keys, str | bytes) or not keys):
-        messages.append(_e002("TOKEN_KEYS", "must be a non-empty list of keys, newest first."))
-    messages.extend(_check_avatar_field())
-    messages.extend(_check_identity())
+        messages.append(e002("TOKEN_KEYS", "must be a non-empty list of keys, newest first."))
     return messages
 
 
@@ -184,11 +215,6 @@ def _check_identity() -> list[CheckMessage]:
         identity.external_id_prefix()
     except ConfigurationError as exc:
         messages.append(Error(str(exc), hint='e.g. "prod" and "staging"', id="connectycube.E002"))
-    verified = app_settings.get("FIREBASE_PHONE_FIELD_VERIFIED")
-    if not isinstance(verified, bool):
-        messages.append(
-            _e002("FIREBASE_PHONE_FIELD_VERIFIED", f"must be True or False, got {verified!r}.")
-        )
     try:
         lookup = firebase.phone_lookup()
     except firebase.UnverifiedPhoneField as exc:
@@ -206,7 +232,7 @@ def _check_identity() -> list[CheckMessage]:
             messages.append(
                 Warning(
                     "FIREBASE_PHONE_LOOKUP is set but FIREBASE_PROJECT_ID is not: every Firebase "
-                    "phone login is refused (a token of any other project proves nothing).",
+                    "phone login is refused (another project's token proves nothing).",
                     hint="Set FIREBASE_PROJECT_ID to your Firebase project's id.",
                     id="connectycube.W006",
                 )
@@ -221,62 +247,67 @@ def _check_avatar_field() -> list[CheckMessage]:
     if not source or callable(source):
         return []
     if not isinstance(source, str):
-        return [_e002("AVATAR_FIELD", f"must be a field name or a callable, got {source!r}.")]
+        return [e002("AVATAR_FIELD", f"must be a field name or a callable, got {source!r}.")]
     if "." in source:
         try:
             import_string(source)
         except ImportError as exc:
-            return [_e002("AVATAR_FIELD", f"= {source!r} could not be imported: {exc}")]
+            return [e002("AVATAR_FIELD", f"= {source!r} could not be imported: {exc}")]
         return []
     model = get_user_model()
+    hint = (
+        "Name a FileField/ImageField of the user model, a dotted path to a callable(user) "
+        "returning a file, or leave AVATAR_FIELD out."
+    )
     try:
         field = model._meta.get_field(source)
     except FieldDoesNotExist:
         return [
-            _e002(
-                "AVATAR_FIELD",
-                f"names {source!r}, which is not a field of {model._meta.label}.",
-                "Name a FileField/ImageField of the user model, or give a dotted path to a "
-                "callable(user) returning a file.",
-            )
+            e002("AVATAR_FIELD", f"names {source!r}, not a field of {model._meta.label}.", hint)
         ]
-    if not isinstance(field, FileField):
-        return [
-            Error(
-                f'CONNECTYCUBE["AVATAR_FIELD"] names {model._meta.label}.{source}, a '
-                f"{type(field).__name__}, not a file field: no avatar would ever be uploaded.",
-                hint="Name a FileField/ImageField of the user model, give a dotted path to a "
-                "callable(user) returning a file, or leave AVATAR_FIELD out (no avatars).",
-                id="connectycube.E011",
-            )
-        ]
-    return []
+    if isinstance(field, FileField):
+        return []
+    return [
+        Error(
+            f'CONNECTYCUBE["AVATAR_FIELD"] names {model._meta.label}.{source}, a '
+            f"{type(field).__name__}, not a file field: no avatar would ever be uploaded.",
+            hint=hint,
+            id="connectycube.E011",
+        )
+    ]
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+def reverses(name: str, **kwargs: Any) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        reverse(name, kwargs=kwargs or None)
+    except NoReverseMatch:
         return False
+    return True
 
 
-@register(Tags.compatibility, CHECK_TAG)
-def check_celery(
+#: The URL name Django's reset e-mail template links to.
+RESET_CONFIRM_URL = "password_reset_confirm"
+
+
+@register(Tags.urls, CHECK_TAG)
+def check_password_reset_urls(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Warn when only Celery's implicit fallback app exists: tasks would never reach a worker."""
-    if configured_celery_app() is None:
-        return [
-            Warning(
-                "No Celery app is configured, so user changes cannot be pushed to ConnectyCube "
-                "in the background.",
-                hint=(
-                    "Create a Celery app in your project (proj/celery.py) and import it in "
-                    "proj/__init__.py, as in Celery's 'First steps with Django' guide."
-                ),
-                id="connectycube.W002",
-            )
-        ]
-    return []
+    """``W010``: the reset e-mail's link must be buildable, or the worker fails unseen."""
+    if not reverses("connectycube:password-reset") or not readable():
+        return []  # the API is not mounted (nothing sends reset e-mails), or E002 says why
+    options = app_settings.get("PASSWORD_RESET_OPTIONS") or {}
+    if isinstance(options, dict) and options.get("email_template_name"):
+        return []  # the project's own template decides where the link points
+    if reverses(RESET_CONFIRM_URL, uidb64="MQ", token="set-password"):  # noqa: S106
+        return []
+    return [
+        Warning(
+            f"The API's password reset is mounted, but {RESET_CONFIRM_URL!r}, which Django's "
+            "reset e-mail links to, cannot be reversed: resets answer 202 and send no e-mail.",
+            hint="Mount Django's PasswordResetConfirmView as password_reset_confirm (and "
+            "PasswordResetCompleteView as password_reset_complete), as the README's Quickstart "
+            'does, or set CONNECTYCUBE["PASSWORD_RESET_OPTIONS"]["email_template_name"].',
+            id="connectycube.W010",
+        )
+    ]

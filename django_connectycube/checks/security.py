@@ -1,17 +1,7 @@
-"""System checks for the security settings: the login guard, throttles, CIdP tokens, secrets.
-
-Ids continue :mod:`.checks` (same stable-id promise):
-
-- ``connectycube.E002``: a security setting has a value of the wrong type.
-- ``connectycube.W004``: ``PASSWORD_SECRETS`` is not set, so ConnectyCube passwords are derived
-  from ``SECRET_KEY``.
-- ``connectycube.W005``: ``TOKEN_KEYS`` is not set, so stored tokens are encrypted with a key
-  derived from ``SECRET_KEY``.
-- ``connectycube.W012``: a protection that only works when every process sees the same counts
-  (login counters, single use of CIdP tokens, the breaker, the rate limit, the application
-  token, the API's throttles) sits in a per-process cache, or in one whose ``add``/``incr`` it
-  relies on is not atomic. Only with ``DEBUG`` off: a development server is one process, where
-  local memory is right, and a warning there on every start would teach people to skip it.
+"""System checks of the security settings: the login guard, throttles, CIdP tokens (``E002``),
+secrets hanging on ``SECRET_KEY`` (``W004``, ``W005``), and protections every process must share
+(``W012``, only with ``DEBUG`` off: a development server is one process, where local memory is
+right, and a warning on every start would teach people to skip it).
 """
 
 from __future__ import annotations
@@ -25,67 +15,41 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Tags, Warning, register
 
-from django_connectycube.checks.configuration import _e002
-from django_connectycube.checks.setup import _reverses
-from django_connectycube.conf import DEFAULTS, ConfigurationError, app_settings
-
-CHECK_TAG = "connectycube"
+from django_connectycube.checks.configuration import (
+    CACHE_ALIAS,
+    CHECK_TAG,
+    INTEGER,
+    NUMBER,
+    POSITIVE_INTEGER,
+    POSITIVE_NUMBER,
+    Rule,
+    e002,
+    readable,
+    reverses,
+    type_errors,
+)
+from django_connectycube.conf import DEFAULTS, app_settings
 
 _RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)\w*$")
 
-
-def _integer(minimum: int) -> Callable[[Any], bool]:
-    def valid(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-    return valid
-
-
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-
-
-def _cache_alias(value: Any) -> bool:
-    return isinstance(value, str) and value in getattr(settings, "CACHES", {})
-
-
-def _optional_name(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and bool(value.strip()))
-
-
-def _optional_bool(value: Any) -> bool:
-    return value is None or isinstance(value, bool)
-
-
-#: name → (is the value usable, what it must be)
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "NUM_PROXIES": (_integer(0), "a non-negative integer"),
-    "LOGIN_FAILURE_LIMIT": (_integer(1), "a positive integer"),
-    "LOGIN_FAILURE_IP_LIMIT": (_integer(1), "a positive integer"),
-    "LOGIN_FAILURE_WINDOW": (_integer(1), "a positive integer (seconds)"),
-    "LOGIN_FAILURE_DELAY": (_positive_number, "a positive number (seconds)"),
-    "LOGIN_FAILURE_MAX_DELAY": (_positive_number, "a positive number (seconds)"),
-    "LOGIN_FAILURE_CACHE": (_cache_alias, "an alias in settings.CACHES"),
-    "LOGIN_DEVICE_COOKIE": (_optional_name, "a cookie name, or None to turn known devices off"),
-    "LOGIN_DEVICE_COOKIE_AGE": (_integer(1), "a positive integer (seconds)"),
-    "API_CONTACT_LOOKUPS": (_optional_bool, "True, False or None"),
-    "PASSWORD_RESET_MIN_SECONDS": (
-        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
-        "a non-negative number (seconds)",
+RULES: dict[str, Rule] = {
+    "NUM_PROXIES": INTEGER,
+    "LOGIN_FAILURE_LIMIT": POSITIVE_INTEGER,
+    "LOGIN_FAILURE_IP_LIMIT": POSITIVE_INTEGER,
+    "LOGIN_FAILURE_WINDOW": POSITIVE_INTEGER,
+    "LOGIN_FAILURE_DELAY": POSITIVE_NUMBER,
+    "LOGIN_FAILURE_MAX_DELAY": POSITIVE_NUMBER,
+    "LOGIN_FAILURE_CACHE": CACHE_ALIAS,
+    "LOGIN_DEVICE_COOKIE": (
+        lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+        "a cookie name, or None to turn known devices off",
     ),
-    "CIDP_CLOCK_SKEW": (_integer(0), "a non-negative integer (seconds)"),
-    "CIDP_REPLAY_CACHE": (_cache_alias, "an alias in settings.CACHES"),
+    "LOGIN_DEVICE_COOKIE_AGE": POSITIVE_INTEGER,
+    "API_CONTACT_LOOKUPS": (lambda v: v is None or isinstance(v, bool), "True, False or None"),
+    "PASSWORD_RESET_MIN_SECONDS": NUMBER,
+    "CIDP_CLOCK_SKEW": INTEGER,
+    "CIDP_REPLAY_CACHE": CACHE_ALIAS,
 }
-
-
-def _readable() -> bool:
-    """Whether ``CONNECTYCUBE`` can be read (``check_settings`` reports it when it cannot)."""
-    try:
-        app_settings.reload()
-        app_settings.unknown_keys()
-    except ConfigurationError:
-        return False
-    return True
 
 
 @register(Tags.security, CHECK_TAG)
@@ -93,20 +57,17 @@ def check_security_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Type checks for the login guard, the throttles and the CIdP verifier."""
-    if not _readable():
+    if not readable():
         return []
-    messages: list[CheckMessage] = []
-    for name, (valid, expected) in RULES.items():
-        value = app_settings.get(name)
-        if not valid(value):
-            messages.append(_e002(name, f"must be {expected}, got {value!r}."))
+    messages = type_errors(RULES)
     delay, cap = (
         app_settings.get("LOGIN_FAILURE_DELAY"),
         app_settings.get("LOGIN_FAILURE_MAX_DELAY"),
     )
-    if _positive_number(delay) and _positive_number(cap) and cap < delay:
+    positive = POSITIVE_NUMBER[0]
+    if positive(delay) and positive(cap) and cap < delay:
         messages.append(
-            _e002("LOGIN_FAILURE_MAX_DELAY", f"({cap}) is below LOGIN_FAILURE_DELAY ({delay}).")
+            e002("LOGIN_FAILURE_MAX_DELAY", f"({cap}) is below LOGIN_FAILURE_DELAY ({delay}).")
         )
     messages.extend(_check_rates())
     return messages
@@ -117,13 +78,13 @@ def _check_rates() -> list[CheckMessage]:
     if rates is None:
         return []
     if not isinstance(rates, dict):
-        return [_e002("API_THROTTLE_RATES", f"must be a dict of scope → rate, got {rates!r}.")]
+        return [e002("API_THROTTLE_RATES", f"must be a dict of scope → rate, got {rates!r}.")]
     messages: list[CheckMessage] = []
     known = set(DEFAULTS["API_THROTTLE_RATES"])
     for scope, rate in rates.items():
         if scope not in known:
             messages.append(
-                _e002(
+                e002(
                     "API_THROTTLE_RATES",
                     f"has an unknown scope {scope!r}.",
                     f"Known scopes: {', '.join(sorted(known))}.",
@@ -131,7 +92,7 @@ def _check_rates() -> list[CheckMessage]:
             )
         elif rate is not None and not (isinstance(rate, str) and _RATE.match(rate)):
             messages.append(
-                _e002(
+                e002(
                     "API_THROTTLE_RATES",
                     f"[{scope!r}] must be a DRF rate such as '10/hour', or None, got {rate!r}.",
                 )
@@ -149,7 +110,7 @@ def check_secrets(
     while the old key sits in ``SECRET_KEY_FALLBACKS``), and ``password_version`` cannot tell an
     old key from the new one. Own secrets make a rotation of either a deliberate step.
     """
-    if not _readable():
+    if not readable():
         return []
     messages: list[CheckMessage] = []
     if not app_settings.get("PASSWORD_SECRETS"):
@@ -190,7 +151,7 @@ class _Protection:
 
 
 def _api_mounted() -> bool:
-    return _reverses("connectycube:login")
+    return reverses("connectycube:login")
 
 
 def _throttled() -> bool:
@@ -278,7 +239,7 @@ def check_shared_caches(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Warn when a protection that needs every process's counts keeps them per process."""
-    if settings.DEBUG or not _readable():
+    if settings.DEBUG or not readable():
         return []
     caches = getattr(settings, "CACHES", {})
     lines = []

@@ -212,3 +212,25 @@ def test_warnings_exit_zero_unless_asked(connectycube_emulator):
 def test_bad_timeout_is_a_command_error():
     with pytest.raises(CommandError, match="--timeout"):
         call_command("connectycube_doctor", "--timeout", "0", stdout=StringIO())
+
+
+PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Welcome</title></head>\n<body>"
+    + "x" * 500
+    + "</body></html>"
+)
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [200, 404])
+def test_a_url_answering_a_web_page_is_said_in_one_line_without_the_html(settings, status):
+    mocked_server(settings, "https://www.example.org")
+    responses.post(
+        "https://www.example.org/session", body=PAGE, status=status, content_type="text/html"
+    )
+    [credentials] = run_checks(DoctorContext(), [("credentials", check_credentials)])
+    assert credentials.status is Status.FAIL
+    assert "web page" in credentials.message
+    assert "<" not in credentials.message and "\n" not in credentials.message
+    assert len(credentials.message) < 160
+    assert 'CONNECTYCUBE["API_URL"]' in credentials.action

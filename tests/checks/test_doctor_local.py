@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from django_connectycube.checks.doctor import DoctorContext, Status
-from django_connectycube.checks.doctor.sync_health import check_sync_health
+from django_connectycube.checks.doctor.sync_health import check_drift, check_sync_health
 from django_connectycube.checks.doctor.worker import SWEEP_TASK, check_broker, check_sweep_schedule
 from django_connectycube.models import CubeUser
 from django_connectycube.sync.enqueue import sweep_dirty
@@ -182,7 +182,6 @@ def test_a_missing_table_is_a_finding(monkeypatch):
 
 @pytest.mark.django_db
 def test_drift_fails_the_doctor_until_it_is_repaired():
-    from django_connectycube.checks.doctor.drift import check_drift
     from django_connectycube.models import DriftScan
 
     never = check_drift(DoctorContext())
@@ -200,3 +199,32 @@ def test_drift_fails_the_doctor_until_it_is_repaired():
     assert "--repair" in finding.action
     CubeUser.objects.filter(user=user).update(last_synced_at=found + timedelta(seconds=1))
     assert check_drift(DoctorContext()).status is Status.OK  # pushed since: repaired
+
+
+def test_the_settings_finding_reports_the_registered_system_checks(settings):
+    from django_connectycube.checks.doctor import check_system
+
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "AUTH_KEY": None, "PASSWORD_SECRETS": None}
+    settings.SILENCED_SYSTEM_CHECKS = ["connectycube.W005"]
+    finding = check_system(DoctorContext())
+    assert finding.status is Status.FAIL  # E001 is an error
+    ids = [m["id"] for m in finding.details["messages"]]
+    assert "connectycube.E001" in ids and "connectycube.W004" in ids
+    assert "connectycube.W005" not in ids  # silenced, as manage.py check leaves it out
+    assert 'connectycube.E001: CONNECTYCUBE["AUTH_KEY"] is not set.' in finding.message
+    assert "manage.py check" in finding.action
+
+
+def test_the_settings_finding_leaves_the_celery_ids_to_the_broker_and_sweep(monkeypatch, settings):
+    from django_connectycube.checks import celery as celery_checks
+    from django_connectycube.checks.doctor import check_system
+
+    monkeypatch.setattr(celery_checks, "configured_celery_app", lambda: None)  # W002
+    settings.SILENCED_SYSTEM_CHECKS = [
+        "connectycube.W004",
+        "connectycube.W005",
+        "connectycube.W012",
+    ]
+    finding = check_system(DoctorContext())
+    assert finding.status is Status.OK, finding.message
+    assert check_broker(DoctorContext(celery_app=Celery("default"))).status is Status.FAIL

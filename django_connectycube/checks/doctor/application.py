@@ -1,4 +1,4 @@
-"""What the ConnectyCube application allows: the v1 user look-ups, and the admin API key.
+"""What the ConnectyCube application's dashboard allows: user look-ups, and the admin API key.
 
 Both are read from how the server answers a harmless request, since ConnectyCube has no API
 that reports an application's dashboard switches.
@@ -11,20 +11,17 @@ from django_connectycube.checks.doctor.findings import Finding, Status
 from django_connectycube.client import (
     APIError,
     AuthenticationError,
-    BadRequest,
     NotFound,
     PermissionDenied,
     TransportError,
-    V1ApiDisabled,
-    ValidationError,
 )
-from django_connectycube.client.errors import V1_SWITCH
-
-__all__ = ["NO_SUCH_USER_ID", "check_admin_api_key", "check_v1_users_api"]
+from django_connectycube.client.errors import USERS_SWITCHES
 
 #: ConnectyCube user ids start at 1, so a request about user 0 can neither read nor delete
 #: anyone: the probes below learn from the kind of refusal alone.
 NO_SUCH_USER_ID = 0
+#: An external id no link carries (ours are ``<prefix>-<random>``): the look-up finds nobody.
+NO_SUCH_EXTERNAL_ID = "connectycube-doctor-probe"
 
 
 def _skip_reason(ctx: DoctorContext, *, needs_session: bool) -> str:
@@ -35,57 +32,34 @@ def _skip_reason(ctx: DoctorContext, *, needs_session: bool) -> str:
     return ""
 
 
-def check_v1_users_api(ctx: DoctorContext) -> Finding:
-    """Whether the deprecated v1 user look-ups are switched on; informational either way, since
-    this app reads users only through ``GET /users/v2``."""
-    title = "v1 users API"
+def check_users_api(ctx: DoctorContext) -> Finding:
+    """Whether the application lets this site look users up through ``GET /users/v2``, as the
+    sync does (by external id) before it creates, adopts or repairs a user."""
     reason = _skip_reason(ctx, needs_session=True)
     if reason:
-        return Finding("v1_users_api", title, Status.SKIP, f"Not checked: {reason}.")
+        return Finding("users_api", Status.SKIP, f"Not checked: {reason}.")
     assert ctx.client is not None
     try:
-        ctx.client.v1_get_user(NO_SUCH_USER_ID)
-    except V1ApiDisabled:
-        return Finding(
-            "v1_users_api",
-            title,
-            Status.INFO,
-            "Off (a new application's default). Fine: this app reads users only through "
-            "GET /users/v2.",
-            details={"enabled": False},
-        )
+        ctx.client.search_users(external_id=NO_SUCH_EXTERNAL_ID, limit=1)
     except PermissionDenied as exc:
         return Finding(
-            "v1_users_api",
-            title,
-            Status.INFO,
-            f"Unknown: a v1 look-up was refused for another reason ({exc}). This app does not "
-            "use v1 look-ups.",
-            details={"enabled": None},
+            "users_api",
+            Status.FAIL,
+            f"ConnectyCube refuses GET /users/v2 (HTTP {exc.status}): the sync cannot find the "
+            "users it pushed, nor the API look users up.",
+            f"Tick {USERS_SWITCHES} in the ConnectyCube dashboard.",
+            {"enabled": False},
         )
-    except (NotFound, BadRequest, ValidationError):
-        return _v1_on(title)  # the look-up ran and found nobody: v1 is on
     except (TransportError, APIError) as exc:
         return Finding(
-            "v1_users_api",
-            title,
+            "users_api",
             Status.WARN,
-            f"Unknown: the v1 look-up failed ({exc}).",
+            f"Unknown: the look-up failed ({exc}).",
             "Run the doctor again; if it persists, check ConnectyCube's status.",
-            details={"enabled": None},
+            {"enabled": None},
         )
-    return _v1_on(title)
-
-
-def _v1_on(title: str) -> Finding:
-    return Finding(
-        "v1_users_api",
-        title,
-        Status.INFO,
-        f"On (the dashboard switch '{V1_SWITCH}' is unchecked). This app does not use v1 "
-        "look-ups, so you may check it.",
-        details={"enabled": True},
-    )
+    message = "GET /users/v2 answers the application session (the sync's look-up)."
+    return Finding("users_api", Status.OK, message, details={"enabled": True})
 
 
 def check_admin_api_key(ctx: DoctorContext) -> Finding:
@@ -96,19 +70,16 @@ def check_admin_api_key(ctx: DoctorContext) -> Finding:
     inferred: "not found" means the key passed, 401/403 means it was refused. A server that
     looked for the user first would make a refused key look accepted.
     """
-    title = "Admin API key"
     if not ctx.setting("ADMIN_API_KEY"):
         return Finding(
             "admin_api_key",
-            title,
             Status.SKIP,
-            f"{setting_path('ADMIN_API_KEY')} is not set (optional): remote deletes use the "
-            "user's own session, so CIdP users and users whose password no longer works cannot "
-            "be deleted on ConnectyCube.",
+            f"{setting_path('ADMIN_API_KEY')} is not set (optional): CIdP users and users whose "
+            "password no longer works cannot be deleted on ConnectyCube.",
         )
     reason = _skip_reason(ctx, needs_session=False)
     if reason:
-        return Finding("admin_api_key", title, Status.SKIP, f"Not checked: {reason}.")
+        return Finding("admin_api_key", Status.SKIP, f"Not checked: {reason}.")
     assert ctx.client is not None
     fix = (
         f"Set {setting_path('ADMIN_API_KEY')} to the key shown in the ConnectyCube dashboard → "
@@ -119,18 +90,16 @@ def check_admin_api_key(ctx: DoctorContext) -> Finding:
     except NotFound:
         pass
     except (AuthenticationError, PermissionDenied) as exc:
-        return Finding("admin_api_key", title, Status.FAIL, f"Refused by ConnectyCube: {exc}", fix)
+        return Finding("admin_api_key", Status.FAIL, f"Refused by ConnectyCube: {exc}", fix)
     except (TransportError, APIError) as exc:
         return Finding(
             "admin_api_key",
-            title,
             Status.WARN,
             f"Unknown: the probe (deleting user {NO_SUCH_USER_ID}, who cannot exist) failed: {exc}",
             f"Run the doctor again; if it persists, check the key. {fix}",
         )
     return Finding(
         "admin_api_key",
-        title,
         Status.OK,
         f"Accepted (inferred: deleting user {NO_SUCH_USER_ID}, who cannot exist, answered "
         "'not found' rather than refusing the key).",

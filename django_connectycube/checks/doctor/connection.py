@@ -7,30 +7,23 @@ checks reuse it through the :class:`~.context.DoctorContext`.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import requests
 
+from django_connectycube.checks.configuration import missing_credentials
 from django_connectycube.checks.doctor.context import DoctorContext, setting_path
 from django_connectycube.checks.doctor.findings import Finding, Status, duration
 from django_connectycube.client import (
     APIError,
     ConnectyCubeClient,
+    ConnectyCubeError,
     RateLimited,
     ServerError,
     Session,
     TransportError,
 )
 from django_connectycube.client.dates import response_date
-from django_connectycube.conf import REQUIRED
-
-__all__ = [
-    "SIGNATURE_WINDOW",
-    "SKEW_WARNING",
-    "check_clock",
-    "check_credentials",
-    "measure_skew",
-]
+from django_connectycube.conf import DEFAULTS
 
 #: How far a signed session's ``timestamp`` may be from the server's clock (protocol doc: 60 min).
 SIGNATURE_WINDOW = 60 * 60
@@ -38,17 +31,16 @@ SIGNATURE_WINDOW = 60 * 60
 SKEW_WARNING = 5 * 60
 
 DASHBOARD = "the ConnectyCube dashboard → your application → Overview"
-CREDENTIALS = "credentials"
-TITLE = "Credentials"
+FIX_URL = f"Check {setting_path('API_URL')}; production is {DEFAULTS['API_URL']}."
 
 
-def _fail(message: str, action: str, **details: Any) -> Finding:
-    return Finding(CREDENTIALS, TITLE, Status.FAIL, message, action, details)
+def _fail(message: str, action: str, **details: object) -> Finding:
+    return Finding("credentials", Status.FAIL, message, action, dict(details))
 
 
 def check_credentials(ctx: DoctorContext) -> Finding:
     """Create an application session the way the site does (signed with ``AUTH_SECRET``)."""
-    missing = [name for name in sorted(REQUIRED) if ctx.setting(name) in (None, "")]
+    missing = missing_credentials()
     if missing:
         ctx.remote_problem = "the credentials are not configured"
         names = ", ".join(setting_path(name) for name in missing)
@@ -65,14 +57,12 @@ def check_credentials(ctx: DoctorContext) -> Finding:
         ctx.unreachable = True
         return _fail(
             f"No answer from {client.api_url}: {exc}",
-            f"Check {setting_path('API_URL')} (production: https://api.connectycube.com), DNS, "
-            "and any firewall or proxy between this machine and ConnectyCube.",
+            f"{FIX_URL} Check DNS and any firewall or proxy on the way.",
         )
     except RateLimited as exc:
         ctx.remote_problem = "ConnectyCube is rate limiting this application"
         return Finding(
-            CREDENTIALS,
-            TITLE,
+            "credentials",
             Status.WARN,
             f"ConnectyCube answered 429 (rate limited) for {where}: {exc}",
             "Run the doctor again in a minute; if it persists, look for a process flooding "
@@ -84,25 +74,32 @@ def check_credentials(ctx: DoctorContext) -> Finding:
             f"ConnectyCube failed (HTTP {exc.status}) for {where}: {exc}",
             "Try again later; if it persists, contact ConnectyCube support.",
         )
-    except APIError as exc:
+    except ConnectyCubeError as exc:
         ctx.remote_problem = "the credentials were refused"
         return _diagnose_refusal(ctx, client, exc)
     ctx.adopt_session(session)
     return Finding(
-        CREDENTIALS,
-        TITLE,
+        "credentials",
         Status.OK,
         f"Application session created for {where}.",
         details={"api_url": client.api_url, "application_id": client.application_id},
     )
 
 
-def _looks_like_connectycube(exc: APIError) -> bool:
-    """An answer in ConnectyCube's ``{"errors": ...}`` shape (not a proxy's or a web page's)."""
-    return exc.errors is not None and exc.status in (401, 403, 422)
+def _web_page(exc: ConnectyCubeError) -> str:
+    """How the answer describes itself when it is a web page (``""`` when it is not one)."""
+    response = exc.response
+    if response is None:
+        return ""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if "html" in kind or response.text.lstrip()[:1] == "<":
+        return kind or "HTML"
+    return ""
 
 
-def _diagnose_refusal(ctx: DoctorContext, client: ConnectyCubeClient, exc: APIError) -> Finding:
+def _diagnose_refusal(
+    ctx: DoctorContext, client: ConnectyCubeClient, exc: ConnectyCubeError
+) -> Finding:
     """Name the setting to fix: retry unsigned, which tells a wrong secret from a wrong key.
 
     Current ConnectyCube servers accept an unsigned ``POST /session`` (JS SDK 4+ sends none). If
@@ -110,13 +107,22 @@ def _diagnose_refusal(ctx: DoctorContext, client: ConnectyCubeClient, exc: APIEr
     ``AUTH_SECRET``, is wrong. Which setting the server's other messages point at is inferred
     from their words ("auth key", "application"), not documented.
     """
+    status = exc.status or (exc.response.status_code if exc.response is not None else None)
+    page = _web_page(exc)
+    if page:
+        return _fail(
+            f"{client.api_url} does not answer like the ConnectyCube API: POST /session got "
+            f"a web page (HTTP {status}, {page}).",
+            FIX_URL,
+            status=status,
+        )
     messages = "; ".join(exc.messages) or str(exc)
-    if not _looks_like_connectycube(exc):
+    if not (isinstance(exc, APIError) and exc.errors is not None and status in (401, 403, 422)):
         return _fail(
             f"{client.api_url} does not answer like the ConnectyCube API "
-            f"(HTTP {exc.status} on POST /session: {messages}).",
-            f"Check {setting_path('API_URL')}; production is https://api.connectycube.com.",
-            status=exc.status,
+            f"(HTTP {status} on POST /session: {messages}).",
+            FIX_URL,
+            status=status,
         )
     unsigned = _unsigned_session(ctx, client)
     if isinstance(unsigned, Session):
@@ -133,19 +139,17 @@ def _diagnose_refusal(ctx: DoctorContext, client: ConnectyCubeClient, exc: APIEr
     elif "application" in text:
         setting = "APPLICATION_ID"
     else:
-        setting = ""
-    if setting:
         return _fail(
-            f"ConnectyCube refused {setting_path(setting)}: {messages}",
-            f"Set {setting_path(setting)} to the value shown in {DASHBOARD}; "
-            "APPLICATION_ID, AUTH_KEY and AUTH_SECRET must all come from the same application.",
-            setting=setting,
+            f"ConnectyCube refused the credentials: {messages}",
+            f"Copy {setting_path('APPLICATION_ID')}, {setting_path('AUTH_KEY')} and "
+            f"{setting_path('AUTH_SECRET')} again from {DASHBOARD}; all three must come from "
+            "the same application.",
         )
     return _fail(
-        f"ConnectyCube refused the credentials: {messages}",
-        f"Copy {setting_path('APPLICATION_ID')}, {setting_path('AUTH_KEY')} and "
-        f"{setting_path('AUTH_SECRET')} again from {DASHBOARD}; all three must come from the "
-        "same application.",
+        f"ConnectyCube refused {setting_path(setting)}: {messages}",
+        f"Set {setting_path(setting)} to the value shown in {DASHBOARD}; APPLICATION_ID, "
+        "AUTH_KEY and AUTH_SECRET must all come from the same application.",
+        setting=setting,
     )
 
 
@@ -168,11 +172,6 @@ def _unsigned_session(ctx: DoctorContext, client: ConnectyCubeClient) -> Session
     return session
 
 
-def _server_date(response: requests.Response | None) -> float | None:
-    server_now = response_date(response)
-    return None if server_now is None else server_now.timestamp()
-
-
 def measure_skew(ctx: DoctorContext, client: ConnectyCubeClient) -> tuple[float, float] | None:
     """Seconds the server's clock (its ``Date`` header) is ahead of ours, and the measurement's
     uncertainty; None when the server sent no usable ``Date``.
@@ -189,26 +188,24 @@ def measure_skew(ctx: DoctorContext, client: ConnectyCubeClient) -> tuple[float,
     except APIError as exc:
         response = exc.response
     after = ctx.clock()
-    server = _server_date(response)
+    server = response_date(response)
     if server is None:
         return None
     # Date has one-second resolution and is truncated: the server's instant is server + 0.5 s.
-    return server + 0.5 - (before + after) / 2, (after - before) / 2 + 0.5
+    return server.timestamp() + 0.5 - (before + after) / 2, (after - before) / 2 + 0.5
 
 
 def check_clock(ctx: DoctorContext) -> Finding:
     """How far this machine's clock is from ConnectyCube's, against the signature window."""
-    title = "Clock"
     client = ctx.client
     if client is None or ctx.unreachable:
         reason = ctx.remote_problem or ctx.client_error or "ConnectyCube cannot be reached"
-        return Finding("clock", title, Status.SKIP, f"Not measured: {reason}.")
+        return Finding("clock", Status.SKIP, f"Not measured: {reason}.")
     try:
         measured = measure_skew(ctx, client)
     except TransportError as exc:
         return Finding(
             "clock",
-            title,
             Status.WARN,
             f"Not measured: no answer from {client.api_url} ({exc}).",
             "Run the doctor again; if it persists, check the network path to ConnectyCube.",
@@ -216,7 +213,6 @@ def check_clock(ctx: DoctorContext) -> Finding:
     if measured is None:
         return Finding(
             "clock",
-            title,
             Status.WARN,
             f"Not measured: {client.api_url} sent no Date header.",
             f"Check that {setting_path('API_URL')} points at ConnectyCube, not a proxy that "
@@ -224,32 +220,15 @@ def check_clock(ctx: DoctorContext) -> Finding:
         )
     skew, uncertainty = measured
     details = {"skew_seconds": round(skew, 1), "uncertainty_seconds": round(uncertainty, 1)}
-    direction = "behind" if skew > 0 else "ahead of"
-    found = f"This machine's clock is {duration(skew)} {direction} ConnectyCube's"
+    found = f"This machine's clock is {duration(skew)} {'behind' if skew > 0 else 'ahead of'} "
+    found += "ConnectyCube's"
     fix = "Synchronise this machine's clock with NTP (e.g. `timedatectl set-ntp true` or chrony)."
     if abs(skew) >= SIGNATURE_WINDOW:
-        return Finding(
-            "clock",
-            title,
-            Status.FAIL,
-            f"{found}: beyond the 60 min ConnectyCube allows a signed session's timestamp, so "
-            "it refuses our signatures (the client then re-signs on the server's clock).",
-            fix,
-            details,
-        )
+        message = f"{found}: beyond the 60 min ConnectyCube allows, it refuses our signatures "
+        message += "(the client then re-signs on the server's clock)."
+        return Finding("clock", Status.FAIL, message, fix, details)
     if abs(skew) > SKEW_WARNING:
-        return Finding(
-            "clock",
-            title,
-            Status.WARN,
-            f"{found}; signed sessions are refused beyond 60 min.",
-            fix,
-            details,
-        )
-    return Finding(
-        "clock",
-        title,
-        Status.OK,
-        f"Within {duration(max(abs(skew), 1))} of ConnectyCube's.",
-        details=details,
-    )
+        message = f"{found}; signed sessions are refused beyond 60 min."
+        return Finding("clock", Status.WARN, message, fix, details)
+    message = f"Within {duration(max(abs(skew), 1))} of ConnectyCube's."
+    return Finding("clock", Status.OK, message, details=details)

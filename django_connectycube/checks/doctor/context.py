@@ -81,8 +81,7 @@ class DoctorContext:
         """Make ``session`` the one the client uses for application-scoped calls."""
         self.session = session
         client = self.client
-        if client is None:
-            return
+        assert client is not None  # the session came from it
         expires = session.expires_at.timestamp() if session.expires_at else self.clock() + 3600
         self._store.set(
             client.app_session_key, StoredAppSession(token=session.token, expires_at=expires)
@@ -92,7 +91,7 @@ class DoctorContext:
     def celery_app(self) -> Any:
         """The Celery app the project created (Celery's nameless fallback when it made none)."""
         if self._celery_app is None:
-            from django_connectycube.checks.configuration import configured_celery_app
+            from django_connectycube.checks.celery import configured_celery_app
             from django_connectycube.sync.enqueue import sweep_dirty
 
             self._celery_app = configured_celery_app() or sweep_dirty.app

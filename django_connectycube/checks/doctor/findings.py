@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Finding", "Status", "duration", "render_json", "render_text", "summary_line"]
+from django.core.checks import CheckMessage
 
 
 class Status(str, enum.Enum):
@@ -30,16 +31,34 @@ class Status(str, enum.Enum):
         return self.value.upper()
 
 
+#: Each check's short name for people; its key is the stable id for machines.
+TITLES = {
+    "settings": "Settings",
+    "credentials": "Credentials",
+    "clock": "Clock",
+    "users_api": "Users API",
+    "admin_api_key": "Admin API key",
+    "broker": "Celery broker",
+    "workers": "Celery workers",
+    "sweep_schedule": "Sweep in beat",
+    "sync_health": "Sync health",
+    "drift": "Drift",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One check's verdict: what was found, and for every WARN/FAIL what to do about it."""
 
-    check: str  # stable id for machines: "credentials", "clock", ...
-    title: str  # short name for people
+    check: str
     status: Status
     message: str
     action: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.check) or self.check.replace("_", " ").capitalize()
 
     def __post_init__(self) -> None:
         if self.status in (Status.WARN, Status.FAIL) and not self.action:
@@ -56,6 +75,12 @@ class Finding:
         }
 
 
+def from_message(check: str, message: CheckMessage, status: Status, **details: Any) -> Finding:
+    """A system check's message as a finding: the doctor reports what ``manage.py check`` says
+    in its words, with its id."""
+    return Finding(check, status, f"{message.msg} ({message.id})", message.hint or "", details)
+
+
 def duration(seconds: float) -> str:
     """A length of time as a person reads it in a report line: ``45 s``, ``20 min``, ``2.5 h``."""
     seconds = abs(seconds)
@@ -68,21 +93,14 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _count(findings: Iterable[Finding], status: Status) -> int:
-    return sum(1 for finding in findings if finding.status is status)
-
-
 def summary_line(findings: Sequence[Finding]) -> str:
-    """``2 failed, 1 warning, 4 ok`` — the last line a person reads."""
-    parts = []
-    for status, word in ((Status.FAIL, "failed"), (Status.WARN, "warning")):
-        count = _count(findings, status)
-        if count:
-            plural = "s" if status is Status.WARN and count != 1 else ""
-            parts.append(f"{count} {word}{plural}")
-    fine = len(findings) - _count(findings, Status.FAIL) - _count(findings, Status.WARN)
-    parts.append(f"{fine} fine")
-    return ", ".join(parts) + "."
+    """``2 failed, 1 warning, 4 fine.``: the last line a person reads."""
+    counts = Counter(finding.status for finding in findings)
+    failed, warned = counts[Status.FAIL], counts[Status.WARN]
+    parts = [f"{failed} failed"] if failed else []
+    if warned:
+        parts.append(f"{warned} warning{'s' if warned != 1 else ''}")
+    return ", ".join([*parts, f"{len(findings) - failed - warned} fine"]) + "."
 
 
 def render_text(findings: Sequence[Finding], *, heading: str = "") -> str:

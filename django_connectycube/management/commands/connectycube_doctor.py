@@ -21,9 +21,9 @@ from django_connectycube.checks.doctor import (
 
 class Command(BaseCommand):
     help = (
-        "Check the ConnectyCube credentials, the clock, the application's switches, the admin "
-        "API key, the Celery broker and beat, and the sync backlog. One line per check; exits "
-        "non-zero when a check fails."
+        "Check the settings, the ConnectyCube credentials, the clock, the application's switches, "
+        "the admin API key, the Celery broker, workers and beat, the sync backlog and drift. "
+        "One line per check; exits non-zero when a check fails."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
