@@ -42,7 +42,7 @@ _clients: dict[str, ConnectyCubeClient] = {}
 
 def app_session_store() -> DjangoCacheAppSessionStore:
     """The store every client of the site shares its application session through."""
-    return DjangoCacheAppSessionStore(app_settings.APP_SESSION_CACHE)
+    return DjangoCacheAppSessionStore(app_settings.CACHE)
 
 
 def build_client(

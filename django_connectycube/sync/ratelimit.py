@@ -199,7 +199,7 @@ def throttle_from_settings(*, max_wait: float | None = None) -> SharedRateLimit 
     limit = check_rate_limit(app_settings.RATE_LIMIT)
     if limit is None:
         return None
-    alias = app_settings.RATE_LIMIT_CACHE
+    alias = app_settings.CACHE
     if alias not in settings.CACHES:
         raise ConfigurationError(
             f'CONNECTYCUBE["RATE_LIMIT_CACHE"] names {alias!r}, which is not in settings.CACHES.'

@@ -142,7 +142,7 @@ def test_a_cross_site_form_cannot_log_the_browser_in(cube):
     answer = browser.post(LOGIN, {"username": "mallory", "password": "own-pass"})
     assert answer.status_code == 403
     assert answer.json()["code"] == "permission_denied"
-    assert lockout.DEFAULT_DEVICE_COOKIE not in answer.cookies
+    assert lockout.DEVICE_COOKIE not in answer.cookies
 
 
 def test_a_form_with_the_sites_csrf_token_logs_in(cube):
@@ -153,7 +153,7 @@ def test_a_form_with_the_sites_csrf_token_logs_in(cube):
     body = {"username": "ann", "password": "ann-pass", "csrfmiddlewaretoken": token}
     answer = browser.post(LOGIN, body)
     assert answer.status_code == 200, answer.content
-    assert lockout.DEFAULT_DEVICE_COOKIE in answer.cookies
+    assert lockout.DEVICE_COOKIE in answer.cookies
 
 
 def test_json_credentials_need_no_csrf_token(cube):
