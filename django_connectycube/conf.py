@@ -103,7 +103,7 @@ DEFAULTS: dict[str, Any] = {
     "FIREBASE_CREATE_USERS": False,  # True: an unknown verified phone gets a new local user
 }
 
-_SHARED = 'now CACHE, one alias for everything shared'
+_SHARED = "now CACHE, one alias for everything shared"
 _FIXED = "a fixed value now (nothing a site needs to tune)"
 
 #: Keys earlier versions knew, with what took their place: a project that still sets one is

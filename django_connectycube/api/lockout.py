@@ -241,8 +241,7 @@ class LoginGuard:
         if not value:
             return None
         try:
-            payload = signing.loads(
-                value, salt=DEVICE_SALT, max_age=DEVICE_COOKIE_AGE)
+            payload = signing.loads(value, salt=DEVICE_SALT, max_age=DEVICE_COOKIE_AGE)
         except signing.BadSignature:
             return None
         if not isinstance(payload, dict) or payload.get("a") != _digest(self.account):

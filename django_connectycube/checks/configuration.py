@@ -8,7 +8,8 @@ renumber one.
 - ``connectycube.W001``: the API URL is not https while ``DEBUG`` is off (loopback hosts, such
   as the built-in emulator, are exempt).
 - ``connectycube.W002``: no Celery app is configured, so sync tasks have nowhere to run.
-- ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know.
+- ``connectycube.W003``: the ``CONNECTYCUBE`` dict has a key the app does not know (a typo, or
+  a setting earlier versions had: the hint then says what replaced it).
 - ``connectycube.W006``: Firebase phone login is configured without ``FIREBASE_PROJECT_ID``.
 - ``connectycube.E011``: ``AVATAR_FIELD`` names a user field that is not a file field.
 - ``connectycube.W007``: ``LEASE_SECONDS`` is too short for one slow request
@@ -37,7 +38,13 @@ from django.db.models import FileField
 from django.utils.module_loading import import_string
 
 from django_connectycube.checks.celery import configured_celery_app
-from django_connectycube.conf import DEFAULTS, REQUIRED, ConfigurationError, app_settings
+from django_connectycube.conf import (
+    DEFAULTS,
+    REMOVED,
+    REQUIRED,
+    ConfigurationError,
+    app_settings,
+)
 
 CHECK_TAG = "connectycube"
 
@@ -99,14 +106,23 @@ def check_settings(
     messages.extend(_check_values())
 
     for name in unknown:
-        messages.append(
-            Warning(
-                f'CONNECTYCUBE["{name}"] is not a setting of django-connectycube and is ignored.',
-                hint="Check the spelling against the settings table in the README.",
-                id="connectycube.W003",
-            )
-        )
+        messages.append(_w003(name))
     return messages
+
+
+def _w003(name: str) -> Warning:
+    """An unknown key: a setting earlier versions had (and what replaced it), or a typo."""
+    if name in REMOVED:
+        return Warning(
+            f'CONNECTYCUBE["{name}"] is no longer a setting of django-connectycube and is ignored.',
+            hint=f"{REMOVED[name][0].upper()}{REMOVED[name][1:]}; remove it from CONNECTYCUBE.",
+            id="connectycube.W003",
+        )
+    return Warning(
+        f'CONNECTYCUBE["{name}"] is not a setting of django-connectycube and is ignored.',
+        hint="Check the spelling against the settings table in the README.",
+        id="connectycube.W003",
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -130,11 +146,9 @@ def _check_values() -> list[CheckMessage]:
         value = app_settings.get(name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             messages.append(_e002(name, f"must be a non-negative integer, got {value!r}."))
-    for name in ("MAX_RETRY_WAIT", "TASK_BACKOFF_BASE", "TASK_BACKOFF_MAX"):
-        if not _is_number(app_settings.get(name)):
-            messages.append(
-                _e002(name, f"must be a non-negative number, got {app_settings.get(name)!r}.")
-            )
+    if not _is_number(app_settings.get("MAX_RETRY_WAIT")):
+        problem = f"must be a non-negative number, got {app_settings.get('MAX_RETRY_WAIT')!r}."
+        messages.append(_e002("MAX_RETRY_WAIT", problem))
     enqueue = app_settings.get("ENQUEUE")
     if enqueue not in ("background", "immediate"):
         messages.append(_e002("ENQUEUE", f'must be "background" or "immediate", got {enqueue!r}.'))

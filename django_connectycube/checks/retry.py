@@ -5,8 +5,9 @@
   renewed before every HTTP attempt (see :mod:`.lease`), so what must fit between two renewals
   is one attempt (connect and read timeouts) plus the longest wait before the next one.
 
-Whether the breaker's and the rate limit's caches are shared by every process is
-``connectycube.W012`` (:mod:`.security_checks`), with the other protections that need it.
+The breaker and the rate limit keep their counts in ``CACHE``: whether it names a cache is
+``E002`` and whether every process shares it ``connectycube.W012``, both in
+:mod:`.security`, with the other protections that need it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from django_connectycube.checks.configuration import CHECK_TAG
@@ -45,8 +45,7 @@ def check_retry_settings(
     """Types of the retry and breaker settings, and whether the lease outlasts one request."""
     try:
         get = app_settings.get
-        values = {name: get(name) for name in _NUMBERS + _INTEGERS + ("TASK_MAX_ATTEMPTS",)}
-        cache = get("CIRCUIT_BREAKER_CACHE")
+        values = {name: get(name) for name in _NUMBERS + _INTEGERS}
     except ConfigurationError:
         return []  # reported by check_settings
     messages: list[CheckMessage] = []
@@ -56,19 +55,6 @@ def check_retry_settings(
     for name in _INTEGERS:
         if not _integer(values[name]):
             messages.append(_e002(name, f"must be a non-negative integer, got {values[name]!r}."))
-    attempts = values["TASK_MAX_ATTEMPTS"]
-    if attempts is not None and not (_integer(attempts) and attempts > 0):
-        messages.append(
-            _e002(
-                "TASK_MAX_ATTEMPTS",
-                f"must be a positive integer or None (give up by RETRY_HORIZON alone), "
-                f"got {attempts!r}.",
-            )
-        )
-    if cache not in getattr(settings, "CACHES", {}):
-        messages.append(
-            _e002("CIRCUIT_BREAKER_CACHE", f"names {cache!r}, which is not in settings.CACHES.")
-        )
     if not messages:
         messages.extend(_check_lease())
     messages.extend(_check_rate_limit())
@@ -76,23 +62,15 @@ def check_retry_settings(
 
 
 def _check_rate_limit() -> list[CheckMessage]:
-    """The limit's value and its cache alias (whether that cache is shared: ``W012``)."""
+    """The limit's value (its counts live in ``CACHE``, checked with the other shared state)."""
     try:
         check_rate_limit(app_settings.get("RATE_LIMIT"))
     except ConfigurationError as exc:
         return [Error(str(exc), id="connectycube.E002")]
-    alias = app_settings.get("RATE_LIMIT_CACHE")
-    if app_settings.get("RATE_LIMIT") is not None and alias not in getattr(settings, "CACHES", {}):
-        return [_e002("RATE_LIMIT_CACHE", f"names {alias!r}, which is not in settings.CACHES.")]
     return []
 
 
-_NUMBERS = (
-    "RETRY_HORIZON",
-    "RETRY_COUNTDOWN_MAX",
-    "CIRCUIT_BREAKER_COOLDOWN",
-    "CIRCUIT_BREAKER_COOLDOWN_MAX",
-)
+_NUMBERS = ("RETRY_HORIZON", "CIRCUIT_BREAKER_COOLDOWN")
 _INTEGERS = ("CIRCUIT_BREAKER_THRESHOLD",)
 
 

@@ -7,11 +7,12 @@ Ids continue :mod:`.checks` (same stable-id promise):
   from ``SECRET_KEY``.
 - ``connectycube.W005``: ``TOKEN_KEYS`` is not set, so stored tokens are encrypted with a key
   derived from ``SECRET_KEY``.
-- ``connectycube.W012``: a protection that only works when every process sees the same counts
-  (login counters, single use of CIdP tokens, the breaker, the rate limit, the application
-  token, the API's throttles) sits in a per-process cache, or in one whose ``add``/``incr`` it
-  relies on is not atomic. Only with ``DEBUG`` off: a development server is one process, where
-  local memory is right, and a warning there on every start would teach people to skip it.
+- ``connectycube.W012``: ``CACHE``, which holds what every process must see alike (login
+  counters, single use of CIdP tokens, the breaker, the rate limit, the application token), or
+  the ``default`` cache holding the API's throttles, is a per-process cache, or one whose
+  ``add``/``incr`` a protection in use relies on is not atomic. Only with ``DEBUG`` off: a
+  development server is one process, where local memory is right, and a warning there on every
+  start would teach people to skip it.
 """
 
 from __future__ import annotations
@@ -41,40 +42,19 @@ def _integer(minimum: int) -> Callable[[Any], bool]:
     return valid
 
 
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-
-
 def _cache_alias(value: Any) -> bool:
     return isinstance(value, str) and value in getattr(settings, "CACHES", {})
 
 
-def _optional_name(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and bool(value.strip()))
-
-
-def _optional_bool(value: Any) -> bool:
-    return value is None or isinstance(value, bool)
-
-
 #: name → (is the value usable, what it must be)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "NUM_PROXIES": (_integer(0), "a non-negative integer"),
+    "CACHE": (_cache_alias, "an alias in settings.CACHES"),
     "LOGIN_FAILURE_LIMIT": (_integer(1), "a positive integer"),
     "LOGIN_FAILURE_IP_LIMIT": (_integer(1), "a positive integer"),
-    "LOGIN_FAILURE_WINDOW": (_integer(1), "a positive integer (seconds)"),
-    "LOGIN_FAILURE_DELAY": (_positive_number, "a positive number (seconds)"),
-    "LOGIN_FAILURE_MAX_DELAY": (_positive_number, "a positive number (seconds)"),
-    "LOGIN_FAILURE_CACHE": (_cache_alias, "an alias in settings.CACHES"),
-    "LOGIN_DEVICE_COOKIE": (_optional_name, "a cookie name, or None to turn known devices off"),
-    "LOGIN_DEVICE_COOKIE_AGE": (_integer(1), "a positive integer (seconds)"),
-    "API_CONTACT_LOOKUPS": (_optional_bool, "True, False or None"),
-    "PASSWORD_RESET_MIN_SECONDS": (
-        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
-        "a non-negative number (seconds)",
+    "API_CONTACT_FIELDS": (
+        lambda v: v in ("private", "searchable", "public"),
+        '"private", "searchable" or "public"',
     ),
-    "CIDP_CLOCK_SKEW": (_integer(0), "a non-negative integer (seconds)"),
-    "CIDP_REPLAY_CACHE": (_cache_alias, "an alias in settings.CACHES"),
 }
 
 
@@ -100,14 +80,6 @@ def check_security_settings(
         value = app_settings.get(name)
         if not valid(value):
             messages.append(_e002(name, f"must be {expected}, got {value!r}."))
-    delay, cap = (
-        app_settings.get("LOGIN_FAILURE_DELAY"),
-        app_settings.get("LOGIN_FAILURE_MAX_DELAY"),
-    )
-    if _positive_number(delay) and _positive_number(cap) and cap < delay:
-        messages.append(
-            _e002("LOGIN_FAILURE_MAX_DELAY", f"({cap}) is below LOGIN_FAILURE_DELAY ({delay}).")
-        )
     messages.extend(_check_rates())
     return messages
 
@@ -182,11 +154,9 @@ class _Protection:
     to it."""
 
     what: str
-    setting: str  # the CONNECTYCUBE key naming its cache alias, or the key that turns it on
     alone: str  # what goes wrong when each process keeps its own
     atomic: frozenset[str]  # the cache operations it needs to be atomic across processes
     in_use: Callable[[], bool]
-    alias: Callable[[], Any]
 
 
 def _api_mounted() -> bool:
@@ -201,60 +171,43 @@ def _throttled() -> bool:
     return _api_mounted() and any(rate is not None for rate in merged.values())
 
 
-def _setting(name: str) -> Callable[[], Any]:
-    return lambda: app_settings.get(name)
-
-
 _BOTH = frozenset({"add", "incr"})
-PROTECTIONS = (
+#: What ``CONNECTYCUBE["CACHE"]`` holds for every process.
+SHARED = (
     _Protection(
         "the login failure counters",
-        "LOGIN_FAILURE_CACHE",
         "each process counts guesses alone, so every process allows the whole limit",
         _BOTH,
         _api_mounted,
-        _setting("LOGIN_FAILURE_CACHE"),
     ),
     _Protection(
         "single use of CIdP tokens",
-        "CIDP_REPLAY_CACHE",
         "a used token is accepted again by every other process",
         frozenset({"add"}),
         lambda: app_settings.get("AUTH_MODE") == "cidp",
-        _setting("CIDP_REPLAY_CACHE"),
     ),
     _Protection(
         "the circuit breaker",
-        "CIRCUIT_BREAKER_CACHE",
         "each worker counts failures and probes alone",
         _BOTH,
         lambda: bool(app_settings.get("CIRCUIT_BREAKER_THRESHOLD")),
-        _setting("CIRCUIT_BREAKER_CACHE"),
     ),
     _Protection(
         "the rate limit",
-        "RATE_LIMIT_CACHE",
         "each process gets the whole limit",
         frozenset({"incr"}),
         lambda: app_settings.get("RATE_LIMIT") is not None,
-        _setting("RATE_LIMIT_CACHE"),
     ),
     _Protection(
         "the application session token",
-        "APP_SESSION_CACHE",
         "each process creates its own session",
         frozenset(),
         lambda: True,
-        _setting("APP_SESSION_CACHE"),
     ),
-    _Protection(
-        "the API's throttles",
-        "API_THROTTLE_RATES",
-        "each process throttles alone",  # DRF keeps them in the default cache
-        frozenset(),
-        _throttled,
-        lambda: "default",
-    ),
+)
+#: DRF keeps its throttles in the ``default`` cache, whatever ``CACHE`` says.
+THROTTLES = _Protection(
+    "the API's throttles", "each process throttles alone", frozenset(), _throttled
 )
 
 #: Backends that keep entries per process; Dummy keeps none at all.
@@ -273,34 +226,38 @@ def _problem(protection: _Protection, backend: str) -> str | None:
     return None
 
 
+def _problems(alias: Any, protections: Sequence[_Protection]) -> list[str]:
+    caches = getattr(settings, "CACHES", {})
+    if not isinstance(alias, str) or alias not in caches:
+        return []  # an unknown alias is E002's business
+    backend = str(caches[alias].get("BACKEND", "")).rsplit(".", 1)[-1]
+    found = []
+    for protection in protections:
+        problem = _problem(protection, backend) if protection.in_use() else None
+        if problem is not None:
+            found.append(f"{protection.what} (cache {alias!r}, {backend}: {problem})")
+    return found
+
+
 @register(Tags.security, CHECK_TAG)
 def check_shared_caches(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Warn when a protection that needs every process's counts keeps them per process."""
+    """Warn when ``CACHE`` (or DRF's ``default``, for its throttles) keeps per process what
+    every process must share."""
     if settings.DEBUG or not _readable():
         return []
-    caches = getattr(settings, "CACHES", {})
-    lines = []
-    for protection in PROTECTIONS:
-        alias = protection.alias()
-        if not isinstance(alias, str) or alias not in caches or not protection.in_use():
-            continue  # an unknown alias is E002's business
-        backend = str(caches[alias].get("BACKEND", "")).rsplit(".", 1)[-1]
-        problem = _problem(protection, backend)
-        if problem is not None:
-            lines.append(
-                f"{protection.what} ({protection.setting}, cache {alias!r}, {backend}: {problem})"
-            )
+    lines = _problems(app_settings.get("CACHE"), SHARED) + _problems("default", [THROTTLES])
     if not lines:
         return []
     return [
         Warning(
             "Protections that only work when every process shares them are kept in a cache "
             "that does not: " + "; ".join(lines) + ".",
-            hint="Point these caches at one every process reaches with atomic add and incr "
-            "(Redis or Memcached in CACHES). A site served by one process only may add "
-            "connectycube.W012 to SILENCED_SYSTEM_CHECKS.",
+            hint='Point CONNECTYCUBE["CACHE"] (and the default cache, for DRF\'s throttles) at a '
+            "cache every process reaches with atomic add and incr (Redis or Memcached in "
+            "CACHES). A site served by one process only may add connectycube.W012 to "
+            "SILENCED_SYSTEM_CHECKS.",
             id="connectycube.W012",
         )
     ]

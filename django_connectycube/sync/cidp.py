@@ -107,9 +107,7 @@ def make_tombstone_token(external_id: str) -> str:
 
 
 def _payload(token: str) -> dict[str, Any]:
-    payload = _TokenSigner(salt=SALT).unsign_object(
-        token, max_age=TOKEN_MAX_AGE
-    )
+    payload = _TokenSigner(salt=SALT).unsign_object(token, max_age=TOKEN_MAX_AGE)
     if not isinstance(payload, dict) or not any(
         isinstance(payload.get(key), str) for key in ("u", "x")
     ):
