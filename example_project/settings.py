@@ -127,7 +127,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # The API (django_connectycube.api) and its OpenAPI schema at /api/schema/ when the optional
 # extra is installed (pip install django-connectycube[openapi]).
-REST_FRAMEWORK: dict[str, object] = {}
+# Behind a reverse proxy (nginx, a load balancer), count it here so the login limits and the
+# throttles apply per client rather than to the proxy's address.
+REST_FRAMEWORK: dict[str, object] = {"NUM_PROXIES": env.int("CONNECTYCUBE_NUM_PROXIES", default=0)}
 try:
     import drf_spectacular  # noqa: F401
 except ImportError:
