@@ -44,8 +44,8 @@ def celery_worker(
         "CACHE_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:10]}",
         "CONNECTYCUBE_LEASE_SECONDS": "120",
         "CONNECTYCUBE_RETRIES": "3",
-        "CONNECTYCUBE_TASK_BACKOFF_BASE": "2",
-        "CONNECTYCUBE_TASK_BACKOFF_MAX": "3600",
+        "CONNECTYCUBE_TEST_BACKOFF_BASE": "2",
+        "CONNECTYCUBE_RETRY_HORIZON": str(3 * 24 * 3600),
     }
     if rate_limit is not None:
         env["CONNECTYCUBE_RATE_LIMIT"] = str(rate_limit)

@@ -176,6 +176,7 @@ def _schedule(
     failure is the only one of its kind at the time: a Redis outage also takes the shared
     circuit breaker's cache away, for instance)."""
     from django_connectycube.conf import DEFAULTS
+    from django_connectycube.sync.breaker import COOLDOWN_GROWTH
 
     at = lambda share: int(total * share)  # noqa: E731
     outage = Outage(server, args.outage_seconds, _background_faults(args))
@@ -186,7 +187,7 @@ def _schedule(
         retries=int(DEFAULTS["RETRIES"]),
         threshold=int(DEFAULTS["CIRCUIT_BREAKER_THRESHOLD"]),
         cooldown=policy["CIRCUIT_BREAKER_COOLDOWN"],
-        cooldown_max=policy["CIRCUIT_BREAKER_COOLDOWN_MAX"],
+        cooldown_max=policy["CIRCUIT_BREAKER_COOLDOWN"] * COOLDOWN_GROWTH,
     )
     return Chaos(
         kills_planned=args.kills,
@@ -492,9 +493,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.drain_timeout is None:
         # Production's backoff lets a row that failed throughout the outage wait up to
-        # TASK_BACKOFF_MAX between two attempts, and a faulty answer during the drain can
-        # make it wait that long again.
-        backoff_max = compressed(args.time_scale)["TASK_BACKOFF_MAX"]
+        # a 72nd of RETRY_HORIZON between two attempts (sync.policy.BACKOFF_SHARE, not
+        # importable before Django is set up), and a faulty answer during the drain can make it
+        # wait that long again.
+        backoff_max = compressed(args.time_scale)["RETRY_HORIZON"] / 72
         args.drain_timeout = max(180.0, args.users * 0.6) + 2 * backoff_max
     return args
 

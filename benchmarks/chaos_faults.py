@@ -37,11 +37,7 @@ __all__ = [
 #: divides each by its ``--time-scale``; nothing else differs from production.
 SCALED = (
     "RETRY_HORIZON",
-    "TASK_BACKOFF_BASE",
-    "TASK_BACKOFF_MAX",
-    "RETRY_COUNTDOWN_MAX",
     "CIRCUIT_BREAKER_COOLDOWN",
-    "CIRCUIT_BREAKER_COOLDOWN_MAX",
     "SWEEP_AFTER",
     "LEASE_SECONDS",
     "TIMEOUT",

@@ -32,7 +32,7 @@ CONNECTYCUBE = {
     "AVATAR_FIELD": CONNECTYCUBE["AVATAR_FIELD"],
     "TASK_QUEUE": CONNECTYCUBE["TASK_QUEUE"],
     **compressed(SCALE),
-    "CIRCUIT_BREAKER_CACHE": "breaker",
+    "CACHE": "breaker",
     "USER_FIELDS": "benchmarks.chaos_faults.mapped_fields",
     "PASSWORD_SECRETS": {1: env("CONNECTYCUBE_PASSWORD_SECRET", default="chaos-password-secret")},
 }

@@ -18,6 +18,7 @@ from django_connectycube.client.errors import ConfigurationError as _ClientConfi
 
 __all__ = [
     "DEFAULTS",
+    "REMOVED",
     "REQUIRED",
     "ConfigurationError",
     "ConnectyCubeSettings",
@@ -26,7 +27,8 @@ __all__ = [
 
 SETTINGS_NAME = "CONNECTYCUBE"
 
-#: Every supported key with its default. The README's settings table mirrors this dict.
+#: Every supported key with its default. The README's settings table mirrors this dict; what a
+#: site has no reason to change is a constant next to the code that uses it.
 DEFAULTS: dict[str, Any] = {
     # Credentials of the ConnectyCube application (dashboard → Overview).
     "API_URL": "https://api.connectycube.com",
@@ -40,7 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "TIMEOUT": (5.0, 30.0),  # (connect, read) seconds, or one number for both
     "RETRIES": 3,  # retries after the first attempt, for requests that are safe to repeat
     "MAX_RETRY_WAIT": 30.0,  # longest Retry-After the client sleeps through; longer raises
-    "APP_SESSION_CACHE": "default",  # Django cache alias that shares the application token
+    # The Django cache alias for everything every process must share: the application token,
+    # the circuit breaker, the rate limit, the login failure counters and used CIdP tokens.
+    # Production needs one that all processes reach with atomic add/incr (Redis, Memcached).
+    "CACHE": "default",
     # Mirroring users.
     "SYNC_ENABLED": True,  # False: signals record nothing and enqueue nothing
     "USER_FIELDS": "django_connectycube.sync.mapping.default_user_fields",
@@ -51,20 +56,13 @@ DEFAULTS: dict[str, Any] = {
     "EXTERNAL_ID_PREFIX": "dj",
     # Failures: transient ones retry with capped exponential backoff until RETRY_HORIZON has
     # passed since the first failure; permanent ones (and the horizon) mark the row failed.
+    # The longest wait between two attempts grows with the horizon (see sync.policy).
     "RETRY_HORIZON": 3 * 24 * 3600,  # seconds a row keeps retrying before it is marked failed
-    "TASK_MAX_ATTEMPTS": None,  # optional cap on failed attempts as well (None: time alone)
-    "TASK_BACKOFF_BASE": 2.0,  # seconds; the n-th retry waits up to base * 2**(n-1) (full jitter)
-    "TASK_BACKOFF_MAX": 3600.0,  # seconds; the longest wait between two attempts
-    "RETRY_COUNTDOWN_MAX": 60.0,  # seconds; longer waits are a due time on the row, not a
-    #                               broker countdown (keep below the broker's visibility timeout)
     "CIRCUIT_BREAKER_THRESHOLD": 5,  # remote failures in a row that pause pushes (0: off)
-    "CIRCUIT_BREAKER_COOLDOWN": 30.0,  # seconds paused before one probe; doubles per failed probe
-    "CIRCUIT_BREAKER_COOLDOWN_MAX": 60.0,  # seconds; the longest pause between probes
-    "CIRCUIT_BREAKER_CACHE": "default",  # Django cache alias sharing the breaker (use a shared one)
+    "CIRCUIT_BREAKER_COOLDOWN": 30.0,  # seconds paused before one probe; doubles once at most
     # Requests per second to ConnectyCube for this application, shared by every worker
-    # through the cache RATE_LIMIT_CACHE names (use a shared one, e.g. Redis). None: no limit.
+    # through CACHE. None: no limit.
     "RATE_LIMIT": None,
-    "RATE_LIMIT_CACHE": "default",
     "SWEEP_AFTER": 300,  # seconds an enqueued push may take before the sweep re-enqueues it
     "LEASE_SECONDS": 120,  # how long one worker owns a user between two renewals of its lease
     "TASK_QUEUE": None,  # Celery queue for the sync tasks (None: the default queue)
@@ -74,36 +72,25 @@ DEFAULTS: dict[str, Any] = {
     "ENQUEUE": "background",
     # Per-user sessions.
     "TOKEN_KEYS": None,  # Fernet keys, newest first; None derives them from SECRET_KEY(+fallbacks)
-    "SESSION_RENEW_MARGIN": 300,  # seconds before expiry at which a stored token is replaced
     "SYNC_ON_LOGIN_TIMEOUT": 10.0,  # seconds a login may spend pushing a not-yet-synced user
     # How users log in to ConnectyCube: "password" (derived passwords) or "cidp" (this site is
     # the Custom Identity Provider: a short-lived signed token, checked at our verify endpoint).
     "AUTH_MODE": "password",
-    "CIDP_TOKEN_MAX_AGE": 60,  # seconds a signed CIdP login token is accepted by the verifier
-    "CIDP_CLOCK_SKEW": 5,  # seconds a CIdP token may be dated in the future (servers' clocks)
-    "CIDP_REPLAY_CACHE": "default",  # Django cache alias remembering used CIdP tokens (shared)
-    # REST API (django_connectycube.api).
+    # REST API (django_connectycube.api). DRF's own DEFAULT_THROTTLE_CLASSES and NUM_PROXIES
+    # apply to it as to every DRF view.
     "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],  # user look-ups
-    "API_THROTTLE_CLASSES": [],  # extra DRF throttle classes for every API view (dotted paths)
     # Requests per period of the built-in throttles, by scope; None turns one off.
     "API_THROTTLE_RATES": {
         "password_reset": "10/hour",  # reset requests per client address
         "password_reset_email": "3/hour",  # reset requests per e-mail address
         "lookup": "120/minute",  # user look-ups per requesting user
     },
-    "API_EXPOSE_CONTACT_FIELDS": False,  # True: e-mail/phone in every profile, not only one's own
-    "API_CONTACT_LOOKUPS": None,  # users/?email= and ?phone=; None: as API_EXPOSE_CONTACT_FIELDS
-    "NUM_PROXIES": 0,  # reverse proxies in front of the site that append to X-Forwarded-For
+    # Other users' e-mail and phone: "private" (only one's own profile shows them, no look-ups
+    # by them), "searchable" (users/?email= and ?phone= find users; profiles still hide them)
+    # or "public" (shown in every profile and searchable).
+    "API_CONTACT_FIELDS": "private",
     "LOGIN_FAILURE_LIMIT": 5,  # wrong passwords per account answered at once; then delays
-    "LOGIN_FAILURE_DELAY": 1,  # seconds of the first delay; each further attempt doubles it
-    "LOGIN_FAILURE_MAX_DELAY": 900,  # seconds; the delay never grows beyond this
     "LOGIN_FAILURE_IP_LIMIT": 50,  # failed logins per client address within the window
-    "LOGIN_FAILURE_WINDOW": 900,  # seconds without a failure after which counts are forgotten
-    "LOGIN_FAILURE_CACHE": "default",  # Django cache alias for the counters (shared: Redis)
-    "LOGIN_DEVICE_COOKIE": "connectycube_device",  # known-device cookie name; None: off
-    "LOGIN_DEVICE_COOKIE_AGE": 365 * 24 * 3600,  # seconds a known-device cookie stays valid
-    "UNAVAILABLE_RETRY_AFTER": 5,  # Retry-After seconds on a 503 when ConnectyCube gives none
-    "PASSWORD_RESET_MIN_SECONDS": 0.3,  # every reset answer takes this long (known/unknown alike)
     "PASSWORD_RESET_OPTIONS": {},  # keyword arguments for Django's PasswordResetForm.save()
     # Firebase phone login through ConnectyCube.
     "FIREBASE_PROJECT_ID": None,  # when set, the only accepted project (and the default one)
@@ -114,6 +101,41 @@ DEFAULTS: dict[str, Any] = {
     "FIREBASE_PHONE_FIELD_VERIFIED": False,  # True: vouch that FIREBASE_PHONE_LOOKUP's field is
     #                                          only ever set to numbers the user has proven
     "FIREBASE_CREATE_USERS": False,  # True: an unknown verified phone gets a new local user
+}
+
+_SHARED = "now CACHE, one alias for everything shared"
+_FIXED = "a fixed value now (nothing a site needs to tune)"
+
+#: Keys earlier versions knew, with what took their place: a project that still sets one is
+#: told so by ``connectycube.W003`` instead of having it ignored in silence.
+REMOVED: dict[str, str] = {
+    "APP_SESSION_CACHE": _SHARED,
+    "CIRCUIT_BREAKER_CACHE": _SHARED,
+    "RATE_LIMIT_CACHE": _SHARED,
+    "CIDP_REPLAY_CACHE": _SHARED,
+    "LOGIN_FAILURE_CACHE": _SHARED,
+    "API_EXPOSE_CONTACT_FIELDS": 'now API_CONTACT_FIELDS = "public"',
+    "API_CONTACT_LOOKUPS": 'now API_CONTACT_FIELDS = "searchable" (or "public")',
+    "API_THROTTLE_CLASSES": 'now REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"], which the API applies',
+    "NUM_PROXIES": 'now REST_FRAMEWORK["NUM_PROXIES"], shared with DRF\'s own throttles',
+    "TASK_BACKOFF_MAX": "now follows RETRY_HORIZON (a 72nd of it)",
+    "TASK_BACKOFF_BASE": _FIXED,
+    "RETRY_COUNTDOWN_MAX": _FIXED + "; keep the broker's visibility timeout above a minute",
+    "TASK_MAX_ATTEMPTS": "removed: RETRY_HORIZON alone bounds the retries",
+    "CIRCUIT_BREAKER_COOLDOWN_MAX": "now twice CIRCUIT_BREAKER_COOLDOWN",
+    "SESSION_RENEW_MARGIN": _FIXED,
+    "CIDP_TOKEN_MAX_AGE": _FIXED,
+    "CIDP_CLOCK_SKEW": _FIXED,
+    "LOGIN_FAILURE_DELAY": _FIXED,
+    "LOGIN_FAILURE_MAX_DELAY": _FIXED,
+    "LOGIN_FAILURE_WINDOW": _FIXED,
+    "LOGIN_DEVICE_COOKIE": _FIXED,
+    "LOGIN_DEVICE_COOKIE_AGE": _FIXED,
+    "UNAVAILABLE_RETRY_AFTER": _FIXED,
+    "PASSWORD_RESET_MIN_SECONDS": (
+        "removed: the reset e-mail is looked up and sent after the answer, so every answer "
+        "already takes the same time"
+    ),
 }
 
 #: Keys that have no usable default: the app cannot talk to ConnectyCube without them.

@@ -117,7 +117,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 # Redis hands an unacknowledged message (its worker was killed) to another worker after this;
-# keep it above CONNECTYCUBE["RETRY_COUNTDOWN_MAX"] (a retry's countdown must end before it).
+# keep it above a minute, the longest retry countdown the sync tasks ask the broker to hold.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Hands owed users back to the workers if a broker or worker outage lost their task.
 CELERY_BEAT_SCHEDULE = {
@@ -127,7 +127,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # The API (django_connectycube.api) and its OpenAPI schema at /api/schema/ when the optional
 # extra is installed (pip install django-connectycube[openapi]).
-REST_FRAMEWORK: dict[str, object] = {}
+# Behind a reverse proxy (nginx, a load balancer), count it here so the login limits and the
+# throttles apply per client rather than to the proxy's address.
+REST_FRAMEWORK: dict[str, object] = {"NUM_PROXIES": env.int("CONNECTYCUBE_NUM_PROXIES", default=0)}
 try:
     import drf_spectacular  # noqa: F401
 except ImportError:
@@ -162,9 +164,6 @@ CONNECTYCUBE = {
     # of stored tokens. The demo's defaults equal what SECRET_KEY would give; set real ones.
     "PASSWORD_SECRETS": {1: env("CONNECTYCUBE_PASSWORD_SECRET", default=SECRET_KEY)},
     "TOKEN_KEYS": env.list("CONNECTYCUBE_TOKEN_KEYS", default=[SECRET_KEY]),
-    # Behind a reverse proxy (nginx, a load balancer), count it here so login limits apply
-    # per client rather than to the proxy's address.
-    "NUM_PROXIES": env.int("CONNECTYCUBE_NUM_PROXIES", default=0),
 }
 
 LOGGING = {

@@ -76,10 +76,8 @@ CONNECTYCUBE = {
     "AVATAR_FIELD": "avatar",
     "TASK_QUEUE": env("CONNECTYCUBE_TASK_QUEUE", default=None),
     "LEASE_SECONDS": env.int("CONNECTYCUBE_LEASE_SECONDS", default=120),
-    "TASK_BACKOFF_BASE": env.float("CONNECTYCUBE_TASK_BACKOFF_BASE", default=2.0),
-    "TASK_BACKOFF_MAX": env.float("CONNECTYCUBE_TASK_BACKOFF_MAX", default=3600.0),
+    "RETRY_HORIZON": env.float("CONNECTYCUBE_RETRY_HORIZON", default=3 * 24 * 3600),
     "RETRIES": env.int("CONNECTYCUBE_RETRIES", default=3),
-    "RETRY_COUNTDOWN_MAX": env.float("CONNECTYCUBE_RETRY_COUNTDOWN_MAX", default=60.0),
     "RATE_LIMIT": env.int("CONNECTYCUBE_RATE_LIMIT", default=None),
 }
 

@@ -65,8 +65,8 @@ class Worker:
             "CONNECTYCUBE_AUTH_SECRET": connectycube["AUTH_SECRET"],
             "CONNECTYCUBE_TASK_QUEUE": self.queue,
             "CONNECTYCUBE_LEASE_SECONDS": "4",
-            "CONNECTYCUBE_TASK_BACKOFF_BASE": "0.2",
-            "CONNECTYCUBE_TASK_BACKOFF_MAX": "2",
+            "CONNECTYCUBE_TEST_BACKOFF_BASE": "0.2",
+            "CONNECTYCUBE_RETRY_HORIZON": "144",  # the longest wait between retries: 2 s
             "CONNECTYCUBE_RETRIES": "1",
             **(extra_env or {}),
         }

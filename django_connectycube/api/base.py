@@ -19,6 +19,7 @@ from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
@@ -59,10 +60,7 @@ def _configured_permissions(view_class: type[Any]) -> list[type[BasePermission]]
 
 
 def _configured_throttles(view_class: type[Any]) -> list[type[BaseThrottle]]:
-    configured = [
-        import_setting(p, "API_THROTTLE_CLASSES") for p in setting_paths("API_THROTTLE_CLASSES")
-    ]
-    return [*view_class.connectycube_throttle_classes, *configured]
+    return [*view_class.connectycube_throttle_classes, *api_settings.DEFAULT_THROTTLE_CLASSES]
 
 
 class ConnectyCubeAPIView(APIView):
@@ -75,10 +73,10 @@ class ConnectyCubeAPIView(APIView):
     #: ``API_PERMISSION_CLASSES`` unless a view (ours: login, password reset) or an integrator's
     #: subclass sets ``permission_classes`` itself.
     permission_classes = SettingsDefault(_configured_permissions)
-    #: This view's own throttles followed by ``API_THROTTLE_CLASSES``, unless a subclass sets
-    #: ``throttle_classes`` itself.
+    #: This view's own throttles followed by DRF's ``DEFAULT_THROTTLE_CLASSES`` (the project's
+    #: throttles for every DRF view), unless a subclass sets ``throttle_classes`` itself.
     throttle_classes = SettingsDefault(_configured_throttles)
-    #: The view's built-in throttles, kept beside ``API_THROTTLE_CLASSES`` in the default; their
+    #: The view's built-in throttles, kept beside DRF's defaults in the default; their
     #: rates come from ``API_THROTTLE_RATES`` (a rate of ``None`` turns one off).
     connectycube_throttle_classes: list[type[BaseThrottle]] = []
 

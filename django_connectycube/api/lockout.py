@@ -16,19 +16,19 @@ guarantees.
   this account's device cookie counts on the account and on the (account, address) pair. Once
   either holds ``LOGIN_FAILURE_LIMIT`` failures, each attempt from that address must win the
   pair's gate (``cache.add``, so exactly one attempt wins), which stays shut for a delay doubling
-  with the larger of the two counts up to ``LOGIN_FAILURE_MAX_DELAY``. Because the gate belongs
+  with the larger of the two counts up to ``MAX_DELAY``. Because the gate belongs
   to the address, an attacker who takes every slot the moment it opens holds up only the
   attempts from their own address: the owner elsewhere finds their own gate open. Because the
   account's count sets the delay too, every further address of an attacker is slowed to the cap
   after its first guess. Refused attempts extend nothing.
-* **Per client address**: ``LOGIN_FAILURE_IP_LIMIT`` failures within ``LOGIN_FAILURE_WINDOW``
-  seconds, the address taken behind ``NUM_PROXIES`` trusted proxies (:mod:`.client_ip`).
+* **Per client address**: ``LOGIN_FAILURE_IP_LIMIT`` failures within ``WINDOW``
+  seconds, the address taken behind DRF's ``NUM_PROXIES`` trusted proxies (:mod:`.client_ip`).
 * **Known devices.** A successful login sets a signed cookie naming the account's key. A login
   for that same account presenting it skips the strangers' delay and the address limit; the
   device has its own budget of ``LOGIN_FAILURE_LIMIT`` failures, after which it is a stranger.
   A good login clears only the counts of the account it logged into.
 
-Counters live in the ``LOGIN_FAILURE_CACHE`` cache, which every process must share (Redis); keys
+Counters live in the ``CONNECTYCUBE["CACHE"]`` cache, which every process must share (Redis); keys
 hold hashes, never account names or addresses.
 """
 
@@ -51,11 +51,24 @@ from django.utils.crypto import get_random_string
 from django_connectycube.api.client_ip import client_ip
 from django_connectycube.conf import app_settings
 
-__all__ = ["DEFAULT_DEVICE_COOKIE", "LoginGuard", "account_key", "delay_after"]
+__all__ = ["DEVICE_COOKIE", "LoginGuard", "account_key", "delay_after"]
 
 _PREFIX = "connectycube:login"
 DEVICE_SALT = "django_connectycube.login.device"
-DEFAULT_DEVICE_COOKIE = "connectycube_device"
+#: The known-device cookie; namespaced, so it meets no other cookie of the site.
+DEVICE_COOKIE = "connectycube_device"
+#: Seconds a known-device cookie stays valid: a year, so a user who logs in now and then keeps
+#: the device's own budget while someone else guesses their password.
+DEVICE_COOKIE_AGE = 365 * 24 * 3600
+#: Seconds of the first delay once the free failures are spent; each further attempt doubles it.
+#: A second is unnoticeable to a person retyping a password and already caps a guesser.
+DELAY = 1
+#: Seconds the delay never grows beyond: a quarter hour keeps guessing hopeless (a few hundred
+#: tries a day per address) without shutting the owner out for longer than a coffee break.
+MAX_DELAY = 900
+#: Seconds without a failure after which the counts are forgotten (for an account: after its
+#: delay ends), matching MAX_DELAY so a forgotten count never cuts a delay short.
+WINDOW = 900
 #: Doubling stops here; the cap is reached long before (2**30 seconds is 34 years).
 _MAX_DOUBLINGS = 30
 
@@ -79,9 +92,7 @@ def account_key(username: str) -> str:
 
 def delay_after(gated_attempts: int) -> int:
     """Seconds the gate stays shut after the n-th (0-based) attempt beyond the free ones."""
-    base = float(app_settings.LOGIN_FAILURE_DELAY)
-    cap = float(app_settings.LOGIN_FAILURE_MAX_DELAY)
-    return max(1, math.ceil(min(cap, base * 2 ** min(gated_attempts, _MAX_DOUBLINGS))))
+    return max(1, math.ceil(min(MAX_DELAY, DELAY * 2 ** min(gated_attempts, _MAX_DOUBLINGS))))
 
 
 class _Counter:
@@ -120,8 +131,8 @@ class LoginGuard:
 
     def __init__(self, request: HttpRequest, account: str | None) -> None:
         self.request = request
-        self.cache: BaseCache = caches[app_settings.LOGIN_FAILURE_CACHE]
-        self.window = int(app_settings.LOGIN_FAILURE_WINDOW)
+        self.cache: BaseCache = caches[app_settings.CACHE]
+        self.window = WINDOW
         self.limit = int(app_settings.LOGIN_FAILURE_LIMIT)
         address = _digest(client_ip(request))
         self.ip = _Counter(self.cache, f"{_PREFIX}:ip:{address}")
@@ -223,22 +234,14 @@ class LoginGuard:
 
     # ---- known devices -------------------------------------------------------------------
 
-    @staticmethod
-    def cookie_name() -> str | None:
-        name = app_settings.LOGIN_DEVICE_COOKIE
-        return str(name) if name else None
-
     def _known_device(self) -> _Counter | None:
-        name = self.cookie_name()
-        if not name or self.account is None:
+        if self.account is None:
             return None
-        value = self.request.COOKIES.get(name)
+        value = self.request.COOKIES.get(DEVICE_COOKIE)
         if not value:
             return None
         try:
-            payload = signing.loads(
-                value, salt=DEVICE_SALT, max_age=int(app_settings.LOGIN_DEVICE_COOKIE_AGE)
-            )
+            payload = signing.loads(value, salt=DEVICE_SALT, max_age=DEVICE_COOKIE_AGE)
         except signing.BadSignature:
             return None
         if not isinstance(payload, dict) or payload.get("a") != _digest(self.account):
@@ -250,16 +253,15 @@ class LoginGuard:
 
     def remember_device(self, response: HttpResponseBase) -> None:
         """Mark the client of a successful login as a known device of this account."""
-        name = self.cookie_name()
-        if not name or self.account is None:
+        if self.account is None:
             return
         value = signing.dumps(
             {"a": _digest(self.account), "n": get_random_string(32)}, salt=DEVICE_SALT
         )
         response.set_cookie(
-            name,
+            DEVICE_COOKIE,
             value,
-            max_age=int(app_settings.LOGIN_DEVICE_COOKIE_AGE),
+            max_age=DEVICE_COOKIE_AGE,
             path=self.request.path,
             # Behind a TLS-terminating proxy is_secure() may be False; follow the session cookie.
             secure=self.request.is_secure() or bool(settings.SESSION_COOKIE_SECURE),

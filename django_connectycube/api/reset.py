@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,6 @@ from django_connectycube.api.base import ConnectyCubeAPIView
 from django_connectycube.api.openapi import OpenApiResponse, extend_schema
 from django_connectycube.api.serializers import ErrorSerializer, PasswordResetSerializer
 from django_connectycube.api.throttling import PasswordResetAddressThrottle, PasswordResetIPThrottle
-from django_connectycube.conf import app_settings
 from django_connectycube.sync import tasks
 
 logger = logging.getLogger("django_connectycube")
@@ -51,7 +49,7 @@ class SendAfterAnswer(Response):
 
 
 class PasswordResetView(ConnectyCubeAPIView):
-    """``POST password-reset/``: one answer, in one fixed time, for every address.
+    """``POST password-reset/``: the same answer for every address.
 
     The request only validates the address: nothing in it depends on whether the address
     belongs to anyone. :meth:`send_reset` runs after the answer is sent (see
@@ -60,10 +58,8 @@ class PasswordResetView(ConnectyCubeAPIView):
     address is local, only ConnectyCube's or unknown, and mails accordingly. Without a broker
     (``task_always_eager``) the task runs right there, still after the answer, so a slow mail
     relay, ConnectyCube's answer or a database look-up cannot tell known addresses from unknown
-    ones either way. The answer also waits until
-    ``PASSWORD_RESET_MIN_SECONDS`` have passed since the request arrived. Throttles
-    (``API_THROTTLE_RATES``) keep anyone from mailing an address over and over, or from probing
-    many addresses from one client.
+    ones either way. Throttles (``API_THROTTLE_RATES``) keep anyone from mailing an address
+    over and over, or from probing many addresses from one client.
     """
 
     permission_classes = [AllowAny]
@@ -83,13 +79,9 @@ class PasswordResetView(ConnectyCubeAPIView):
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        deadline = time.monotonic() + float(app_settings.PASSWORD_RESET_MIN_SECONDS)
         serializer = PasswordResetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)  # says nothing about any account
         email = serializer.validated_data["email"]
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
         return SendAfterAnswer(
             {k: str(v) for k, v in self.answer.items()},
             status=status.HTTP_202_ACCEPTED,

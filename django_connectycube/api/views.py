@@ -55,12 +55,9 @@ CONTACT_FILTERS = frozenset({"email", "phone"})
 
 
 def contact_lookups_allowed() -> bool:
-    """``API_CONTACT_LOOKUPS``, or when unset ``API_EXPOSE_CONTACT_FIELDS``: an address that
-    profiles do not show must not be confirmable by searching for it either."""
-    explicit = app_settings.API_CONTACT_LOOKUPS
-    if explicit is not None:
-        return bool(explicit)
-    return bool(app_settings.API_EXPOSE_CONTACT_FIELDS)
+    """Whether ``API_CONTACT_FIELDS`` lets users find others by e-mail or phone ("searchable",
+    "public"): by default an address profiles do not show cannot be confirmed by a search."""
+    return app_settings.API_CONTACT_FIELDS in ("searchable", "public")
 
 
 class ProfileMixin:
@@ -80,7 +77,7 @@ class ProfileMixin:
         return {
             "api_url": app_settings.API_URL,
             "own_cube_id": own,
-            "expose_contact": bool(app_settings.API_EXPOSE_CONTACT_FIELDS),
+            "expose_contact": app_settings.API_CONTACT_FIELDS == "public",
             "avatars": dict(avatars.values_list("cube_id", "avatar_uid")),
         }
 

@@ -20,7 +20,13 @@ from django.db.models import FileField
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from django_connectycube.conf import DEFAULTS, REQUIRED, ConfigurationError, app_settings
+from django_connectycube.conf import (
+    DEFAULTS,
+    REMOVED,
+    REQUIRED,
+    ConfigurationError,
+    app_settings,
+)
 
 CHECK_TAG = "connectycube"
 
@@ -83,8 +89,6 @@ VALUE_RULES: dict[str, Rule] = {
     "LEASE_SECONDS": INTEGER,
     "SWEEP_AFTER": INTEGER,
     "MAX_RETRY_WAIT": NUMBER,
-    "TASK_BACKOFF_BASE": NUMBER,
-    "TASK_BACKOFF_MAX": NUMBER,
     "FIREBASE_PHONE_FIELD_VERIFIED": (lambda v: isinstance(v, bool), "True or False"),
 }
 
@@ -120,13 +124,7 @@ def check_settings(
     messages.extend(_check_identity())
 
     for name in unknown:
-        messages.append(
-            Warning(
-                f'CONNECTYCUBE["{name}"] is not a setting of django-connectycube and is ignored.',
-                hint="Check the spelling against the settings table in the README.",
-                id="connectycube.W003",
-            )
-        )
+        messages.append(_w003(name))
     return messages
 
 
@@ -148,6 +146,22 @@ def _check_api_url() -> list[CheckMessage]:
             id="connectycube.W001",
         )
     ]
+
+
+def _w003(name: str) -> Warning:
+    """An unknown key: a setting earlier versions had (and what replaced it), or a typo."""
+    if name in REMOVED:
+        return Warning(
+            f'CONNECTYCUBE["{name}"] is no longer a setting of django-connectycube and is ignored.',
+            hint=f"{REMOVED[name][0].upper()}{REMOVED[name][1:]}; remove it from CONNECTYCUBE.",
+            id="connectycube.W003",
+        )
+    return Warning(
+        f'CONNECTYCUBE["{name}"] is not a setting of django-connectycube and is ignored.',
+        hint="Check the spelling against the settings table in the README.",
+        id="connectycube.W003",
+    )
+
 
 
 def _is_loopback(host: str) -> bool:

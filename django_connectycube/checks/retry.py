@@ -12,16 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from django_connectycube.checks.configuration import (
-    CACHE_ALIAS,
     CHECK_TAG,
     INTEGER,
     NUMBER,
     Rule,
-    e002,
     readable,
     type_errors,
 )
@@ -32,15 +29,8 @@ from django_connectycube.sync.ratelimit import check_rate_limit
 
 RULES: dict[str, Rule] = {
     "RETRY_HORIZON": NUMBER,
-    "RETRY_COUNTDOWN_MAX": NUMBER,
     "CIRCUIT_BREAKER_COOLDOWN": NUMBER,
-    "CIRCUIT_BREAKER_COOLDOWN_MAX": NUMBER,
     "CIRCUIT_BREAKER_THRESHOLD": INTEGER,
-    "CIRCUIT_BREAKER_CACHE": CACHE_ALIAS,
-    "TASK_MAX_ATTEMPTS": (
-        lambda v: v is None or (INTEGER[0](v) and v > 0),
-        "a positive integer or None (give up by RETRY_HORIZON alone)",
-    ),
 }
 
 
@@ -57,14 +47,11 @@ def check_retry_settings(
 
 
 def _check_rate_limit() -> list[CheckMessage]:
-    """The limit's value and its cache alias (whether that cache is shared: ``W012``)."""
+    """The limit's value (its counts live in ``CACHE``, checked with the other shared state)."""
     try:
         check_rate_limit(app_settings.get("RATE_LIMIT"))
     except ConfigurationError as exc:
         return [Error(str(exc), id="connectycube.E002")]
-    alias = app_settings.get("RATE_LIMIT_CACHE")
-    if app_settings.get("RATE_LIMIT") is not None and alias not in getattr(settings, "CACHES", {}):
-        return [e002("RATE_LIMIT_CACHE", f"names {alias!r}, which is not in settings.CACHES.")]
     return []
 
 

@@ -1,7 +1,10 @@
 """System checks of the security settings: the login guard, throttles, CIdP tokens (``E002``),
-secrets hanging on ``SECRET_KEY`` (``W004``, ``W005``), and protections every process must share
-(``W012``, only with ``DEBUG`` off: a development server is one process, where local memory is
-right, and a warning on every start would teach people to skip it).
+secrets hanging on ``SECRET_KEY`` (``W004``, ``W005``), and ``W012``: ``CACHE``, which holds what
+every process must see alike (login counters, single use of CIdP tokens, the breaker, the rate
+limit, the application token), or the ``default`` cache holding the API's throttles, is a
+per-process cache, or one whose ``add``/``incr`` a protection in use relies on is not atomic.
+Only with ``DEBUG`` off: a development server is one process, where local memory is right, and a
+warning on every start would teach people to skip it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,7 @@ from django.core.checks import CheckMessage, Tags, Warning, register
 from django_connectycube.checks.configuration import (
     CACHE_ALIAS,
     CHECK_TAG,
-    INTEGER,
-    NUMBER,
     POSITIVE_INTEGER,
-    POSITIVE_NUMBER,
     Rule,
     e002,
     readable,
@@ -33,22 +33,13 @@ from django_connectycube.conf import DEFAULTS, app_settings
 _RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)\w*$")
 
 RULES: dict[str, Rule] = {
-    "NUM_PROXIES": INTEGER,
+    "CACHE": CACHE_ALIAS,
     "LOGIN_FAILURE_LIMIT": POSITIVE_INTEGER,
     "LOGIN_FAILURE_IP_LIMIT": POSITIVE_INTEGER,
-    "LOGIN_FAILURE_WINDOW": POSITIVE_INTEGER,
-    "LOGIN_FAILURE_DELAY": POSITIVE_NUMBER,
-    "LOGIN_FAILURE_MAX_DELAY": POSITIVE_NUMBER,
-    "LOGIN_FAILURE_CACHE": CACHE_ALIAS,
-    "LOGIN_DEVICE_COOKIE": (
-        lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
-        "a cookie name, or None to turn known devices off",
+    "API_CONTACT_FIELDS": (
+        lambda v: v in ("private", "searchable", "public"),
+        '"private", "searchable" or "public"',
     ),
-    "LOGIN_DEVICE_COOKIE_AGE": POSITIVE_INTEGER,
-    "API_CONTACT_LOOKUPS": (lambda v: v is None or isinstance(v, bool), "True, False or None"),
-    "PASSWORD_RESET_MIN_SECONDS": NUMBER,
-    "CIDP_CLOCK_SKEW": INTEGER,
-    "CIDP_REPLAY_CACHE": CACHE_ALIAS,
 }
 
 
@@ -60,15 +51,6 @@ def check_security_settings(
     if not readable():
         return []
     messages = type_errors(RULES)
-    delay, cap = (
-        app_settings.get("LOGIN_FAILURE_DELAY"),
-        app_settings.get("LOGIN_FAILURE_MAX_DELAY"),
-    )
-    positive = POSITIVE_NUMBER[0]
-    if positive(delay) and positive(cap) and cap < delay:
-        messages.append(
-            e002("LOGIN_FAILURE_MAX_DELAY", f"({cap}) is below LOGIN_FAILURE_DELAY ({delay}).")
-        )
     messages.extend(_check_rates())
     return messages
 
@@ -143,11 +125,9 @@ class _Protection:
     to it."""
 
     what: str
-    setting: str  # the CONNECTYCUBE key naming its cache alias, or the key that turns it on
     alone: str  # what goes wrong when each process keeps its own
     atomic: frozenset[str]  # the cache operations it needs to be atomic across processes
     in_use: Callable[[], bool]
-    alias: Callable[[], Any]
 
 
 def _api_mounted() -> bool:
@@ -162,60 +142,43 @@ def _throttled() -> bool:
     return _api_mounted() and any(rate is not None for rate in merged.values())
 
 
-def _setting(name: str) -> Callable[[], Any]:
-    return lambda: app_settings.get(name)
-
-
 _BOTH = frozenset({"add", "incr"})
-PROTECTIONS = (
+#: What ``CONNECTYCUBE["CACHE"]`` holds for every process.
+SHARED = (
     _Protection(
         "the login failure counters",
-        "LOGIN_FAILURE_CACHE",
         "each process counts guesses alone, so every process allows the whole limit",
         _BOTH,
         _api_mounted,
-        _setting("LOGIN_FAILURE_CACHE"),
     ),
     _Protection(
         "single use of CIdP tokens",
-        "CIDP_REPLAY_CACHE",
         "a used token is accepted again by every other process",
         frozenset({"add"}),
         lambda: app_settings.get("AUTH_MODE") == "cidp",
-        _setting("CIDP_REPLAY_CACHE"),
     ),
     _Protection(
         "the circuit breaker",
-        "CIRCUIT_BREAKER_CACHE",
         "each worker counts failures and probes alone",
         _BOTH,
         lambda: bool(app_settings.get("CIRCUIT_BREAKER_THRESHOLD")),
-        _setting("CIRCUIT_BREAKER_CACHE"),
     ),
     _Protection(
         "the rate limit",
-        "RATE_LIMIT_CACHE",
         "each process gets the whole limit",
         frozenset({"incr"}),
         lambda: app_settings.get("RATE_LIMIT") is not None,
-        _setting("RATE_LIMIT_CACHE"),
     ),
     _Protection(
         "the application session token",
-        "APP_SESSION_CACHE",
         "each process creates its own session",
         frozenset(),
         lambda: True,
-        _setting("APP_SESSION_CACHE"),
     ),
-    _Protection(
-        "the API's throttles",
-        "API_THROTTLE_RATES",
-        "each process throttles alone",  # DRF keeps them in the default cache
-        frozenset(),
-        _throttled,
-        lambda: "default",
-    ),
+)
+#: DRF keeps its throttles in the ``default`` cache, whatever ``CACHE`` says.
+THROTTLES = _Protection(
+    "the API's throttles", "each process throttles alone", frozenset(), _throttled
 )
 
 #: Backends that keep entries per process; Dummy keeps none at all.
@@ -234,34 +197,38 @@ def _problem(protection: _Protection, backend: str) -> str | None:
     return None
 
 
+def _problems(alias: Any, protections: Sequence[_Protection]) -> list[str]:
+    caches = getattr(settings, "CACHES", {})
+    if not isinstance(alias, str) or alias not in caches:
+        return []  # an unknown alias is E002's business
+    backend = str(caches[alias].get("BACKEND", "")).rsplit(".", 1)[-1]
+    found = []
+    for protection in protections:
+        problem = _problem(protection, backend) if protection.in_use() else None
+        if problem is not None:
+            found.append(f"{protection.what} (cache {alias!r}, {backend}: {problem})")
+    return found
+
+
 @register(Tags.security, CHECK_TAG)
 def check_shared_caches(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Warn when a protection that needs every process's counts keeps them per process."""
+    """Warn when ``CACHE`` (or DRF's ``default``, for its throttles) keeps per process what
+    every process must share."""
     if settings.DEBUG or not readable():
         return []
-    caches = getattr(settings, "CACHES", {})
-    lines = []
-    for protection in PROTECTIONS:
-        alias = protection.alias()
-        if not isinstance(alias, str) or alias not in caches or not protection.in_use():
-            continue  # an unknown alias is E002's business
-        backend = str(caches[alias].get("BACKEND", "")).rsplit(".", 1)[-1]
-        problem = _problem(protection, backend)
-        if problem is not None:
-            lines.append(
-                f"{protection.what} ({protection.setting}, cache {alias!r}, {backend}: {problem})"
-            )
+    lines = _problems(app_settings.get("CACHE"), SHARED) + _problems("default", [THROTTLES])
     if not lines:
         return []
     return [
         Warning(
             "Protections that only work when every process shares them are kept in a cache "
             "that does not: " + "; ".join(lines) + ".",
-            hint="Point these caches at one every process reaches with atomic add and incr "
-            "(Redis or Memcached in CACHES). A site served by one process only may add "
-            "connectycube.W012 to SILENCED_SYSTEM_CHECKS.",
+            hint='Point CONNECTYCUBE["CACHE"] (and the default cache, for DRF\'s throttles) at a '
+            "cache every process reaches with atomic add and incr (Redis or Memcached in "
+            "CACHES). A site served by one process only may add connectycube.W012 to "
+            "SILENCED_SYSTEM_CHECKS.",
             id="connectycube.W012",
         )
     ]

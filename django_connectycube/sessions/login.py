@@ -59,10 +59,14 @@ __all__ = [
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = policy.UNAVAILABLE
 
 
+#: Retry-After seconds of a 503 when ConnectyCube named none: long enough for a blip to pass,
+#: short enough that a client retrying on it does not keep a user waiting.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
 def _retry_after(exc: BaseException) -> int:
-    default = int(app_settings.UNAVAILABLE_RETRY_AFTER)
     seconds = getattr(exc, "retry_after", None)
-    return max(1, int(seconds)) if seconds else default
+    return max(1, int(seconds)) if seconds else UNAVAILABLE_RETRY_AFTER
 
 
 def _ensure_link(user: Any) -> CubeUser:

@@ -1,7 +1,7 @@
 """The application session token on a Django cache, shared by every process and worker.
 
 The client keeps its token in any :class:`~.client.stores.AppSessionStore`; this one puts it in
-a Django cache alias (``APP_SESSION_CACHE``), so one token serves the whole site and one process
+a Django cache alias (``CONNECTYCUBE["CACHE"]``), so one token serves the whole site and one process
 renews it while the others wait briefly and re-read.
 """
 

@@ -5,8 +5,8 @@ steady stream of requests against a service that cannot answer, and every one of
 worker slot for the full timeouts. Instead, ``CIRCUIT_BREAKER_THRESHOLD`` remote failures in a row
 (from any process) open the circuit: pushes stop calling ConnectyCube and record a due time for
 when it may be back. After ``CIRCUIT_BREAKER_COOLDOWN`` seconds exactly one push (whichever
-claims the probe first) is let through; if it fails the circuit stays open twice as long (up to
-``CIRCUIT_BREAKER_COOLDOWN_MAX``), if ConnectyCube answers the circuit closes.
+claims the probe first) is let through; if it fails the circuit stays open twice as long (once:
+see :data:`COOLDOWN_GROWTH`), if ConnectyCube answers the circuit closes.
 
 So during an outage ConnectyCube sees at most the pushes that were already in flight, the
 threshold's failures, and one probe per cool-down, however many workers and rows there are.
@@ -14,7 +14,7 @@ The probe is the sweep's (:func:`.enqueue.sweep`): a wake-up scheduled for the e
 (:func:`claim_wakeup`, one per pause) sends it then, and the backlog right after it succeeds, so
 healing takes at most one capped pause, not a pause plus beat's ticks.
 
-The state lives in the cache named by ``CIRCUIT_BREAKER_CACHE`` (a shared one such as Redis in
+The state lives in the cache ``CONNECTYCUBE["CACHE"]`` names (a shared one such as Redis in
 production; a per-process cache gives each process its own breaker). A cache that fails is
 treated as a closed circuit: the breaker may only ever hold pushes back, never lose them.
 """
@@ -54,6 +54,9 @@ FAILURES, OPEN_UNTIL, COOLDOWN, PROBE, WAKEUP = (
 )
 #: How long a run of failures is remembered without a new one (seconds).
 FAILURE_MEMORY = 600
+#: The longest pause is this many cool-downs: ConnectyCube back is noticed within it, so a longer
+#: outage costs one probe a minute (at the default) rather than pauses that outgrow the outage.
+COOLDOWN_GROWTH = 2
 
 
 def clock() -> float:
@@ -78,7 +81,7 @@ def _enabled() -> bool:
 
 
 def _cache() -> Any:
-    return caches[app_settings.CIRCUIT_BREAKER_CACHE]
+    return caches[app_settings.CACHE]
 
 
 def _safe(default: Any, func: Callable[[], Any]) -> Any:
@@ -169,7 +172,7 @@ def record_failure(*, probe: bool = False) -> None:
     if not was_open and failures < int(app_settings.CIRCUIT_BREAKER_THRESHOLD):
         return
     base = float(app_settings.CIRCUIT_BREAKER_COOLDOWN)
-    ceiling = float(app_settings.CIRCUIT_BREAKER_COOLDOWN_MAX)
+    ceiling = base * COOLDOWN_GROWTH
     cooldown = min(ceiling, _cooldown() * 2) if was_open else min(ceiling, base)
     until = clock() + cooldown
     keep = int(ceiling) + FAILURE_MEMORY

@@ -19,8 +19,8 @@ dashboard (or the emulator's ``cidp_url``):
 The answer has the official starter kit's shape, ``{"uid", "login", "email", "user": {"id",
 "login", "email"}}`` plus ``full_name``, or 422 ``{"error": "..."}``.
 
-Tokens are single-use (:mod:`.cidp_replay`), expire after ``CIDP_TOKEN_MAX_AGE`` seconds and are
-refused when dated more than ``CIDP_CLOCK_SKEW`` seconds in the future. ConnectyCube puts the
+Tokens are single-use (:mod:`.cidp_replay`), expire after ``TOKEN_MAX_AGE`` seconds and are
+refused when dated more than ``CLOCK_SKEW`` seconds in the future. ConnectyCube puts the
 token in the query string, where access logs keep it: by the time anyone reads a log the token
 has been used or has expired, and the README shows how to keep it out of the logs altogether.
 
@@ -43,7 +43,6 @@ from django.core.exceptions import ValidationError
 from django.utils.crypto import get_random_string
 from django.views.decorators.debug import sensitive_variables
 
-from django_connectycube.conf import app_settings
 from django_connectycube.models import CubeUser, identity
 from django_connectycube.sync import cidp_replay, mapping
 
@@ -61,10 +60,17 @@ __all__ = [
 
 #: Keeps these tokens from being valid for any other use of ``SECRET_KEY`` (and vice versa).
 SALT = "django_connectycube.sync.cidp.login"
+#: Seconds a login token is accepted: ConnectyCube verifies it within the login request the
+#: client makes right after fetching it, so a minute covers a slow client and keeps a token
+#: copied from an access log useless.
+TOKEN_MAX_AGE = 60
+#: Seconds a token may be dated in the future: servers kept by NTP differ by far less, and a
+#: token minted on a fast clock must not live longer than TOKEN_MAX_AGE.
+CLOCK_SKEW = 5
 
 
 class _TokenSigner(signing.TimestampSigner):
-    """Django's timestamp signer, also refusing tokens dated beyond ``CIDP_CLOCK_SKEW`` ahead
+    """Django's timestamp signer, also refusing tokens dated beyond ``CLOCK_SKEW`` ahead
     (Django's own only refuses old ones, so a token minted on a fast clock lived longer)."""
 
     def unsign(self, value: str, max_age: float | timedelta | None = None) -> str:
@@ -76,7 +82,7 @@ class _TokenSigner(signing.TimestampSigner):
             max_age = max_age.total_seconds()
         if max_age is not None and now - signed_at > max_age:
             raise signing.SignatureExpired(f"Signature age {now - signed_at} > {max_age} seconds")
-        if signed_at - now > int(app_settings.CIDP_CLOCK_SKEW):
+        if signed_at - now > CLOCK_SKEW:
             raise signing.BadSignature("Signature dated in the future.")
         return value
 
@@ -91,7 +97,7 @@ def _sign(payload: dict[str, str]) -> str:
 
 def make_login_token(user_pk: Any) -> str:
     """A token that lets ConnectyCube log this local user in once, within
-    ``CIDP_TOKEN_MAX_AGE`` seconds."""
+    ``TOKEN_MAX_AGE`` seconds."""
     return _sign({"u": str(user_pk)})
 
 
@@ -101,9 +107,7 @@ def make_tombstone_token(external_id: str) -> str:
 
 
 def _payload(token: str) -> dict[str, Any]:
-    payload = _TokenSigner(salt=SALT).unsign_object(
-        token, max_age=int(app_settings.CIDP_TOKEN_MAX_AGE)
-    )
+    payload = _TokenSigner(salt=SALT).unsign_object(token, max_age=TOKEN_MAX_AGE)
     if not isinstance(payload, dict) or not any(
         isinstance(payload.get(key), str) for key in ("u", "x")
     ):
@@ -151,7 +155,7 @@ def answer(token: str) -> dict[str, Any]:
         payload = _payload(token)
     except signing.BadSignature:  # SignatureExpired is a subclass
         raise Refused("invalid or expired token") from None
-    if not cidp_replay.first_use(token):
+    if not cidp_replay.first_use(token, TOKEN_MAX_AGE + CLOCK_SKEW):
         logger.warning("A CIdP token was presented a second time; refused.")
         raise Refused("token already used")
     if isinstance(payload.get("x"), str):

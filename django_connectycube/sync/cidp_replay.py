@@ -3,8 +3,8 @@
 A token ConnectyCube verified once has done its job; a second verification means someone copied
 it (from an access log, a proxy, a browser history) and is replaying it. ``cache.add`` is atomic
 ("create if absent"), so of two simultaneous verifications of one token exactly one wins. The
-entry lives as long as the token could still be accepted (``CIDP_TOKEN_MAX_AGE`` plus the clock
-skew), then the token's own expiry refuses it. ``CIDP_REPLAY_CACHE`` must be a cache every
+entry lives as long as the token could still be accepted (its maximum age plus the clock
+skew), then the token's own expiry refuses it. ``CONNECTYCUBE["CACHE"]`` must be a cache every
 process shares (Redis); with a per-process cache each process remembers only its own
 verifications. Keys hold a hash of the token, never the token.
 """
@@ -22,8 +22,9 @@ __all__ = ["first_use"]
 _PREFIX = "connectycube:cidp:used"
 
 
-def first_use(token: str) -> bool:
-    """Record the token as used; ``True`` only the first time it is seen."""
-    ttl = int(app_settings.CIDP_TOKEN_MAX_AGE) + int(app_settings.CIDP_CLOCK_SKEW) + 1
+def first_use(token: str, lifetime: int) -> bool:
+    """Record the token as used for ``lifetime`` seconds (as long as it could still pass);
+    ``True`` only the first time it is seen."""
+    ttl = lifetime + 1
     key = f"{_PREFIX}:{hashlib.sha256(token.encode('utf-8')).hexdigest()}"
-    return bool(caches[app_settings.CIDP_REPLAY_CACHE].add(key, 1, max(ttl, 1)))
+    return bool(caches[app_settings.CACHE].add(key, 1, max(ttl, 1)))

@@ -1,7 +1,7 @@
 """The app's ConnectyCube clients, built from ``settings.CONNECTYCUBE`` in this one place.
 
 * :func:`shared_client`: the process-wide client. One per process shares one connection pool;
-  its application session is shared across processes through the ``APP_SESSION_CACHE`` cache.
+  its application session is shared across processes through the ``CACHE`` cache.
 * :func:`login_client`: the same application with its patience cut to ``SYNC_ON_LOGIN_TIMEOUT``,
   for the push a login cannot do without.
 * :func:`build_client`: a new client, for callers that need their own (the doctor, a test).
@@ -42,7 +42,7 @@ _clients: dict[str, ConnectyCubeClient] = {}
 
 def app_session_store() -> DjangoCacheAppSessionStore:
     """The store every client of the site shares its application session through."""
-    return DjangoCacheAppSessionStore(app_settings.APP_SESSION_CACHE)
+    return DjangoCacheAppSessionStore(app_settings.CACHE)
 
 
 def build_client(

@@ -16,7 +16,7 @@ an error is worth retrying. An outcome is one of five kinds:
 ``conflict``   ConnectyCube holds data that belongs to someone else: ``failed`` at once.
 ``permanent``  ConnectyCube refused the data or the credentials (4xx): ``failed`` at once.
 
-Where a retry waits: a wait up to ``RETRY_COUNTDOWN_MAX`` may be held by the broker as a task
+Where a retry waits: a wait up to :data:`COUNTDOWN_MAX` may be held by the broker as a task
 countdown (the caller asks with ``hold=True``); anything longer is only a due time on the row
 (``next_attempt_at``) that the sweep hands to Celery once it has come, so no message sits in a
 broker for hours (Redis redelivers such messages after its visibility timeout; RabbitMQ keeps
@@ -55,6 +55,19 @@ from django_connectycube.signals import user_sync_failed
 from django_connectycube.sync import breaker, lease
 
 logger = logging.getLogger("django_connectycube")
+
+#: Seconds of the first retry's longest wait; the n-th waits up to ``BACKOFF_BASE * 2**(n-1)``
+#: (full jitter). Two seconds rides out a blip without hammering a service that is down.
+BACKOFF_BASE = 2.0
+#: The longest wait between two attempts, as a share of ``RETRY_HORIZON`` (an hour of the
+#: default three days): a row gets dozens of tries within any horizon, and a short horizon is
+#: not spent waiting.
+BACKOFF_SHARE = 1 / 72
+#: Seconds; a retry due sooner is held by the broker as the task's countdown, a later one is a
+#: due time on the row that the sweep hands over. A minute stays far below every broker's
+#: visibility timeout (Redis: an hour; SQS: half an hour), past which a held message would be
+#: delivered a second time.
+COUNTDOWN_MAX = 60.0
 
 __all__ = [
     "Kind",
@@ -130,11 +143,15 @@ def _known(error: BaseException) -> bool:
     return isinstance(error, (*known, SessionUnavailable))
 
 
+def backoff_max() -> float:
+    """The longest wait between two attempts (at least a second)."""
+    return max(float(app_settings.RETRY_HORIZON) * BACKOFF_SHARE, 1.0)
+
+
 def backoff(attempt: int) -> float:
     """Full-jitter exponential backoff for the n-th failed attempt (1-based), capped at
-    ``TASK_BACKOFF_MAX``."""
-    cap = float(app_settings.TASK_BACKOFF_MAX)
-    ceiling = min(cap, float(app_settings.TASK_BACKOFF_BASE) * 2 ** min(attempt - 1, 64))
+    :func:`backoff_max`."""
+    ceiling = min(backoff_max(), BACKOFF_BASE * 2 ** min(attempt - 1, 64))
     return random.uniform(0, ceiling)  # noqa: S311
 
 
@@ -145,7 +162,7 @@ def _wait(error: BaseException, kind: Kind, attempts: int) -> float:
         wait += 1.0  # the lease holder's push takes about this long
     if isinstance(error, RateLimited) and error.retry_after:
         wait = max(wait, float(error.retry_after))
-    return min(wait, max(float(app_settings.TASK_BACKOFF_MAX), 1.0))
+    return min(wait, backoff_max())
 
 
 @dataclass(frozen=True)
@@ -218,7 +235,7 @@ def record(
         remote_failed(error) and breaker.is_open() is not None
     )
     wait = 0.0 if paced else _wait(error, kind, before + 1)
-    held = hold and not paced and wait <= float(app_settings.RETRY_COUNTDOWN_MAX)
+    held = hold and not paced and wait <= COUNTDOWN_MAX
     countdown = wait if held else None
     retry_at = now + timedelta(seconds=wait)
     message = redact(describe(error))
@@ -229,7 +246,6 @@ def record(
         retry_at=retry_at,
         enqueued_at=retry_at if countdown is not None else None,
         horizon=timedelta(seconds=float(app_settings.RETRY_HORIZON)),
-        max_attempts=app_settings.TASK_MAX_ATTEMPTS,
         count=counted,
     )
     link = rows.first()

@@ -3,7 +3,7 @@
 Why: ConnectyCube limits each application's requests per second and answers 429 beyond it. A
 backfill spread over many workers, each going as fast as it can, only learns that limit by
 being refused. So every client the app builds asks this limiter before each HTTP attempt (first
-tries and retries alike), and the count lives in Django's cache (``RATE_LIMIT_CACHE``): every
+tries and retries alike), and the count lives in Django's cache (``CACHE``): every
 thread, process and machine sharing that cache shares the one limit.
 
 How: fixed one-second windows. The cache's ``incr`` of second ``k``'s counter hands out ``n``;
@@ -199,10 +199,10 @@ def throttle_from_settings(*, max_wait: float | None = None) -> SharedRateLimit 
     limit = check_rate_limit(app_settings.RATE_LIMIT)
     if limit is None:
         return None
-    alias = app_settings.RATE_LIMIT_CACHE
+    alias = app_settings.CACHE
     if alias not in settings.CACHES:
         raise ConfigurationError(
-            f'CONNECTYCUBE["RATE_LIMIT_CACHE"] names {alias!r}, which is not in settings.CACHES.'
+            f'CONNECTYCUBE["CACHE"] names {alias!r}, which is not in settings.CACHES.'
         )
     scope = str(app_settings.get("APPLICATION_ID"))
     return SharedRateLimit(limit, cache_alias=alias, scope=scope, max_wait=max_wait)

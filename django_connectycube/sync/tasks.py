@@ -4,7 +4,7 @@
   broker, and another worker runs it again (the sync engine makes that harmless).
 * What a failure means, how long until the next attempt and when to give up is decided by
   :mod:`.policy` (the same for the sync command and the backfill). A retry due within
-  ``RETRY_COUNTDOWN_MAX`` seconds is held by the broker as this task's countdown; a later one
+  ``policy.COUNTDOWN_MAX`` seconds is held by the broker as this task's countdown; a later one
   is a due time on the row, handed back to Celery by the sweep when it comes
   (:func:`.enqueue.sweep_dirty`, beside the code that publishes these tasks).
 * With ``SYNC_ENABLED = False`` a task that is still delivered does nothing and leaves its row

@@ -28,7 +28,6 @@ from django_connectycube.client import (
     Session,
     UserClient,
 )
-from django_connectycube.conf import app_settings
 from django_connectycube.errors import SessionUnavailable
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sync.connection import shared_client
@@ -48,12 +47,14 @@ T = TypeVar("T")
 
 SESSION_TTL = timedelta(hours=2)
 CLAIM_FOR = timedelta(seconds=30)
+#: A stored token this close to its expiry is replaced rather than handed out, so a client gets
+#: minutes of use from it, not a token that dies on its first request.
+RENEW_MARGIN = timedelta(minutes=5)
 
 
 def _is_valid(row: CubeSession | None, now: Any) -> bool:
-    """Whether a stored row holds a token still usable beyond ``SESSION_RENEW_MARGIN``."""
-    margin = timedelta(seconds=app_settings.SESSION_RENEW_MARGIN)
-    return bool(row and row.token and row.expires_at and row.expires_at - margin > now)
+    """Whether a stored row holds a token still usable beyond ``RENEW_MARGIN``."""
+    return bool(row and row.token and row.expires_at and row.expires_at - RENEW_MARGIN > now)
 
 
 def reusable_session(user_pk: Any) -> CubeSession | None:

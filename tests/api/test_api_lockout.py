@@ -92,7 +92,7 @@ def shared_cache(request, settings):
             "KEY_PREFIX": f"lockout-test-{uuid.uuid4().hex}",  # never clear: the db is shared
         },
     }
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "LOGIN_FAILURE_CACHE": alias}
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "CACHE": alias}
     yield
     caches[alias].close()
 
@@ -107,8 +107,8 @@ def test_parallel_wrong_guesses_are_checked_no_more_often_than_the_limit(
     assert statuses[429] == 40 - counting_backend.checks
 
 
-def test_refused_attempts_do_not_renew_the_delay(counting_backend, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "LOGIN_FAILURE_DELAY": 1}
+def test_refused_attempts_do_not_renew_the_delay(counting_backend, monkeypatch):
+    monkeypatch.setattr(lockout, "DELAY", 1)
     counting_backend.delay = 0
     for _ in range(5):
         assert guess().status_code == 401
@@ -123,12 +123,9 @@ def test_refused_attempts_do_not_renew_the_delay(counting_backend, settings):
     assert guess()["Retry-After"] == "2"
 
 
-def test_the_delay_doubles_up_to_its_cap(settings):
-    settings.CONNECTYCUBE = {
-        **settings.CONNECTYCUBE,
-        "LOGIN_FAILURE_DELAY": 3,
-        "LOGIN_FAILURE_MAX_DELAY": 20,
-    }
+def test_the_delay_doubles_up_to_its_cap(monkeypatch):
+    monkeypatch.setattr(lockout, "DELAY", 3)
+    monkeypatch.setattr(lockout, "MAX_DELAY", 20)
     delays = [lockout.delay_after(n) for n in range(6)]
     assert delays == [3, 6, 12, 20, 20, 20]
     assert lockout.delay_after(10**6) == 20
@@ -148,7 +145,7 @@ def test_a_known_device_logs_in_while_strangers_are_delayed(cube):
     make_user()
     victim = Client()
     assert guess(victim, password="right-password").status_code == 200
-    assert lockout.DEFAULT_DEVICE_COOKIE in victim.cookies
+    assert lockout.DEVICE_COOKIE in victim.cookies
     for _ in range(8):  # an attacker somewhere else
         guess()
     assert guess(password="right-password").status_code == 429  # a stranger waits
@@ -181,7 +178,7 @@ def test_a_forged_device_cookie_is_ignored(cube):
     for _ in range(6):
         guess()
     forger = Client()
-    forger.cookies[lockout.DEFAULT_DEVICE_COOKIE] = "alice:forged:signature"
+    forger.cookies[lockout.DEVICE_COOKIE] = "alice:forged:signature"
     assert guess(forger, password="right-password").status_code == 429
 
 
@@ -211,17 +208,14 @@ def request_from(remote: str, forwarded: str | None = None):
 def test_client_ip_trusts_the_configured_number_of_proxies(
     settings, proxies, remote, forwarded, expected
 ):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "NUM_PROXIES": proxies}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": proxies}
     assert client_ip(request_from(remote, forwarded)) == expected
 
 
 def test_behind_a_proxy_each_client_has_its_own_ip_limit(counting_backend, settings):
     counting_backend.delay = 0
-    settings.CONNECTYCUBE = {
-        **settings.CONNECTYCUBE,
-        "NUM_PROXIES": 1,
-        "LOGIN_FAILURE_IP_LIMIT": 3,
-    }
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "LOGIN_FAILURE_IP_LIMIT": 3}
     proxy = {"REMOTE_ADDR": "10.0.0.1"}
     for name in ("a1", "a2", "a3"):
         assert guess(username=name, HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy).status_code == 401

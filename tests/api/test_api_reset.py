@@ -19,7 +19,6 @@ User = get_user_model()
 RESET = "/api/connectycube/password-reset/"
 pytestmark = [pytest.mark.usefixtures("clean_cache"), pytest.mark.django_db]
 
-FIXED = 0.2  # PASSWORD_RESET_MIN_SECONDS in these tests
 SLOW_RELAY = 1.5  # seconds the slow mail backend takes per message
 
 
@@ -45,11 +44,7 @@ def queued(monkeypatch):
 
 @pytest.fixture
 def cube(connectycube_emulator, settings):
-    settings.CONNECTYCUBE = {
-        **settings.CONNECTYCUBE,
-        "RETRIES": 0,
-        "PASSWORD_RESET_MIN_SECONDS": FIXED,
-    }
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRIES": 0}
     return connectycube_emulator
 
 
@@ -63,7 +58,7 @@ def run_queued(queued):
         tasks.send_password_reset.apply(args=args, kwargs=kwargs).get()
 
 
-def test_every_answer_takes_the_fixed_time_whatever_the_mail_relay_does(cube, queued, settings):
+def test_every_address_gets_one_answer_that_never_waits_for_the_mail_relay(cube, queued, settings):
     settings.EMAIL_BACKEND = "tests.api.test_api_reset.SlowRelayBackend"
     User.objects.create_user(username="alice", email="alice@example.com", password="pw")
     cube.create_user(login="remote1", email="remote@example.com", password="12345678")
@@ -76,8 +71,7 @@ def test_every_answer_takes_the_fixed_time_whatever_the_mail_relay_does(cube, qu
     assert len(set(map(str, answers.values()))) == 1
     assert answers["nobody@example.com"][0] == 202
     for email, took in durations.items():
-        # Never sooner than the fixed time, and never waiting for the mail relay.
-        assert FIXED <= took < FIXED + SLOW_RELAY * 2 / 3, (email, took)
+        assert took < SLOW_RELAY * 2 / 3, (email, took)  # the relay is not in the request
     assert mail.outbox == []  # nothing was sent inside a request
     assert len(queued) == 3  # every address queues the same work
 
@@ -139,7 +133,6 @@ def test_one_client_address_cannot_try_every_address(cube, queued, settings):
 def test_a_throttle_can_be_turned_off(cube, queued, settings):
     settings.CONNECTYCUBE = {
         **settings.CONNECTYCUBE,
-        "PASSWORD_RESET_MIN_SECONDS": 0,
         "API_THROTTLE_RATES": {"password_reset_email": None},
     }
     assert {reset("alice@example.com").status_code for _ in range(5)} == {202}
@@ -199,7 +192,6 @@ def test_the_request_does_no_address_dependent_work_even_without_a_broker(
     """Known, ConnectyCube-only and unknown addresses alike: until the answer is written out,
     nothing has looked the address up or sent anything; the reset runs once the server closes
     the response, still with no broker."""
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "PASSWORD_RESET_MIN_SECONDS": 0}
     User.objects.create_user(username="alice", email="alice@example.com", password="pw")
     cube.create_user(login="remote1", email="remote@example.com", password="12345678")
     response = answer_without_closing(email)

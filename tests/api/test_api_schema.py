@@ -39,7 +39,6 @@ def cube(connectycube_emulator, settings):
     settings.CONNECTYCUBE = {
         **settings.CONNECTYCUBE,
         "RETRIES": 0,
-        "PASSWORD_RESET_MIN_SECONDS": 0,
         # The throttles would answer most generated requests with a 429 before any work.
         "API_THROTTLE_RATES": {scope: None for scope in DEFAULTS["API_THROTTLE_RATES"]},
         "LOGIN_FAILURE_LIMIT": 10_000,

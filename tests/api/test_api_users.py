@@ -87,7 +87,7 @@ def test_own_profile_shows_email_and_phone(cube, me):
 
 def test_contact_fields_can_be_exposed_by_setting(cube, me, settings):
     seed(cube, 1)
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_EXPOSE_CONTACT_FIELDS": True}
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_CONTACT_FIELDS": "public"}
     other = me.get(USERS, {"login": "user0"}).json()["results"][0]
     assert other["email"] == "user0@example.com" and other["phone"] == "+1000"
 
@@ -122,7 +122,7 @@ def test_ordering_and_paging(cube, me):
     ],
 )
 def test_each_filter(cube, me, params, expected, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_CONTACT_LOOKUPS": True}
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_CONTACT_FIELDS": "searchable"}
     seed(cube)
     response = me.get(USERS, params)
     assert response.status_code == 200, response.content
@@ -196,10 +196,10 @@ class DenyAll(BaseThrottle):
         return 42
 
 
-def test_throttle_classes_come_from_settings(cube, me, settings):
-    settings.CONNECTYCUBE = {
-        **settings.CONNECTYCUBE,
-        "API_THROTTLE_CLASSES": ["tests.api.test_api_users.DenyAll"],
+def test_drf_default_throttle_classes_apply_to_the_api(cube, me, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": ["tests.api.test_api_users.DenyAll"],
     }
     response = me.get(USERS, {"login": "user0"})
     assert response.status_code == 429
@@ -244,17 +244,17 @@ def test_contact_lookups_are_refused_while_contact_fields_are_hidden(cube, me, p
 
 
 @pytest.mark.parametrize(
-    ("expose", "lookups", "allowed"),
-    [(True, None, True), (False, True, True), (True, False, False), (False, None, False)],
+    ("contact", "allowed", "shown"),
+    [("private", False, False), ("searchable", True, False), ("public", True, True)],
 )
-def test_contact_lookups_follow_the_settings(cube, me, settings, expose, lookups, allowed):
+def test_contact_lookups_and_profiles_follow_the_setting(
+    cube, me, settings, contact, allowed, shown
+):
     seed(cube, 1)
-    settings.CONNECTYCUBE = {
-        **settings.CONNECTYCUBE,
-        "API_EXPOSE_CONTACT_FIELDS": expose,
-        "API_CONTACT_LOOKUPS": lookups,
-    }
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_CONTACT_FIELDS": contact}
     response = me.get(USERS, {"email": "user0@example.com"})
     assert (response.status_code == 200) is allowed
     if allowed:
-        assert [u["login"] for u in response.json()["results"]] == ["user0"]
+        [found] = response.json()["results"]
+        assert found["login"] == "user0"
+        assert ("email" in found) is shown

@@ -92,11 +92,14 @@ def test_settings_fill_the_default_on_every_access(settings):
     settings.CONNECTYCUBE = {
         **settings.CONNECTYCUBE,
         "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-        "API_THROTTLE_CLASSES": ["tests.api.test_api_view_hooks.DenyAll"],
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": ["tests.api.test_api_view_hooks.DenyAll"],
     }
     view = UserListView()
     assert view.permission_classes == [IsAdminUser]
     assert [type(t) for t in view.get_throttles()][-1] is DenyAll
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "API_THROTTLE_CLASSES": []}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
     assert DenyAll not in UserListView.throttle_classes
     assert AdminsOnlyDetail.permission_classes == [IsAdminUser]

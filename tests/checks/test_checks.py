@@ -76,6 +76,26 @@ def test_unknown_key_is_w003():
         messages = check_settings()
     assert ids(messages) == ["connectycube.W003"]
     assert "AUTH_SECRETT" in messages[0].msg
+    assert "spelling" in messages[0].hint
+
+
+@pytest.mark.parametrize(
+    ("name", "replacement"),
+    [
+        ("LOGIN_FAILURE_CACHE", "CACHE"),
+        ("RATE_LIMIT_CACHE", "CACHE"),
+        ("API_CONTACT_LOOKUPS", "API_CONTACT_FIELDS"),
+        ("NUM_PROXIES", 'REST_FRAMEWORK["NUM_PROXIES"]'),
+        ("TASK_BACKOFF_MAX", "RETRY_HORIZON"),
+        ("CIDP_CLOCK_SKEW", "fixed value"),
+    ],
+)
+def test_a_removed_setting_is_w003_saying_what_replaced_it(name, replacement):
+    with override_settings(CONNECTYCUBE={**GOOD, name: "redis"}):
+        messages = check_settings()
+    assert ids(messages) == ["connectycube.W003"]
+    assert f'CONNECTYCUBE["{name}"] is no longer a setting' in messages[0].msg
+    assert replacement in messages[0].hint
 
 
 def test_no_celery_app_is_w002(monkeypatch):
@@ -124,7 +144,7 @@ def test_only_celerys_fallback_app_counts_as_none(monkeypatch):
         ("TIMEOUT", (1, 2, 3)),
         ("RETRIES", -1),
         ("RETRIES", True),
-        ("TASK_BACKOFF_MAX", "soon"),
+        ("MAX_RETRY_WAIT", "soon"),
         ("USER_FIELDS", "no.such.mapping"),
         ("PASSWORD_SECRETS", {"one": "x"}),
         ("PASSWORD_SECRETS", {}),

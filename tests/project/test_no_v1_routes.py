@@ -35,8 +35,7 @@ def cube(connectycube_emulator, settings):
         "RETRIES": 0,
         "MAX_RETRY_WAIT": 1.0,
         "AVATAR_FIELD": "avatar",
-        "PASSWORD_RESET_MIN_SECONDS": 0,
-        "API_CONTACT_LOOKUPS": True,  # so the e-mail and phone look-ups are exercised too
+        "API_CONTACT_FIELDS": "searchable",  # so the e-mail and phone look-ups are exercised too
     }
     return connectycube_emulator
 

@@ -20,8 +20,8 @@ def fresh(settings, monkeypatch):
         **settings.CONNECTYCUBE,
         "CIRCUIT_BREAKER_THRESHOLD": 3,
         "CIRCUIT_BREAKER_COOLDOWN": 30,
-        "CIRCUIT_BREAKER_COOLDOWN_MAX": 100,
     }
+    monkeypatch.setattr(breaker, "COOLDOWN_GROWTH", 3)  # the longest pause: 90 s
     offset = [timedelta()]
     real = timezone.now
     monkeypatch.setattr(timezone, "now", lambda: real() + offset[0])
@@ -51,13 +51,13 @@ def test_it_opens_at_the_threshold_and_probes_once_per_cooldown(fresh):
     advance(61)
     assert breaker.probe_or_wait() is True
     breaker.record_failure(probe=True)
-    advance(101)
+    advance(91)
     assert breaker.probe_or_wait() is True
     breaker.record_failure(probe=True)
     with pytest.raises(breaker.CircuitOpen) as info:
         breaker.probe_or_wait()
-    assert info.value.retry_in <= 100  # capped
-    advance(101)
+    assert 89 < info.value.retry_in <= 90  # capped
+    advance(91)
     assert breaker.probe_or_wait() is True
     breaker.record_success()
     assert breaker.probe_or_wait() is False and breaker.is_open() is None

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from django_connectycube.checks.retry import check_retry_settings
+from django_connectycube.checks.security import check_security_settings
 from django_connectycube.client import (
     MemoryAppSessionStore,
     RateLimited,
@@ -148,10 +149,10 @@ def test_manage_check_fails_on_a_bad_rate_limit(settings):
 
 
 def test_an_unknown_rate_limit_cache_is_refused(settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RATE_LIMIT": 10, "RATE_LIMIT_CACHE": "nope"}
-    with pytest.raises(ConfigurationError, match="RATE_LIMIT_CACHE"):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RATE_LIMIT": 10, "CACHE": "nope"}
+    with pytest.raises(ConfigurationError, match=r'CONNECTYCUBE\["CACHE"\]'):
         throttle_from_settings()
-    assert [m.id for m in check_retry_settings()] == ["connectycube.E002"]
+    assert [m.id for m in check_security_settings()] == ["connectycube.E002"]
 
 
 # ---- the limiter, on a fake clock ------------------------------------------------------------

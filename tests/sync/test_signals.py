@@ -219,11 +219,8 @@ def test_tasks_are_registered_with_reliable_options():
 
 
 def test_backoff_is_capped_full_jitter(settings):
-    settings.CONNECTYCUBE = {
-        **settings.CONNECTYCUBE,
-        "TASK_BACKOFF_BASE": 2.0,
-        "TASK_BACKOFF_MAX": 10.0,
-    }
+    # The longest wait is a 72nd of the horizon: 10 s of 720 s.
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRY_HORIZON": 720}
     waits = [policy.backoff(n) for n in range(1, 12) for _ in range(20)]
     assert all(0 <= w <= 10.0 for w in waits)
     assert max(policy.backoff(10) for _ in range(50)) > 2.0  # grows past the base

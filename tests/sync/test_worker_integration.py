@@ -65,7 +65,7 @@ def worker(django_db_setup, django_db_blocker, broker_url, connectycube_emulator
         },
         # Some retries are held by the broker as countdowns, the others wait in the database
         # for the sweep: both paths run on both brokers.
-        extra_env={"CONNECTYCUBE_RETRY_COUNTDOWN_MAX": "0.5"},
+        extra_env={"CONNECTYCUBE_TEST_COUNTDOWN_MAX": "0.5"},
     ).start()
     try:
         yield w
