@@ -1,4 +1,4 @@
-"""connectycube_doctor: the v1 users API switch and the admin API key."""
+"""connectycube_doctor: the users API (v2 look-ups) and the admin API key."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import pytest
 import responses
 
 from django_connectycube.checks.doctor import DoctorContext, Status, run_checks
-from django_connectycube.checks.doctor.application import check_admin_api_key, check_v1_users_api
+from django_connectycube.checks.doctor.application import check_admin_api_key, check_users_api
 from django_connectycube.checks.doctor.connection import check_credentials
 
 from .test_doctor_connection import mocked_server
 
 API = "https://cube.test"
-V1_OFF = {"errors": {"base": ["Users retrieving forbidden in admin panel..."]}}
+USERS_OFF = {"errors": {"base": ["Users retrieving forbidden in admin panel..."]}}
 
 
 def mocked_app(settings, **extra) -> None:
@@ -31,50 +31,39 @@ def run(*checks):
     return run_checks(DoctorContext(timeout=5), named)[1:]
 
 
-def test_v1_off_on_a_new_application(connectycube_emulator):
-    [finding] = run(check_v1_users_api)
-    assert finding.status is Status.INFO
-    assert finding.details["enabled"] is False
-    assert finding.message.startswith("Off (a new application's default)")
-    assert connectycube_emulator.request_count("GET /users/{id}") == 1
-
-
-@pytest.mark.connectycube_emulator(v1_users_api=True)
-def test_v1_on_when_the_switch_is_unchecked(connectycube_emulator):
-    [finding] = run(check_v1_users_api)
-    assert finding.status is Status.INFO
-    assert finding.details["enabled"] is True
-    assert "DISABLE LIST USERS API V1' is unchecked" in finding.message
+def test_users_api_is_read_through_v2_only(connectycube_emulator):
+    [finding] = run(check_users_api)
+    assert finding.status is Status.OK
+    assert connectycube_emulator.request_count("GET /users/v2") == 1
+    assert connectycube_emulator.request_count("GET /users/{id}") == 0
     assert not connectycube_emulator.users  # the probe read nobody and created nobody
 
 
 @responses.activate
 @pytest.mark.parametrize(
-    ("status", "body", "verdict", "enabled", "words"),
+    ("status", "body", "verdict", "words"),
     [
-        (403, V1_OFF, Status.INFO, False, "Off"),
-        (404, {"errors": ["User not found"]}, Status.INFO, True, "On"),
-        # Refused, but not with the v1 switch's message: unknown, and it needs no action.
-        (403, {"errors": ["Forbidden. Need user."]}, Status.INFO, None, "another reason"),
-        (500, {"errors": ["boom"]}, Status.WARN, None, "failed"),
+        (200, {"limit": 1, "skip": 0, "total_entries": 0, "items": []}, Status.OK, "answers"),
+        (403, USERS_OFF, Status.FAIL, "Refused"),
+        (500, {"errors": ["boom"]}, Status.WARN, "failed"),
     ],
 )
-def test_v1_users_api_switch_is_read_from_a_v1_look_up(
-    settings, status, body, verdict, enabled, words
-):
+def test_users_api_verdict_from_a_v2_look_up(settings, status, body, verdict, words):
     mocked_app(settings)
-    responses.get(f"{API}/users/0", status=status, json=body)
-    [finding] = run(check_v1_users_api)
+    responses.get(f"{API}/users/v2", status=status, json=body)
+    [finding] = run(check_users_api)
     assert finding.status is verdict
-    assert finding.details["enabled"] is enabled
     assert words in finding.message
+    if verdict is Status.FAIL:
+        assert "Allow to retrieve a list of users via API" in finding.action
+    assert not [c for c in responses.calls if "/users/0" in c.request.url]
 
 
 @responses.activate
-def test_v1_is_not_probed_without_a_session(settings):
+def test_users_api_is_not_probed_without_a_session(settings):
     mocked_server(settings, API)
     responses.post(f"{API}/session", status=422, json={"errors": ["Unexpected signature"]})
-    [finding] = run(check_v1_users_api)
+    [finding] = run(check_users_api)
     assert finding.status is Status.SKIP
     assert not [c for c in responses.calls if "/users" in c.request.url]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from django_connectycube.checks.doctor.application import check_admin_api_key, check_v1_users_api
+from django_connectycube.checks.doctor.application import check_admin_api_key, check_users_api
 from django_connectycube.checks.doctor.connection import check_clock, check_credentials
 from django_connectycube.checks.doctor.context import DoctorContext
 from django_connectycube.checks.doctor.drift import check_drift
@@ -42,7 +42,7 @@ Check = Callable[[DoctorContext], Finding]
 CHECKS: tuple[tuple[str, Check], ...] = (
     ("credentials", check_credentials),
     ("clock", check_clock),
-    ("v1_users_api", check_v1_users_api),
+    ("users_api", check_users_api),
     ("admin_api_key", check_admin_api_key),
     ("broker", check_broker),
     ("workers", check_workers),

@@ -1,4 +1,4 @@
-"""What the ConnectyCube application allows: the v1 user look-ups, and the admin API key.
+"""What the ConnectyCube application allows: the user look-ups, and the admin API key.
 
 Both are read from how the server answers a harmless request, since ConnectyCube has no API
 that reports an application's dashboard switches.
@@ -11,16 +11,13 @@ from django_connectycube.checks.doctor.findings import Finding, Status
 from django_connectycube.client import (
     APIError,
     AuthenticationError,
-    BadRequest,
     NotFound,
     PermissionDenied,
     TransportError,
-    V1ApiDisabled,
-    ValidationError,
 )
-from django_connectycube.client.errors import V1_SWITCH
+from django_connectycube.client.errors import USERS_SWITCHES
 
-__all__ = ["NO_SUCH_USER_ID", "check_admin_api_key", "check_v1_users_api"]
+__all__ = ["NO_SUCH_USER_ID", "check_admin_api_key", "check_users_api"]
 
 #: ConnectyCube user ids start at 1, so a request about user 0 can neither read nor delete
 #: anyone: the probes below learn from the kind of refusal alone.
@@ -35,57 +32,34 @@ def _skip_reason(ctx: DoctorContext, *, needs_session: bool) -> str:
     return ""
 
 
-def check_v1_users_api(ctx: DoctorContext) -> Finding:
-    """Whether the deprecated v1 user look-ups are switched on; informational either way, since
-    this app reads users only through ``GET /users/v2``."""
-    title = "v1 users API"
+def check_users_api(ctx: DoctorContext) -> Finding:
+    """Whether ConnectyCube lets this app read users through ``GET /users/v2``, the only user
+    look-up the sync engine makes (it finds a user an earlier attempt created by it)."""
+    title = "Users API"
     reason = _skip_reason(ctx, needs_session=True)
     if reason:
-        return Finding("v1_users_api", title, Status.SKIP, f"Not checked: {reason}.")
+        return Finding("users_api", title, Status.SKIP, f"Not checked: {reason}.")
     assert ctx.client is not None
     try:
-        ctx.client.v1_get_user(NO_SUCH_USER_ID)
-    except V1ApiDisabled:
-        return Finding(
-            "v1_users_api",
-            title,
-            Status.INFO,
-            "Off (a new application's default). Fine: this app reads users only through "
-            "GET /users/v2.",
-            details={"enabled": False},
-        )
+        ctx.client.find_user(id=NO_SUCH_USER_ID)
     except PermissionDenied as exc:
         return Finding(
-            "v1_users_api",
+            "users_api",
             title,
-            Status.INFO,
-            f"Unknown: a v1 look-up was refused for another reason ({exc}). This app does not "
-            "use v1 look-ups.",
-            details={"enabled": None},
+            Status.FAIL,
+            f"Refused: {exc}",
+            f"Check {USERS_SWITCHES} in the ConnectyCube dashboard: the sync engine looks "
+            "users up by their external id.",
         )
-    except (NotFound, BadRequest, ValidationError):
-        return _v1_on(title)  # the look-up ran and found nobody: v1 is on
     except (TransportError, APIError) as exc:
         return Finding(
-            "v1_users_api",
+            "users_api",
             title,
             Status.WARN,
-            f"Unknown: the v1 look-up failed ({exc}).",
+            f"Unknown: the look-up failed ({exc}).",
             "Run the doctor again; if it persists, check ConnectyCube's status.",
-            details={"enabled": None},
         )
-    return _v1_on(title)
-
-
-def _v1_on(title: str) -> Finding:
-    return Finding(
-        "v1_users_api",
-        title,
-        Status.INFO,
-        f"On (the dashboard switch '{V1_SWITCH}' is unchecked). This app does not use v1 "
-        "look-ups, so you may check it.",
-        details={"enabled": True},
-    )
+    return Finding("users_api", title, Status.OK, "GET /users/v2 answers.")
 
 
 def check_admin_api_key(ctx: DoctorContext) -> Finding:
