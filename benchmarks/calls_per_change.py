@@ -41,6 +41,7 @@ def measure(changes: int) -> list[Row]:
     from django.test.utils import override_settings
 
     from benchmarks.settings import CONNECTYCUBE
+    from django_connectycube.sync import policy
     from django_connectycube.sync import push as sync
 
     User = get_user_model()
@@ -62,7 +63,7 @@ def measure(changes: int) -> list[Row]:
                 user = users[i % len(users)]
                 user.first_name = f"Change {i}"
                 user.save()
-                if sync.push_user(user.pk) != sync.UPDATED:
+                if sync.push_user(user.pk) != policy.UPDATED:
                     raise RuntimeError("a change was not pushed as an update")
             counts = emulator.counts()
             per_change = counts["total"] / changes

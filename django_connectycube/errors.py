@@ -1,7 +1,9 @@
 """How a failed push is named: the engine's own errors, and the ``last_error`` of a failure.
 
-They live below every module that raises or classifies them (the failure policy tells a
-:class:`SessionUnavailable` from an unknown error without importing the session manager).
+Every error the engine raises itself is a :class:`SyncError`, so a caller (the failure policy,
+the API, a task) tells the engine's own refusals from the client's and from bugs with one
+``isinstance``. They live below every module that raises or classifies them (the failure policy
+tells a :class:`SessionUnavailable` from an unknown error without importing the session manager).
 
 The sync engine, the session manager and the API all meet conflicts (a remote account that is
 not provably ours, a remote id already linked to another row); they raise :class:`SyncConflict`
@@ -14,24 +16,57 @@ from __future__ import annotations
 
 from django_connectycube.client import AuthenticationError, SessionExpired, ValidationError
 
-__all__ = ["Busy", "SessionUnavailable", "SyncConflict", "describe"]
+__all__ = [
+    "Busy",
+    "CircuitOpen",
+    "LeaseLost",
+    "Refused",
+    "SessionUnavailable",
+    "SyncConflict",
+    "SyncError",
+    "describe",
+]
 
 
-class Busy(Exception):
+class SyncError(Exception):
+    """An error of the engine itself (not the client's, not a bug)."""
+
+
+class Busy(SyncError):
     """Owed work elsewhere blocks this push (another worker holds the user's lease, or a pending
     delete/rename of another local user still holds its login); try again in a moment."""
 
 
-class SyncConflict(Exception):
+class SyncConflict(SyncError):
     """ConnectyCube holds data that belongs to someone else; an operator has to decide."""
 
 
-class SessionUnavailable(Exception):
+class SessionUnavailable(SyncError):
     """No session could be had in time; try again after ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LeaseLost(SyncError):
+    """The lease ran out and another worker took the user; this push stops here."""
+
+
+class CircuitOpen(SyncError):
+    """ConnectyCube failed repeatedly; no request was made. ``retry_in``: seconds until the next
+    probe may go out."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(
+            f"ConnectyCube is failing repeatedly, so pushes are paused (circuit open); "
+            f"the next probe goes out in {retry_in:.0f} s."
+        )
+        self.retry_in = retry_in
+
+
+class Refused(SyncError):
+    """The CIdP verifier refuses a token; the message is what ConnectyCube is told (422)."""
 
 
 def describe(error: BaseException) -> str:

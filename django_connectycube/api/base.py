@@ -28,7 +28,7 @@ from django_connectycube.api.parsers import JSONParser
 from django_connectycube.client import ConnectyCubeError, IdentityProviderRefused
 from django_connectycube.conf import ConfigurationError, app_settings
 from django_connectycube.errors import SyncConflict
-from django_connectycube.sessions import login as sessions
+from django_connectycube.sync import policy
 
 logger = logging.getLogger("django_connectycube")
 
@@ -84,9 +84,9 @@ class ConnectyCubeAPIView(APIView):
         refused = input_refusal(exc)
         if refused is not None:  # raised reading the body or the query string, whichever first
             return error_response(*refused)
-        if sessions.is_transient(exc):
+        if policy.unavailable(exc):
             logger.warning("ConnectyCube unavailable during %s: %s", self.request.path, exc)
-            retry = str(sessions.retry_after_for(exc))
+            retry = str(policy.retry_after(exc))
             return error_response(
                 _("ConnectyCube is unavailable right now; try again later."),
                 UNAVAILABLE,

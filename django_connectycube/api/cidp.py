@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from django_connectycube.api.errors import NestedTooDeep, input_refusal
+from django_connectycube.errors import Refused
 from django_connectycube.sync import cidp
 
 __all__ = ["ALLOWED_METHODS", "verify"]
@@ -88,5 +89,5 @@ def verify(request: HttpRequest) -> JsonResponse:
         return _refuse("invalid or expired token")
     try:
         return JsonResponse(cidp.answer(token))
-    except cidp.Refused as exc:
+    except Refused as exc:
         return _refuse(str(exc))

@@ -28,6 +28,7 @@ from django_connectycube.conf import ConfigurationError, app_settings
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sessions import firebase
 from django_connectycube.sessions import login as sessions
+from django_connectycube.sync import policy
 from django_connectycube.sync.connection import shared_client
 from django_connectycube.sync.secrecy import hide_secrets
 
@@ -78,7 +79,7 @@ class FirebasePhoneLoginMixin:
         try:
             remote = client.create_firebase_phone_session(project_id, token)
         except APIError as exc:
-            if sessions.is_transient(exc):
+            if policy.unavailable(exc):
                 guard.cancel()
                 raise
             guard.failed()

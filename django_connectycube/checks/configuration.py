@@ -163,7 +163,6 @@ def _w003(name: str) -> Warning:
     )
 
 
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         ServerError,
         SessionExpired,
         TransportError,
-        V1ApiDisabled,
         ValidationError,
     )
     from .redaction import RedactingFilter, redact, register_secret
@@ -62,7 +61,6 @@ _EXPORTS: dict[str, str] = {
     "User": "types",
     "UserClient": "api",
     "UserSession": "types",
-    "V1ApiDisabled": "errors",
     "ValidationError": "errors",
     "iterate_pages": "types",
     "parse_retry_after": "transport",
@@ -110,7 +108,6 @@ __all__ = [
     "User",
     "UserClient",
     "UserSession",
-    "V1ApiDisabled",
     "ValidationError",
     "iterate_pages",
     "parse_retry_after",

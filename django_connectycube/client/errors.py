@@ -12,7 +12,6 @@ exception, so code that already catches ``requests.Timeout`` keeps working.
     │   ├── AuthenticationError       401
     │   │   └── SessionExpired        401 "Required session does not exist"
     │   ├── PermissionDenied          403
-    │   │   └── V1ApiDisabled         403 "Users retrieving forbidden" (v1 look-ups switched off)
     │   ├── NotFound                  404
     │   ├── ValidationError           422 (field_errors)
     │   │   └── IdentityProviderRefused   a refused CIdP login (422, or 200 with ``errors``)
@@ -51,7 +50,6 @@ __all__ = [
     "ServerError",
     "SessionExpired",
     "TransportError",
-    "V1ApiDisabled",
     "ValidationError",
     "error_for_status",
     "error_messages",
@@ -65,8 +63,6 @@ SESSION_MISSING_MESSAGE = "Required session does not exist"
 #: The start of the server's 403 message when the application has the v1 user look-ups off.
 V1_DISABLED_MESSAGE = "Users retrieving forbidden"
 
-#: The dashboard switch that turns the v1 user look-ups on again.
-V1_SWITCH = "Overview → Permissions → DISABLE LIST USERS API V1"
 #: The dashboard switches that refuse v2 look-ups with the same text.
 USERS_SWITCHES = (
     'Overview → Permissions → "Allow to retrieve a list of users via API" and '
@@ -143,11 +139,6 @@ class SessionExpired(AuthenticationError):
 
 class PermissionDenied(APIError):
     """403: the session may not do this (e.g. a write with an application session)."""
-
-
-class V1ApiDisabled(PermissionDenied):
-    """403 from a v1 user look-up on an application that has them switched off (the default
-    of a new application). Use the v2 look-ups, or uncheck the switch named in the message."""
 
 
 class NotFound(APIError):
@@ -288,14 +279,7 @@ def error_for_status(
     # Documented text; its status is only inferred to be 403, so any refusal carrying it counts.
     users_forbidden = any(V1_DISABLED_MESSAGE.lower() in m.lower() for m in messages)
     if 400 <= status < 500 and users_forbidden:
-        if "users/v2" not in (path or ""):
-            message += (
-                f". This application has the v1 user look-ups switched off: use the v2 look-ups "
-                f"(get_user, search_users, ...), or uncheck {V1_SWITCH} in the ConnectyCube "
-                "dashboard."
-            )
-            return V1ApiDisabled(message, **kwargs)
-        # The same refusal of a v2 look-up comes from the application's other user switches.
+        # Every look-up of the client is a v2 one, refused with this text by these switches.
         message += f". Check {USERS_SWITCHES} in the ConnectyCube dashboard."
         return PermissionDenied(message, **kwargs)
     cls = _BY_STATUS.get(status, APIError)

@@ -1,4 +1,4 @@
-"""Session calls of ``ConnectyCubeClient``: create, inspect, upgrade and end sessions.
+"""Session calls of ``ConnectyCubeClient``: create, inspect and end sessions.
 
 ``POST /session`` is signed with the application's secret and a timestamp the server checks
 against its own clock; when the two clocks disagree the client learns the server's (its ``Date``
@@ -23,7 +23,7 @@ from .redaction import log, register_secret
 from .scopes import json_body
 from .signing import signed_session_params
 from .transport import Transport
-from .types import Session, User
+from .types import Session
 
 if TYPE_CHECKING:
     from .user_client import UserClient
@@ -174,31 +174,9 @@ class SessionCalls:
                 path=exc.path,
             ) from exc
 
-    def create_guest_session(self, full_name: str | None = None) -> Session:
-        """A guest user's session (lasts one day)."""
-        user: dict[str, Any] = {"guest": "1"}
-        if full_name:
-            user["full_name"] = full_name
-        return self._create_session({"user": user})
-
     def get_session(self, token: str) -> Session:
         """The session behind a token (``SessionExpired`` if it is gone)."""
         return self.as_user(token).get_session()
-
-    def upgrade_session(
-        self,
-        token: str,
-        *,
-        login: str | None = None,
-        email: str | None = None,
-        password: str | None = None,
-    ) -> User:
-        """Log a user into an existing application session (``POST /login``); same token."""
-        return self.as_user(token).login(login=login, email=email, password=password)
-
-    def downgrade_session(self, token: str) -> None:
-        """Log the user out, keeping the token as an application session (``DELETE /login``)."""
-        self.as_user(token).logout()
 
     def destroy_session(self, token: str) -> None:
         """End a session for good (``DELETE /session``)."""

@@ -296,18 +296,6 @@ class Page(Generic[T]):
 
     @classmethod
     @_parsed
-    def from_v1(cls, data: Mapping[str, Any], item: Callable[[Mapping[str, Any]], T]) -> Page[T]:
-        """Build from ``{"current_page", "per_page", "total_entries", "items": [...]}``."""
-        items = [item(x) for x in data.get("items") or []]
-        return cls(
-            items=items,
-            total=_int(data.get("total_entries")) or 0,
-            page=_int(data.get("current_page")) or 1,
-            per_page=_int(data.get("per_page")),
-        )
-
-    @classmethod
-    @_parsed
     def from_v2(cls, data: Mapping[str, Any], item: Callable[[Mapping[str, Any]], T]) -> Page[T]:
         """Build from ``{"limit", "skip", "total_entries", "items": [...]}``."""
         items = [item(x) for x in data.get("items") or []]

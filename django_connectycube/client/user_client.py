@@ -67,24 +67,6 @@ class UserClient(BaseApi):
         response = self._call("GET", "session")
         return self._client._session_from(response, "GET", "/session")
 
-    def login(
-        self, *, login: str | None = None, email: str | None = None, password: str | None = None
-    ) -> User:
-        """Upgrade this application session to a user session (``POST /login``)."""
-        if bool(login) == bool(email):
-            raise ValueError("Pass exactly one of login= or email=.")
-        body: dict[str, Any] = {"login": login} if login else {"email": email}
-        if password is not None:
-            body["password"] = password
-        user = User.from_api(self._json_call("POST", "login", json=body, safe=True))
-        self.user_id = user.id
-        return user
-
-    def logout(self) -> None:
-        """Downgrade to an application session (``DELETE /login``)."""
-        self._call("DELETE", "login")
-        self.user_id = None
-
     def destroy_session(self) -> None:
         """Destroy this session (``DELETE /session``)."""
         self._call("DELETE", "session")
@@ -114,11 +96,6 @@ class UserClient(BaseApi):
     def delete_self(self) -> None:
         """Delete the session's own user (``DELETE /users/{id}``)."""
         self._call("DELETE", f"users/{self._own_id(None)}")
-
-    def delete_user_by_external_user_id(self, external_user_id: int) -> None:
-        """``DELETE /users/external/{id}``, a legacy call: the route addresses the deprecated
-        INTEGER ``external_user_id``, not the string ``external_id``; prefer :meth:`delete_self`."""
-        self._call("DELETE", f"users/external/{int(external_user_id)}")
 
     # ---- blobs -----------------------------------------------------------------------------
 

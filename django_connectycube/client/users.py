@@ -3,15 +3,13 @@
 Every public look-up goes through ``GET /users/v2``: it is the only user read that works on every
 ConnectyCube application. The v1 routes (``GET /users/{id}``, ``/users/by_login``, ...) are
 switched off on a new application ("Overview → Permissions → DISABLE LIST USERS API V1" is
-checked by default) and answer 403; they stay here only as explicitly ``v1_``-named legacy calls,
-which raise :class:`~.errors.V1ApiDisabled` on such an application.
+checked by default) and answer 403, so the client has no call for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from .errors import NotFound
 from .types import Page, User, iterate_pages
@@ -134,7 +132,7 @@ class UserReads:
         """The user whose string ``external_id`` is this (``NotFound`` if none).
 
         Not ``/users/external/{id}``: that route addresses the deprecated integer
-        ``external_user_id``; see :meth:`v1_get_user_by_external_user_id`.
+        ``external_user_id``.
         """
         return self._the_user(external_id=str(external_id))
 
@@ -205,62 +203,3 @@ class UserReads:
     def iter_pages(self, fetch: Callable[..., Page[T]], /, **kwargs: Any) -> Iterator[T]:
         """Every item across pages: ``iter_pages(client.get_users_by_tags, tags=x)``."""
         return iterate_pages(fetch, **kwargs)
-
-    # ---- v1: legacy, off on a new application (V1ApiDisabled) --------------------------------
-
-    def _v1_user(self, path: str, params: dict[str, Any] | None = None) -> User:
-        return User.from_api(self._json_call("GET", path, params=params))
-
-    def v1_get_user(self, user_id: int) -> User:
-        """``GET /users/{id}`` (v1, deprecated): prefer :meth:`get_user`."""
-        return self._v1_user(f"users/{int(user_id)}")
-
-    def v1_get_user_by_login(self, login: str) -> User:
-        """``GET /users/by_login`` (v1, deprecated): prefer :meth:`get_user_by_login`."""
-        return self._v1_user("users/by_login", {"login": login})
-
-    def v1_get_user_by_email(self, email: str) -> User:
-        """``GET /users/by_email`` (v1, deprecated): prefer :meth:`get_user_by_email`."""
-        return self._v1_user("users/by_email", {"email": email})
-
-    def v1_get_user_by_phone(self, phone: str) -> User:
-        """``GET /users/phone`` (v1, deprecated): prefer :meth:`get_user_by_phone`."""
-        return self._v1_user("users/phone", {"phone": phone})
-
-    def v1_get_user_by_external_user_id(self, external_user_id: int) -> User:
-        """``GET /users/external/{id}`` (v1, deprecated), by the deprecated INTEGER
-        ``external_user_id``; the string ``external_id`` is :meth:`get_user_by_external_id`."""
-        return self._v1_user(f"users/external/{quote(str(int(external_user_id)), safe='')}")
-
-    def v1_list_users(
-        self,
-        filters: Sequence[str] = (),
-        *,
-        page: int = 1,
-        per_page: int = 10,
-        order_by: str | None = None,
-        descending: bool = False,
-    ) -> Page[User]:
-        """``GET /users`` (v1, deprecated) with raw filters, e.g. ``"number id in 1,2"``."""
-        params: list[tuple[str, Any]] = [("filter[]", f) for f in filters]
-        params += [("page", page), ("per_page", per_page)]
-        if order_by:
-            direction = "desc" if descending else "asc"
-            params.append(("order", f"{direction} {_order_type(order_by)} {order_by}"))
-        return Page.from_v1(self._json_call("GET", "users", params=params), User.from_api)
-
-    def v1_get_users_by_full_name(
-        self, full_name: str, *, page: int = 1, per_page: int = 10
-    ) -> Page[User]:
-        """``GET /users/by_full_name`` (v1, deprecated)."""
-        params = {"full_name": full_name, "page": page, "per_page": per_page}
-        data = self._json_call("GET", "users/by_full_name", params=params)
-        return Page.from_v1(data, User.from_api)
-
-    def v1_get_users_by_tags(
-        self, tags: str | Iterable[str], *, page: int = 1, per_page: int = 10
-    ) -> Page[User]:
-        """``GET /users/by_tags`` (v1, deprecated): users carrying any of these tags."""
-        tag_text = tags if isinstance(tags, str) else ",".join(tags)
-        params = {"tags": tag_text, "page": page, "per_page": per_page}
-        return Page.from_v1(self._json_call("GET", "users/by_tags", params=params), User.from_api)

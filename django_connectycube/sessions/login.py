@@ -26,7 +26,7 @@ from django_connectycube.client import (
     NotFound,
 )
 from django_connectycube.conf import app_settings
-from django_connectycube.errors import SessionUnavailable, SyncConflict
+from django_connectycube.errors import Busy, SessionUnavailable, SyncConflict
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sync import breaker, policy
 from django_connectycube.sync import push as sync
@@ -45,28 +45,12 @@ from django_connectycube.sync.user_sessions import (
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
-    "SessionUnavailable",
     "destroy_session",
     "get_session_for_user",
     "get_user_session",
-    "is_transient",
     "refresh_session",
-    "retry_after_for",
     "store_session",
 ]
-
-#: Remote failures that say "try again later" rather than "this will never work".
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = policy.UNAVAILABLE
-
-
-#: Retry-After seconds of a 503 when ConnectyCube named none: long enough for a blip to pass,
-#: short enough that a client retrying on it does not keep a user waiting.
-UNAVAILABLE_RETRY_AFTER = 5
-
-
-def _retry_after(exc: BaseException) -> int:
-    seconds = getattr(exc, "retry_after", None)
-    return max(1, int(seconds)) if seconds else UNAVAILABLE_RETRY_AFTER
 
 
 def _ensure_link(user: Any) -> CubeUser:
@@ -103,7 +87,7 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
         try:
             sync.push_user(user.pk, client=pusher)
             pushed = True
-        except sync.Busy as exc:
+        except Busy as exc:
             link.refresh_from_db()
             if link.cube_id is not None and (not needed or link.state != CubeUser.State.PENDING):
                 return link
@@ -114,7 +98,7 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
                     "This user is being set up on ConnectyCube; try again shortly."
                 ) from exc
             time.sleep(0.1)
-        except (ConnectyCubeError, sync.SyncConflict) as exc:
+        except (ConnectyCubeError, SyncConflict) as exc:
             transient = policy.classify(exc) is policy.Kind.TRANSIENT
             if not transient:
                 # As the task would: a dead letter with its reason, not a row owed forever.
@@ -122,11 +106,11 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
             if not needed:
                 logger.warning("Push before login of %s failed: %s", link.external_id, exc)
                 return link
-            if isinstance(exc, sync.SyncConflict):
+            if isinstance(exc, SyncConflict):
                 raise
             if not transient:
                 logger.error("Could not create %s on ConnectyCube: %s", link.external_id, exc)
-            retry = _retry_after(exc) if transient else 60
+            retry = policy.retry_after(exc) if transient else 60
             raise SessionUnavailable(
                 "This user could not be set up on ConnectyCube yet; try again later.",
                 retry_after=retry,
@@ -139,7 +123,7 @@ def _push_before_login(user: Any, link: CubeUser, client: ConnectyCubeClient | N
     link.refresh_from_db()
     if link.cube_id is None and link.state == CubeUser.State.FAILED:
         # A dead letter: waiting will not help, an operator has to act (see its last_error).
-        raise sync.SyncConflict(link.last_error or f"The sync of {link.external_id} failed.")
+        raise SyncConflict(link.last_error or f"The sync of {link.external_id} failed.")
     if link.cube_id is None:
         raise SessionUnavailable(
             "This user is not on ConnectyCube yet (its sync failed or is disabled); an operator "
@@ -156,7 +140,7 @@ def get_session_for_user(user: Any, *, client: ConnectyCubeClient | None = None)
     to exist on ConnectyCube (password mode: a bounded synchronous push; CIdP mode: ConnectyCube
     creates it at login), then logged in once even when several requests race. Raises
     :class:`SessionUnavailable` (with ``retry_after``) when that cannot happen in time,
-    ``sync.SyncConflict`` when the user cannot be mirrored without an operator (the conflict is
+    :class:`SyncConflict` when the user cannot be mirrored without an operator (the conflict is
     recorded on its link), and the client's errors for other remote failures.
     """
     if user is None or getattr(user, "pk", None) is None:
@@ -239,13 +223,3 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
     row.last_used_at = now
     CubeSession.objects.filter(pk=row.pk).update(expires_at=row.expires_at, last_used_at=now)
     return row
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether an error means "ConnectyCube is unavailable right now" (answer 503)."""
-    return isinstance(exc, (*TRANSIENT_ERRORS, SessionUnavailable))
-
-
-def retry_after_for(exc: BaseException) -> int:
-    """Seconds a client should wait before trying again after ``exc``."""
-    return _retry_after(exc)

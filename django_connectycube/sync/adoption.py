@@ -39,13 +39,12 @@ from django_connectycube.errors import Busy, SyncConflict
 from django_connectycube.models import CubeUser, identity
 from django_connectycube.sync import mapping, remote_ids
 from django_connectycube.sync.logins import AUTH_MODE_CIDP, auth_mode
+from django_connectycube.sync.policy import ADOPTED, CREATED
 from django_connectycube.sync.user_sessions import call_as_user
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
-    "ADOPTED",
-    "CREATED",
     "adopt",
     "establish",
     "find_by_external_id",
@@ -53,7 +52,6 @@ __all__ = [
     "update",
 ]
 
-CREATED, ADOPTED = "created", "adopted"
 #: Fallback logins tried when the wanted one (and then a fallback) is taken.
 MAX_FALLBACKS = 3
 #: Mapped fields a squatter can hold; the user gets an account without them.
@@ -70,8 +68,7 @@ def establish(
     ``absent``: external ids a bulk look-up just found missing, so their create skips its own.
     """
     remote, outcome = _create_or_adopt(link, fields, client, absent)
-    link.cube_id = remote.id
-    link.login = remote.login or link.login
+    remote_ids.learn(link, remote.id, remote.login)
     if outcome == ADOPTED:
         sent, _ = identity.sent_fields(fields, link.withheld, link.login)
         if _differs(remote, sent):

@@ -41,9 +41,10 @@ from django.utils import timezone
 
 from django_connectycube.client import ConnectyCubeClient, ConnectyCubeError
 from django_connectycube.conf import app_settings
+from django_connectycube.errors import SyncConflict
 from django_connectycube.models import CubeUser
 from django_connectycube.signals import user_synced
-from django_connectycube.sync import lease, mapping, policy, remote_ids
+from django_connectycube.sync import adoption, breaker, lease, mapping, policy, remote_ids
 from django_connectycube.sync import push as sync
 
 logger = logging.getLogger("django_connectycube")
@@ -114,12 +115,12 @@ class Batch:
         # The create branch of sync.push_user, on a link this batch has leased and read.
         client = self.client
         assert client is not None
-        lease.watch(client)
+        breaker.watch(lease.watch(client))
         user = link.user
         version = link.dirty_version
         fields = mapping.get_user_fields(user, link.external_id)
         digest = mapping.fields_digest(fields)
-        _, outcome = sync.establish(link, fields, client, self.absent)
+        _, outcome = adoption.establish(link, fields, client, self.absent)
         # An avatar is uploaded here, under this batch's lease, exactly as push_user does it:
         # never skipped, never recorded as synced before it is on ConnectyCube.
         sync._push_avatar_locked(link, user, client)
@@ -157,7 +158,7 @@ class Batch:
         if rest:
             CubeUser.objects.filter(pk__in=rest, lease_until=self.token).update(lease_until=None)
         for item in done:
-            user_synced.send(CubeUser, link=item.link, created=item.outcome == sync.CREATED)
+            user_synced.send(CubeUser, link=item.link, created=item.outcome == policy.CREATED)
 
     def _write(self, items: list[_Done], version: int, password_version: int, now: Any) -> None:
         """One ``UPDATE`` recording these successes and releasing their leases."""
@@ -186,11 +187,11 @@ def _settle_claims(items: list[_Done]) -> list[_Done]:
     )
     for holder in holders:
         item = by_id[holder.cube_id]
-        if item.outcome == sync.CREATED:
+        if item.outcome == policy.CREATED:
             remote_ids.release_stale_claim(holder, holder.cube_id)
         else:
             message = remote_ids.conflict_message(item.link, holder.cube_id, holder)
-            policy.record(Q(pk=item.link.pk), sync.SyncConflict(message))
+            policy.record(Q(pk=item.link.pk), SyncConflict(message))
             kept.remove(item)
     return kept
 

@@ -17,23 +17,30 @@ healing takes at most one capped pause, not a pause plus beat's ticks.
 The state lives in the cache ``CONNECTYCUBE["CACHE"]`` names (a shared one such as Redis in
 production; a per-process cache gives each process its own breaker). A cache that fails is
 treated as a closed circuit: the breaker may only ever hold pushes back, never lose them.
+
+Whether a push that ended reached ConnectyCube at all (an answer, even a refusal, closes the
+circuit; a push that sent nothing proves nothing) is counted here too: :func:`watch` makes a
+client count its HTTP attempts in the calling thread, and :func:`calls_made` reads the count.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import caches
 from django.utils import timezone
 
+from django_connectycube.client import ConnectyCubeClient
 from django_connectycube.conf import app_settings
+from django_connectycube.errors import CircuitOpen
 
 logger = logging.getLogger("django_connectycube")
 
 __all__ = [
-    "CircuitOpen",
+    "calls_made",
     "claim_wakeup",
     "half_open",
     "is_open",
@@ -42,6 +49,7 @@ __all__ = [
     "record_success",
     "release_probe",
     "reset",
+    "watch",
 ]
 
 PREFIX = "django_connectycube:breaker:"
@@ -58,22 +66,12 @@ FAILURE_MEMORY = 600
 #: outage costs one probe a minute (at the default) rather than pauses that outgrow the outage.
 COOLDOWN_GROWTH = 2
 
+_calls = threading.local()
+
 
 def clock() -> float:
     """Now, in Unix seconds, from Django's clock (which tests move to let hours pass)."""
     return timezone.now().timestamp()
-
-
-class CircuitOpen(Exception):
-    """ConnectyCube failed repeatedly; no request was made. ``retry_in``: seconds until the next
-    probe may go out."""
-
-    def __init__(self, retry_in: float) -> None:
-        super().__init__(
-            f"ConnectyCube is failing repeatedly, so pushes are paused (circuit open); "
-            f"the next probe goes out in {retry_in:.0f} s."
-        )
-        self.retry_in = retry_in
 
 
 def _enabled() -> bool:
@@ -217,3 +215,20 @@ def release_probe() -> None:
     """Hand the probe back unused (the push had nothing to send): the next push probes."""
     if _enabled():
         _safe(None, lambda: _cache().delete(PROBE))
+
+
+def _count_call() -> None:
+    _calls.made = getattr(_calls, "made", 0) + 1
+
+
+def watch(client: ConnectyCubeClient) -> ConnectyCubeClient:
+    """Make ``client`` count its HTTP attempts for :func:`calls_made`; harmless to repeat."""
+    hooks: list[Callable[[], None]] = client.transport.before_attempt
+    if _count_call not in hooks:
+        hooks.append(_count_call)
+    return client
+
+
+def calls_made() -> int:
+    """HTTP attempts this thread has made through watched clients (a running count)."""
+    return int(getattr(_calls, "made", 0))

@@ -43,6 +43,7 @@ from django.core.exceptions import ValidationError
 from django.utils.crypto import get_random_string
 from django.views.decorators.debug import sensitive_variables
 
+from django_connectycube.errors import Refused
 from django_connectycube.models import CubeUser, identity
 from django_connectycube.sync import cidp_replay, mapping
 
@@ -50,7 +51,6 @@ logger = logging.getLogger("django_connectycube")
 
 __all__ = [
     "SALT",
-    "Refused",
     "answer",
     "identity_for",
     "make_login_token",
@@ -141,10 +141,6 @@ def identity_for(user: Any) -> dict[str, Any] | None:
         "full_name": fields.get("full_name") or "",
         "user": {"id": uid, "login": login, "email": email},
     }
-
-
-class Refused(Exception):
-    """The verifier refuses a token; the message is what ConnectyCube is told (422)."""
 
 
 @sensitive_variables("token", "payload")

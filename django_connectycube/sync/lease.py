@@ -28,12 +28,11 @@ from django.utils import timezone
 
 from django_connectycube.client import ConnectyCubeClient
 from django_connectycube.conf import app_settings
+from django_connectycube.errors import LeaseLost
 from django_connectycube.models import CubeUser
 
 __all__ = [
     "Lease",
-    "LeaseLost",
-    "calls_made",
     "current",
     "held",
     "reconnect",
@@ -45,10 +44,6 @@ __all__ = [
 RENEW_FRACTION = 1 / 3
 
 _local = threading.local()
-
-
-class LeaseLost(Exception):
-    """The lease ran out and another worker took the user; this push stops here."""
 
 
 def token(now: datetime, seconds: float) -> datetime:
@@ -146,20 +141,14 @@ def current() -> Lease | None:
 
 
 def _before_attempt() -> None:
-    _local.calls = getattr(_local, "calls", 0) + 1
     lease = getattr(_local, "lease", None)
     if lease is not None:
         lease.renew_if_due()
 
 
 def watch(client: ConnectyCubeClient) -> ConnectyCubeClient:
-    """Install the renewal (and the call counter) on a client; harmless to repeat."""
+    """Install the renewal on a client; harmless to repeat."""
     hooks: list[Any] = client.transport.before_attempt
     if _before_attempt not in hooks:
         hooks.append(_before_attempt)
     return client
-
-
-def calls_made() -> int:
-    """HTTP attempts this thread has made through watched clients (a running count)."""
-    return int(getattr(_local, "calls", 0))

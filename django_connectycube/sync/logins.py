@@ -32,13 +32,14 @@ from django_connectycube.client import (
 from django_connectycube.conf import ConfigurationError, app_settings
 from django_connectycube.errors import SyncConflict
 from django_connectycube.models import CubeUser, identity
-from django_connectycube.sync import mapping
+from django_connectycube.sync import mapping, owed
 from django_connectycube.sync.cidp import make_login_token, make_tombstone_token
 from django_connectycube.sync.remote_ids import (
     forget_remote_user,
+    learn,
     other_holder,
     release_stale_claim,
-    remote_user_of,
+    still_ours,
 )
 from django_connectycube.sync.secrecy import hide_secrets
 
@@ -156,8 +157,8 @@ def _owe_identity(link: CubeUser, current: str) -> None:
         current,
         link.login,
     )
-    CubeUser.objects.filter(pk=link.pk, state=CubeUser.State.SYNCED).mark_owed(
-        timezone.now(), pushed_digest="", enqueued_at=None
+    owed.mark_repush(
+        CubeUser.objects.filter(pk=link.pk, state=CubeUser.State.SYNCED), timezone.now()
     )
 
 
@@ -208,7 +209,7 @@ def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
         return session
     if link.cube_id is not None:
         _discard(client, session)
-        if _still_ours(link, client):
+        if still_ours(link, client):
             raise SyncConflict(
                 f"ConnectyCube logged external id {link.external_id!r} in as user "
                 f"{session.user_id}, but this link's user is {link.cube_id}, which still "
@@ -222,14 +223,6 @@ def _login_cidp(link: CubeUser, client: ConnectyCubeClient) -> Session:
         session = client.create_cidp_session(make_login_token(link.user_id))
     _adopt_cidp_user(link, session)
     return session
-
-
-def _still_ours(link: CubeUser, client: ConnectyCubeClient) -> bool:
-    try:
-        remote_user_of(link, client)
-    except NotFound:
-        return False
-    return True
 
 
 def _replace_external_id(link: CubeUser) -> None:
@@ -248,12 +241,12 @@ def _adopt_cidp_user(link: CubeUser, session: Session) -> None:
     # ConnectyCube answered for a uid nobody else knew (minted, and never on a remote user
     # before): the user is ours, and another link's claim to its id is stale (a reset remote
     # reused the id).
-    remote_login = remote.login if remote is not None else None
     cube_id = int(session.user_id or 0)
+    learn(link, cube_id, remote.login if remote is not None else None)
 
     def write() -> None:
         CubeUser.objects.filter(pk=link.pk).update(
-            cube_id=cube_id, login=remote_login or link.login, updated_at=timezone.now()
+            cube_id=cube_id, login=link.login, updated_at=timezone.now()
         )
 
     try:
@@ -265,8 +258,6 @@ def _adopt_cidp_user(link: CubeUser, session: Session) -> None:
             release_stale_claim(holder, cube_id)
         write()
     logger.info("Linked %s to ConnectyCube user %s (CIdP)", link.external_id, session.user_id)
-    link.cube_id = session.user_id
-    link.login = remote_login or link.login
 
 
 def _discard(client: ConnectyCubeClient, session: Session) -> None:

@@ -1,8 +1,11 @@
 """The durable record of what is still owed to ConnectyCube, written in the saving transaction.
 
 A ``CubeUser`` row that is owed (``dirty_version`` ahead of ``synced_version``, or a tombstone)
-is the to-do item: the database, not the broker, is the source of truth for pending work. This
-module only writes that record; handing the work to Celery is :mod:`.enqueue`'s job.
+is the to-do item: the database, not the broker, is the source of truth for pending work. Every
+part of the engine that decides a user is owed something says so here: a local change
+(:func:`mark_dirty`), a local delete (:func:`mark_deleted`), a remote copy that drifted
+(:func:`mark_repush`). Users without any link are found by :mod:`.unlinked`; handing the work to
+Celery is :mod:`.enqueue`'s job; the row's transitions themselves are :mod:`.models.state`'s.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from django_connectycube.models import CubeUser
-from django_connectycube.sync import unlinked
 
-__all__ = ["link_missing_users", "mark_deleted", "mark_dirty"]
+__all__ = ["mark_deleted", "mark_dirty", "mark_repush"]
 
 
 def _db(using: str | None) -> str:
@@ -57,12 +59,9 @@ def mark_deleted(user_pk: Any, *, using: str | None = None) -> int | None:
     return link_id
 
 
-def link_missing_users(*, using: str | None = None, batch_size: int | None = None) -> int:
-    """Create owed links for users that have none (saved before the app was installed or while
-    ``SYNC_ENABLED`` was off, or in autocommit mode by a process that died between the two
-    writes), reading the whole user table a window at a time: on demand (``connectycube_sync
-    --all``). The periodic sweep looks at a window or two per run instead (:mod:`.unlinked`).
-
-    ``batch_size`` is accepted for compatibility; the window is :data:`.unlinked.WINDOW`.
-    """
-    return unlinked.link_all(using=using)
+def mark_repush(links: Any, now: Any, **values: Any) -> int:
+    """Make these links owed a push that re-sends every field (forgetting the digest of the last
+    one): ConnectyCube's copy was seen to differ from what the link owns (a remote rename, drift
+    found by the verification), so an unchanged local user must still be pushed. Returns how
+    many rows changed; ``values`` are written with it."""
+    return int(links.mark_owed(now, pushed_digest="", enqueued_at=None, **values))

@@ -49,7 +49,15 @@ from django_connectycube.client import (
 )
 from django_connectycube.client.redaction import redact
 from django_connectycube.conf import app_settings
-from django_connectycube.errors import Busy, SessionUnavailable, SyncConflict, describe
+from django_connectycube.errors import (
+    Busy,
+    CircuitOpen,
+    LeaseLost,
+    SessionUnavailable,
+    SyncConflict,
+    SyncError,
+    describe,
+)
 from django_connectycube.models import CubeUser
 from django_connectycube.signals import user_sync_failed
 from django_connectycube.sync import breaker, lease
@@ -70,6 +78,17 @@ BACKOFF_SHARE = 1 / 72
 COUNTDOWN_MAX = 60.0
 
 __all__ = [
+    "ADOPTED",
+    "BUSY",
+    "CREATED",
+    "DELETED",
+    "DISABLED",
+    "FAILED",
+    "GONE",
+    "RETRYING",
+    "SKIPPED",
+    "UNCHANGED",
+    "UPDATED",
     "Kind",
     "Result",
     "attempt",
@@ -77,10 +96,23 @@ __all__ = [
     "classify",
     "record",
     "remote_failed",
+    "retry_after",
+    "unavailable",
 ]
 
+#: What a push did: :func:`.push.push_user`, :func:`.push.delete_remote_user`, the backfill
+#: and the tasks return one of these (``skipped``: nothing was owed, or nobody to push).
+CREATED, ADOPTED, UPDATED, UNCHANGED, SKIPPED, DELETED, GONE = (
+    "created",
+    "adopted",
+    "updated",
+    "unchanged",
+    "skipped",
+    "deleted",
+    "already-gone",
+)
 #: What :func:`attempt` returns instead of the push's own outcome.
-FAILED, RETRYING, BUSY, DISABLED, SKIPPED = "failed", "retrying", "busy", "disabled", "skipped"
+FAILED, RETRYING, BUSY, DISABLED = "failed", "retrying", "busy", "disabled"
 
 
 class Kind(str, enum.Enum):
@@ -93,8 +125,8 @@ class Kind(str, enum.Enum):
     PERMANENT = "permanent"
 
 
-#: Errors that say ConnectyCube is unavailable right now (the API answers them with a 503).
-UNAVAILABLE: tuple[type[ConnectyCubeError], ...] = (TransportError, ServerError, RateLimited)
+#: Answers that say ConnectyCube cannot serve anyone right now: no answer, a 5xx, a 429.
+_DOWN: tuple[type[ConnectyCubeError], ...] = (TransportError, ServerError, RateLimited)
 
 #: 4xx answers that still mean "try again later".
 _RETRYABLE_4XX = frozenset({408, 425, 429})
@@ -117,30 +149,44 @@ def classify(error: BaseException | None) -> Kind:
     """The kind of an outcome; ``None`` (no error) is ``done``."""
     if error is None:
         return Kind.DONE
-    if isinstance(error, (Busy, lease.LeaseLost)):
+    if isinstance(error, (Busy, LeaseLost)):
         return Kind.BUSY
     if isinstance(error, SyncConflict):
         return Kind.CONFLICT
-    if isinstance(error, (TransportError, ServerError, RateLimited, SessionExpired)):
+    if remote_failed(error) or isinstance(error, SessionExpired):
         return Kind.TRANSIENT
     if isinstance(error, ConnectyCubeError):
         status = error.status
-        if _malformed(error) or status in _RETRYABLE_4XX or not _refusal(status):
+        if status in _RETRYABLE_4XX or not _refusal(status):
             return Kind.TRANSIENT
         return Kind.PERMANENT
-    return Kind.TRANSIENT  # breaker.CircuitOpen, SessionUnavailable, and everything unknown
+    return Kind.TRANSIENT  # CircuitOpen, SessionUnavailable, and everything unknown
 
 
 def remote_failed(error: BaseException) -> bool:
     """Whether ``error`` says ConnectyCube itself is failing (what the circuit breaker counts)."""
-    if isinstance(error, UNAVAILABLE):
+    if isinstance(error, _DOWN):
         return True
     return isinstance(error, ConnectyCubeError) and _malformed(error)
 
 
-def _known(error: BaseException) -> bool:
-    known = (ConnectyCubeError, Busy, SyncConflict, lease.LeaseLost, breaker.CircuitOpen)
-    return isinstance(error, (*known, SessionUnavailable))
+def unavailable(error: BaseException) -> bool:
+    """Whether a frontend should be told "try again later" (the API's 503): ConnectyCube cannot
+    answer now, its circuit is open, or no session could be had in time. A malformed answer is
+    not: it is a broken promise of the protocol, which waiting does not mend for the caller."""
+    return isinstance(error, (*_DOWN, SessionUnavailable, CircuitOpen))
+
+
+#: Retry-After seconds of a 503 when ConnectyCube named none: long enough for a blip to pass,
+#: short enough that a client retrying on it does not keep a user waiting.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def retry_after(error: BaseException) -> int:
+    """Seconds a frontend should wait after an :func:`unavailable` error: what ConnectyCube or the
+    engine said, else :data:`UNAVAILABLE_RETRY_AFTER`."""
+    seconds = getattr(error, "retry_after", None) or getattr(error, "retry_in", None)
+    return max(1, int(seconds)) if seconds else UNAVAILABLE_RETRY_AFTER
 
 
 def backoff_max() -> float:
@@ -190,15 +236,15 @@ def attempt(link_filter: Q, push: Callable[[], str], *, hold: bool = False) -> R
         return Result(DISABLED, Kind.DONE)
     try:
         probe = breaker.probe_or_wait()
-    except breaker.CircuitOpen as exc:
+    except CircuitOpen as exc:
         return record(link_filter, exc, hold=hold)
-    calls = lease.calls_made()
+    calls = breaker.calls_made()
     try:
         outcome = push()
     except Exception as exc:
         if isinstance(exc, DatabaseError):
             lease.reconnect()  # so that the failure can be recorded
-        called = lease.calls_made() > calls
+        called = breaker.calls_made() > calls
         if remote_failed(exc):
             breaker.record_failure(probe=probe)
         elif called:
@@ -206,7 +252,7 @@ def attempt(link_filter: Q, push: Callable[[], str], *, hold: bool = False) -> R
         elif probe:
             breaker.release_probe()
         return record(link_filter, exc, hold=hold)
-    if lease.calls_made() > calls:
+    if breaker.calls_made() > calls:
         breaker.record_success()
     elif probe:
         breaker.release_probe()
@@ -223,7 +269,7 @@ def record(
     """
     kind = classify(error)
     permanent = permanent or kind in (Kind.PERMANENT, Kind.CONFLICT)
-    counted = not isinstance(error, breaker.CircuitOpen)
+    counted = not isinstance(error, CircuitOpen)
     rows = CubeUser.objects.filter(link_filter)
     before = rows.values_list("attempts", flat=True).first()
     if before is None:  # no such link (a user deleted before it was ever linked)
@@ -231,7 +277,7 @@ def record(
     now = timezone.now()
     # While the circuit is open the breaker paces every row: due at once, but handed over by
     # the sweep only with its probe, and all together as soon as the probe succeeds.
-    paced = isinstance(error, breaker.CircuitOpen) or (
+    paced = isinstance(error, CircuitOpen) or (
         remote_failed(error) and breaker.is_open() is not None
     )
     wait = 0.0 if paced else _wait(error, kind, before + 1)
@@ -271,7 +317,7 @@ def record(
         kind.value,
         wait,
         message,
-        exc_info=not _known(error),
+        exc_info=not isinstance(error, (ConnectyCubeError, SyncError)),
     )
     outcome = BUSY if kind is Kind.BUSY else RETRYING
     return Result(outcome, kind, error, link.attempts, countdown=countdown)

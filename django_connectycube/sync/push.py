@@ -45,43 +45,21 @@ from django_connectycube.conf import app_settings
 from django_connectycube.errors import Busy, SyncConflict
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.signals import user_deleted_remote, user_synced
-from django_connectycube.sync import adoption, lease, mapping, remote_ids
-from django_connectycube.sync.adoption import ADOPTED, CREATED, establish
+from django_connectycube.sync import adoption, breaker, lease, mapping, remote_ids
+from django_connectycube.sync.adoption import establish
 from django_connectycube.sync.adoption import update as _update
 from django_connectycube.sync.avatar import avatar_differs, delete_replaced_avatar, restore_avatar
 from django_connectycube.sync.connection import shared_client
 from django_connectycube.sync.images import content_type_of
 from django_connectycube.sync.logins import AUTH_MODE_PASSWORD, auth_mode
 from django_connectycube.sync.owed import mark_dirty
+from django_connectycube.sync.policy import CREATED, DELETED, GONE, SKIPPED, UNCHANGED, UPDATED
 from django_connectycube.sync.remote_ids import forget_remote_user
 from django_connectycube.sync.user_sessions import call_as_user
 
 logger = logging.getLogger("django_connectycube")
 
-__all__ = [
-    "ADOPTED",
-    "CREATED",
-    "DELETED",
-    "GONE",
-    "SKIPPED",
-    "UNCHANGED",
-    "UPDATED",
-    "Busy",
-    "SyncConflict",
-    "delete_remote_user",
-    "establish",
-    "leased",
-    "push_user",
-]
-
-#: What a push did, as returned by :func:`push_user` and the tasks (also CREATED, ADOPTED).
-UPDATED, UNCHANGED, SKIPPED, DELETED, GONE = (
-    "updated",
-    "unchanged",
-    "skipped",
-    "deleted",
-    "already-gone",
-)
+__all__ = ["avatar_source", "delete_remote_user", "leased", "push_user"]
 
 
 @contextmanager
@@ -101,7 +79,7 @@ def leased(link_id: int, client: ConnectyCubeClient | None = None) -> Iterator[C
 def _holding(taken: lease.Lease, client: ConnectyCubeClient | None) -> Iterator[CubeUser | None]:
     """The link under ``taken``, read once; the lease ends with the push's record, or here."""
     if client is not None:
-        lease.watch(client)
+        breaker.watch(lease.watch(client))
     try:
         with lease.held(taken):
             link = CubeUser.objects.filter(taken.rows).first()
@@ -170,16 +148,16 @@ def push_user(
                 remote = _update(link, fields, client)
                 outcome = UPDATED
             except GONE_ERRORS:
-                if _remote_is_ours(client, link):
+                if remote_ids.still_ours(link, client):
                     raise
                 remote, outcome, digest = _recreate(link, fields, client)
         if remote is not None:
-            link.login = remote.login or link.login
+            remote_ids.learn(link, remote.id, remote.login)
 
         try:
             avatar_changed = _push_avatar_locked(link, user, client)
         except GONE_ERRORS:
-            if outcome == CREATED or _remote_is_ours(client, link):
+            if outcome == CREATED or remote_ids.still_ours(link, client):
                 raise
             remote, outcome, digest = _recreate(link, fields, client)
             avatar_changed = _push_avatar_locked(link, user, client)
@@ -206,14 +184,6 @@ def _recreate(
     fields = forget_remote_user(link, fields)
     remote, outcome = establish(link, fields, client)
     return remote, outcome, mapping.fields_digest(fields)
-
-
-def _remote_is_ours(client: ConnectyCubeClient, link: CubeUser) -> bool:
-    try:
-        remote_ids.remote_user_of(link, client)
-    except NotFound:
-        return False
-    return True
 
 
 def _record_success(
@@ -346,8 +316,7 @@ def delete_remote_user(link_id: int, *, client: ConnectyCubeClient | None = None
         if remote is not None:
             if remote.external_id not in (None, "", link.external_id):
                 _prove_ours_despite_edit(link, remote, client)
-            link.login = remote.login or link.login
-            link.cube_id = remote.id
+            remote_ids.learn(link, remote.id, remote.login)
             try:
                 _delete(link, remote, client)
                 outcome = DELETED

@@ -31,9 +31,11 @@ __all__ = [
     "forget_missing",
     "forget_remote_user",
     "is_ours",
+    "learn",
     "other_holder",
     "release_stale_claim",
     "remote_user_of",
+    "still_ours",
 ]
 
 
@@ -64,6 +66,22 @@ def remote_user_of(link: CubeUser, client: ConnectyCubeClient) -> User:
             f"{link.external_id!r}: the user local user {link.external_id} had there is gone."
         )
     return remote
+
+
+def still_ours(link: CubeUser, client: ConnectyCubeClient) -> bool:
+    """Whether the link's remote user still exists and carries the link's external id."""
+    try:
+        remote_user_of(link, client)
+    except NotFound:
+        return False
+    return True
+
+
+def learn(link: CubeUser, cube_id: int, login: str | None) -> None:
+    """Keep on ``link`` what ConnectyCube just said of its user, for the caller to record: its
+    id, and its login (an answer may leave the login out; the one the link owns stays then)."""
+    link.cube_id = cube_id
+    link.login = login or link.login
 
 
 def other_holder(link: CubeUser, cube_id: int) -> CubeUser | None:

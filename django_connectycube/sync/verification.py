@@ -38,7 +38,7 @@ from django.utils import timezone
 from django_connectycube.client import ConnectyCubeClient, ConnectyCubeError
 from django_connectycube.conf import app_settings
 from django_connectycube.models import CubeUser, DriftScan
-from django_connectycube.sync import drift, remote_ids
+from django_connectycube.sync import drift, owed, remote_ids
 from django_connectycube.sync.connection import shared_client
 
 logger = logging.getLogger("django_connectycube")
@@ -95,9 +95,7 @@ def _repair(link: CubeUser, why: str, now: datetime) -> str:
     else:
         note = f"Drift: {why}; the next push proves the user ours or creates it again."
         claims = CubeUser.objects.filter(pk=link.pk, cube_id=cube_id, external_id=link.external_id)
-        done = claims.mark_owed(
-            now, pushed_digest="", enqueued_at=None, last_error=note, drift_found_at=now
-        )
+        done = owed.mark_repush(claims, now, last_error=note, drift_found_at=now)
         kind = FOREIGN
     if done:
         logger.warning("Local user %s: %s", link.external_id, note)

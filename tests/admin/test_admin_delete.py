@@ -16,8 +16,8 @@ import responses
 from django.contrib.auth import get_user_model
 
 from django_connectycube.models import CubeUser
+from django_connectycube.sync import policy, tasks
 from django_connectycube.sync import push as sync
-from django_connectycube.sync import tasks
 
 pytestmark = [pytest.mark.usefixtures("no_broker", "clean_cache"), pytest.mark.django_db]
 User = get_user_model()
@@ -70,7 +70,7 @@ def admin_api(cube, settings) -> Iterator[Callable[[], int]]:
 
 def synced_user(username: str = "alice") -> tuple[User, CubeUser]:
     user = User.objects.create_user(username=username, email=f"{username}@example.com")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     return user, CubeUser.objects.get(user=user)
 
 
@@ -78,7 +78,7 @@ def test_the_admin_key_deletes_without_logging_the_user_in(cube, admin_api):
     user, link = synced_user()
     cube.reset_counters()
     user.delete()
-    assert sync.delete_remote_user(link.pk) == sync.DELETED
+    assert sync.delete_remote_user(link.pk) == policy.DELETED
     assert cube.users == []
     assert admin_api() == 1
     assert cube.request_count("POST /session") <= 1  # the application session, never the user's
@@ -102,7 +102,7 @@ def test_with_the_key_the_same_tombstone_is_deleted(cube, settings, admin_api):
     user, link = synced_user()
     settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "PASSWORD_SECRETS": {1: "lost, replaced"}}
     user.delete()
-    assert tasks.delete_remote_user.apply(args=(link.pk,)).get() == sync.DELETED
+    assert tasks.delete_remote_user.apply(args=(link.pk,)).get() == policy.DELETED
     assert cube.users == []
     assert admin_api() == 1
     assert CubeUser.objects.get(pk=link.pk).state == CubeUser.State.DELETED
@@ -112,5 +112,5 @@ def test_a_user_already_gone_counts_as_done_with_the_key(cube, admin_api):
     user, link = synced_user()
     user.delete()
     cube.store.delete_user(cube.store.users[link.cube_id])
-    assert sync.delete_remote_user(link.pk) == sync.GONE
+    assert sync.delete_remote_user(link.pk) == policy.GONE
     assert CubeUser.objects.get(pk=link.pk).state == CubeUser.State.DELETED

@@ -3,7 +3,6 @@ requests sent on the wire, and the answers of an application with the v1 look-up
 
 from __future__ import annotations
 
-import pickle
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -16,7 +15,6 @@ from django_connectycube.client import (
     MemoryAppSessionStore,
     NotFound,
     PermissionDenied,
-    V1ApiDisabled,
 )
 
 API = "https://cc.test"
@@ -132,61 +130,11 @@ def test_listing_arguments_are_checked_before_any_request():
         client.get_users_by_tags(" , ")
 
 
-# ---- v1 legacy calls -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("call", "path"),
-    [
-        (lambda c: c.v1_get_user(7), "/users/7"),
-        (lambda c: c.v1_get_user_by_login("bob"), "/users/by_login"),
-        (lambda c: c.v1_get_user_by_email("b@x.io"), "/users/by_email"),
-        (lambda c: c.v1_get_user_by_phone("+1555"), "/users/phone"),
-        (lambda c: c.v1_get_user_by_external_user_id(42), "/users/external/42"),
-        (lambda c: c.v1_list_users(["number id in 7"]), "/users"),
-        (lambda c: c.v1_get_users_by_full_name("Bob"), "/users/by_full_name"),
-        (lambda c: c.v1_get_users_by_tags(["a"]), "/users/by_tags"),
-    ],
-)
-def test_v1_call_on_an_application_with_v1_off(rsps, call, path):
-    rsps.get(f"{API}{path}", status=403, json=V1_OFF)
-    with pytest.raises(V1ApiDisabled) as info:
-        call(make_client())
-    error = info.value
-    assert isinstance(error, PermissionDenied)
-    assert error.status == 403
-    assert "Overview → Permissions → DISABLE LIST USERS API V1" in str(error)
-    assert "Users retrieving forbidden" in str(error)
-    assert len(gets(rsps)) == 1  # a refusal is final: not retried
-    assert type(pickle.loads(pickle.dumps(error))) is V1ApiDisabled  # noqa: S301
-
-
-@pytest.mark.parametrize("status", [400, 401, 422])
-def test_the_v1_refusal_is_recognised_by_its_text_whatever_the_status(rsps, status):
-    rsps.get(f"{API}/users/by_login", status=status, json=V1_OFF)
-    with pytest.raises(V1ApiDisabled) as info:
-        make_client().v1_get_user_by_login("bob")
-    assert info.value.status == status
-
-
-def test_v1_calls_work_where_enabled(rsps):
-    rsps.get(f"{API}/users/external/42", json={"user": USER})
-    rsps.get(
-        f"{API}/users",
-        json={"current_page": 1, "per_page": 10, "total_entries": 1, "items": [{"user": USER}]},
-    )
-    client = make_client()
-    assert client.v1_get_user_by_external_user_id(42).external_user_id == 42
-    listing = client.v1_list_users(["number id in 7"], order_by="created_at", descending=True)
-    assert [u.id for u in listing] == [7]
-    assert ("order", "desc date created_at") in query(gets(rsps)[1])
-
-
 def test_other_403s_stay_plain_permission_denied(rsps):
     rsps.get(f"{API}/users/v2", status=403, json={"errors": {"base": ["Forbidden. Need user."]}})
     with pytest.raises(PermissionDenied) as info:
         make_client().get_user(7)
-    assert not isinstance(info.value, V1ApiDisabled)
+    assert type(info.value) is PermissionDenied
 
 
 def test_the_same_refusal_of_a_v2_look_up_names_the_other_switches(rsps):
@@ -195,7 +143,7 @@ def test_the_same_refusal_of_a_v2_look_up_names_the_other_switches(rsps):
     rsps.get(f"{API}/users/v2", status=403, json=V1_OFF)
     with pytest.raises(PermissionDenied) as info:
         make_client().get_user(7)
-    assert not isinstance(info.value, V1ApiDisabled)
+    assert type(info.value) is PermissionDenied
     assert "Allow to retrieve a list of users via API" in str(info.value)
     assert "DISABLE LIST USERS API V1" not in str(info.value)
 

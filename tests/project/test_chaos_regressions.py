@@ -12,8 +12,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models.query import QuerySet
 
+from django_connectycube import errors
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sessions import login as sessions
+from django_connectycube.sync import policy
 from django_connectycube.sync import push as sync
 from tests.conftest import unavailable
 
@@ -48,13 +50,13 @@ def test_recreated_username_waits_for_the_pending_delete_instead_of_failing(cube
     assert tombstone.state == "deleting"
 
     new = User.objects.create(username="bob", email="bob@example.com")
-    with pytest.raises(sync.Busy, match="pending change frees it"):
+    with pytest.raises(errors.Busy, match="pending change frees it"):
         sync.push_user(new.pk)
     link = CubeUser.objects.get(user=new)
     assert (link.state, link.attempts, link.cube_id) == ("pending", 0, None)
 
-    assert sync.delete_remote_user(tombstone.pk) == sync.DELETED
-    assert sync.push_user(new.pk) == sync.CREATED
+    assert sync.delete_remote_user(tombstone.pk) == policy.DELETED
+    assert sync.push_user(new.pk) == policy.CREATED
     assert remote_logins(cube) == [("bob", link.external_id)]
 
 
@@ -63,7 +65,7 @@ def test_a_login_held_by_a_settled_account_is_not_waited_for(cube):
     # login, and the user gets an account of their own under a fallback login.
     cube.create_user(login="carol", password="x" * 12, external_id="someone-else")
     user = User.objects.create(username="carol")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     link = CubeUser.objects.get(user=user)
     assert link.withheld == {"login": "carol"}
     assert link.login.startswith("carol-")
@@ -78,7 +80,7 @@ def test_user_deleted_while_its_session_is_made_is_transient_not_a_crash(cube):
     CubeSession.objects.filter(user=user).delete()
     link = CubeUser.objects.get(user=user)  # what the push holds in memory
     User.objects.filter(pk=user.pk).delete()
-    with pytest.raises(sessions.SessionUnavailable, match="deleted"):
+    with pytest.raises(errors.SessionUnavailable, match="deleted"):
         sessions.get_user_session(link)
 
 

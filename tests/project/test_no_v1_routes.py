@@ -16,6 +16,7 @@ from django.test import Client
 
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sessions import login as sessions
+from django_connectycube.sync import policy
 from django_connectycube.sync import push as sync
 
 pytestmark = [
@@ -60,11 +61,11 @@ def test_engine_sessions_api_and_commands_read_users_only_through_v2(cube):
     )
     bob = User.objects.create_user(username="bob", email="bob@example.com", tags="chat")
     # engine: create, update, avatar
-    assert sync.push_user(alice.pk) == sync.CREATED
+    assert sync.push_user(alice.pk) == policy.CREATED
     alice.first_name = "Alice"
     alice.save()
     alice.avatar.save("a.png", ContentFile(b"\x89PNG pixels"), save=True)
-    assert sync.push_user(alice.pk) == sync.UPDATED
+    assert sync.push_user(alice.pk) == policy.UPDATED
     # the login API pushes bob first, then logs him in; the session view confirms the token
     me = logged_in(bob)
     assert me.post(f"{API}login/").status_code == 200
@@ -74,7 +75,7 @@ def test_engine_sessions_api_and_commands_read_users_only_through_v2(cube):
     CubeSession.objects.filter(user=alice).update(token="another-dead-token")
     alice.last_name = "Liddell"
     alice.save()
-    assert sync.push_user(alice.pk) == sync.UPDATED
+    assert sync.push_user(alice.pk) == policy.UPDATED
     # deleted on ConnectyCube behind our back: found missing, created again
     gone = CubeUser.objects.get(user=bob).cube_id
     cube.store.delete_user(cube.store.users[gone])
@@ -105,7 +106,7 @@ def test_engine_sessions_api_and_commands_read_users_only_through_v2(cube):
     # deletes, then logout
     link = CubeUser.objects.get(user=alice)
     alice.delete()
-    assert sync.delete_remote_user(link.pk) == sync.DELETED
+    assert sync.delete_remote_user(link.pk) == policy.DELETED
     assert me.post(f"{API}logout/").status_code == 204
 
     reads = user_reads(cube)

@@ -12,7 +12,7 @@ from django.core import signing
 from django.test import Client
 
 from django_connectycube.models import CubeUser
-from django_connectycube.sync import cidp
+from django_connectycube.sync import cidp, policy
 from django_connectycube.sync import push as sync
 
 User = get_user_model()
@@ -201,7 +201,7 @@ def test_first_cidp_login_creates_the_remote_user_and_links_it(cidp_cube):
     assert cidp_cube.request_count() == 0
     user.first_name = "Alicia"
     user.save()
-    assert sync.push_user(user.pk) == sync.UPDATED
+    assert sync.push_user(user.pk) == policy.UPDATED
     assert len(cidp_cube.users) == 1
     assert cidp_cube.users[0]["full_name"] == "Alicia"
 
@@ -209,7 +209,7 @@ def test_first_cidp_login_creates_the_remote_user_and_links_it(cidp_cube):
 @pytest.mark.django_db(transaction=True)
 def test_cidp_login_finds_a_user_the_sync_engine_created(cidp_cube):
     user = make_user()
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     cube_id = CubeUser.objects.get(user=user).cube_id
     client = Client()
     client.force_login(user)
@@ -307,7 +307,7 @@ def test_the_remote_user_of_a_deleted_cidp_user_is_deleted(cidp_cube):
     assert client.post(LOGIN).status_code == 200  # ConnectyCube created it, with no password
     link_id = CubeUser.objects.get(user=user).pk
     user.delete()
-    assert sync.delete_remote_user(link_id) == sync.DELETED
+    assert sync.delete_remote_user(link_id) == policy.DELETED
     assert cidp_cube.users == []
     assert CubeUser.objects.get(pk=link_id).state == "deleted"
 

@@ -15,7 +15,7 @@ from django_connectycube.checks.security import check_secrets
 from django_connectycube.client import AuthenticationError
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sessions import login as sessions
-from django_connectycube.sync import mapping
+from django_connectycube.sync import mapping, policy
 from django_connectycube.sync import push as sync
 from django_connectycube.sync.connection import shared_client
 
@@ -38,7 +38,7 @@ def use_secrets(settings, secrets):
 
 def pushed(username):
     user = User.objects.create(username=username, email=f"{username}@example.com")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     return user
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from django_connectycube import errors
 from django_connectycube.conf import ConfigurationError
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sessions import login as sessions
@@ -66,7 +67,7 @@ def test_a_failed_user_is_a_conflict_until_an_operator_resyncs(cube):
     """A dead letter needs an operator: not a 503 that tells the frontend to wait."""
     user = make_user()
     CubeUser.objects.filter(user=user).update(state=CubeUser.State.FAILED, last_error="boom")
-    with pytest.raises(sync.SyncConflict, match="boom"):
+    with pytest.raises(errors.SyncConflict, match="boom"):
         sessions.get_session_for_user(user)
     assert cube.request_count("POST /users") == 0
 
@@ -85,7 +86,7 @@ def test_an_unprovable_holder_of_the_external_id_is_a_recorded_conflict(cube):
     link = CubeUser.objects.get(user=user)
     # Someone put this link's external id on an account whose password is not ours.
     cube.create_user(login="pretender", password="12345678", external_id=link.external_id)
-    with pytest.raises(sync.SyncConflict, match="does not accept the password"):
+    with pytest.raises(errors.SyncConflict, match="does not accept the password"):
         sessions.get_session_for_user(user)
     link.refresh_from_db()
     assert (link.state, link.cube_id, link.attempts) == ("failed", None, 1)
@@ -116,7 +117,7 @@ def test_the_push_before_login_is_bounded_in_time(cube, settings):
     cube.set_fault("POST /users", latency=3)
     user = make_user()
     # Unbounded, the push would finish after the 3 s and the login would get its session.
-    with pytest.raises(sessions.SessionUnavailable):
+    with pytest.raises(errors.SessionUnavailable):
         sessions.get_session_for_user(user)
 
 
@@ -169,7 +170,7 @@ def test_store_session_replaces_the_stored_token(cube):
 def test_deleting_users_and_bad_settings_are_refused(cube, settings):
     user = make_user()
     CubeUser.objects.filter(user=user).update(state=CubeUser.State.DELETING)
-    with pytest.raises(sessions.SessionUnavailable):
+    with pytest.raises(errors.SessionUnavailable):
         sessions.get_session_for_user(user)
     with pytest.raises(ValueError, match="saved"):
         sessions.get_session_for_user(User(username="unsaved"))

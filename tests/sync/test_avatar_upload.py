@@ -9,6 +9,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from django_connectycube.models import CubeUser
+from django_connectycube.sync import policy
 from django_connectycube.sync import push as sync
 from django_connectycube.sync.images import content_type_of, sniff_image_type
 from tests.sync.test_sync import PNG, make_user
@@ -72,7 +73,7 @@ def test_the_replaced_blob_is_deleted(connectycube_emulator) -> None:
     sync.push_user(user.pk)
     first = CubeUser.objects.get(user=user).avatar_uid
     user.avatar.save("two.png", ContentFile(PNG + b"2"), save=True)
-    assert sync.push_user(user.pk) == sync.UPDATED
+    assert sync.push_user(user.pk) == policy.UPDATED
     second = CubeUser.objects.get(user=user).avatar_uid
     assert second != first
     assert _blob(cube, first) is None
@@ -102,7 +103,7 @@ def test_a_failed_delete_does_not_fail_the_push(connectycube_emulator, caplog) -
     cube.set_fault("DELETE /blobs/{id}", error_rate=1.0, statuses=[500])
     user.avatar.save("two.png", ContentFile(PNG + b"2"), save=True)
     with caplog.at_level(logging.WARNING, logger="django_connectycube.sync.push"):
-        assert sync.push_user(user.pk) == sync.UPDATED
+        assert sync.push_user(user.pk) == policy.UPDATED
     link = CubeUser.objects.get(user=user)
     assert link.avatar_uid != first and link.state == "synced"
     assert cube.get_blob_data(link.avatar_uid) == PNG + b"2"

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_connectycube.models import CubeUser, identity
-from django_connectycube.sync import backfill, mapping, owed
+from django_connectycube.sync import backfill, mapping, unlinked
 from django_connectycube.sync.connection import reset_clients, shared_client
 
 pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db(transaction=True)]
@@ -52,7 +52,7 @@ def quiet_users(settings, n, prefix="b", **fields):
 
 def linked_users(settings, n, prefix="b"):
     users = quiet_users(settings, n, prefix)
-    owed.link_missing_users()
+    unlinked.link_all()
     return users
 
 

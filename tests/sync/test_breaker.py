@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from django_connectycube.errors import CircuitOpen
 from django_connectycube.sync import breaker
 
 
@@ -35,17 +36,17 @@ def test_it_opens_at_the_threshold_and_probes_once_per_cooldown(fresh):
         breaker.record_failure()
         assert breaker.probe_or_wait() is False  # still closed
     breaker.record_failure()
-    with pytest.raises(breaker.CircuitOpen) as info:
+    with pytest.raises(CircuitOpen) as info:
         breaker.probe_or_wait()
     assert 29 < info.value.retry_in <= 30
     assert breaker.is_open() is not None
     advance(31)
     assert breaker.is_open() is None and breaker.half_open()
     assert breaker.probe_or_wait() is True  # this push is the probe
-    with pytest.raises(breaker.CircuitOpen):
+    with pytest.raises(CircuitOpen):
         breaker.probe_or_wait()  # only one
     breaker.record_failure(probe=True)
-    with pytest.raises(breaker.CircuitOpen) as info:
+    with pytest.raises(CircuitOpen) as info:
         breaker.probe_or_wait()
     assert 59 < info.value.retry_in <= 60  # twice as long
     advance(61)
@@ -54,7 +55,7 @@ def test_it_opens_at_the_threshold_and_probes_once_per_cooldown(fresh):
     advance(91)
     assert breaker.probe_or_wait() is True
     breaker.record_failure(probe=True)
-    with pytest.raises(breaker.CircuitOpen) as info:
+    with pytest.raises(CircuitOpen) as info:
         breaker.probe_or_wait()
     assert 89 < info.value.retry_in <= 90  # capped
     advance(91)

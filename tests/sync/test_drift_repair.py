@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import reverse
 
 from django_connectycube.models import CubeUser, DriftScan
-from django_connectycube.sync import enqueue, tasks
+from django_connectycube.sync import enqueue, policy, tasks
 from django_connectycube.sync import push as sync
 
 pytestmark = [pytest.mark.usefixtures("clean_cache")]
@@ -66,7 +66,7 @@ def doctor(*checks: str) -> tuple[int, str]:
 def test_the_verification_finds_users_a_reset_remote_forgot(connectycube_emulator):
     users = make_users(3)
     for user in users:
-        assert sync.push_user(user.pk) == sync.CREATED
+        assert sync.push_user(user.pk) == policy.CREATED
     control_reset(connectycube_emulator)
     assert tasks.verify_links.apply(kwargs={"window": 100}).get() == {"checked": 3, "drift": 3}
     reads = {route for route in connectycube_emulator.request_counts() if route.startswith("GET")}
@@ -78,7 +78,7 @@ def test_the_verification_finds_users_a_reset_remote_forgot(connectycube_emulato
         assert "missing on ConnectyCube" in link.last_error
         assert link.drift_found_at is not None
     for user in users:  # the normal push creates them again
-        assert sync.push_user(user.pk) == sync.CREATED
+        assert sync.push_user(user.pk) == policy.CREATED
     assert remote_external_ids(connectycube_emulator) == {
         link.external_id for link in CubeUser.objects.all()
     }
@@ -88,7 +88,7 @@ def test_the_verification_finds_users_a_reset_remote_forgot(connectycube_emulato
 @pytest.mark.usefixtures("no_broker")
 def test_a_remote_user_that_is_not_ours_is_owed_and_the_push_decides(connectycube_emulator):
     [alice] = make_users(1, "alice")
-    assert sync.push_user(alice.pk) == sync.CREATED
+    assert sync.push_user(alice.pk) == policy.CREATED
     old = CubeUser.objects.get(user=alice)
     connectycube_emulator.reset()
     stranger = connectycube_emulator.create_user(
@@ -99,7 +99,7 @@ def test_a_remote_user_that_is_not_ours_is_owed_and_the_push_decides(connectycub
     link = CubeUser.objects.get(user=alice)
     assert link.state == CubeUser.State.PENDING and link.is_dirty
     assert "not ours" in link.last_error and "'elsewhere'" in link.last_error
-    assert sync.push_user(alice.pk) == sync.CREATED
+    assert sync.push_user(alice.pk) == policy.CREATED
     link.refresh_from_db()
     assert link.cube_id != stranger["id"] and link.state == CubeUser.State.SYNCED
     assert {u["login"] for u in connectycube_emulator.users} == {"stranger", "alice0"}
@@ -156,13 +156,13 @@ def test_sync_all_and_repair_recreate_users_the_remote_forgot(connectycube_emula
 @pytest.mark.usefixtures("no_broker")
 def test_a_404_on_the_avatar_upload_recreates_the_user(connectycube_emulator):
     [user] = make_users(1, "pic")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     old = CubeUser.objects.get(user=user)
     connectycube_emulator.reset()
     user.avatar.save("one.png", ContentFile(PNG), save=False)  # the fields are unchanged
     User.objects.filter(pk=user.pk).update(avatar=user.avatar.name)
     CubeUser.objects.filter(pk=old.pk).mark_owed(old.updated_at)
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     link = CubeUser.objects.get(user=user)
     assert link.state == CubeUser.State.SYNCED and link.external_id != old.external_id
     [remote] = connectycube_emulator.users

@@ -19,6 +19,7 @@ from django.core.management.base import CommandError
 from django.db.models import Q
 from django.utils import timezone
 
+from django_connectycube import errors
 from django_connectycube.client import SessionExpired
 from django_connectycube.models import CubeUser
 from django_connectycube.sessions import login as sessions
@@ -331,7 +332,7 @@ def test_an_expired_session_during_the_login_push_is_not_a_dead_letter(cube, mon
         raise SessionExpired("Required session does not exist", status=401)
 
     monkeypatch.setattr(sync, "push_user", expired)
-    with pytest.raises(sessions.SessionUnavailable):
+    with pytest.raises(errors.SessionUnavailable):
         sessions.get_session_for_user(user)
     assert CubeUser.objects.get(user=user).state == "pending"
 

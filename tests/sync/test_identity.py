@@ -8,10 +8,11 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client, override_settings
 
+from django_connectycube import errors
 from django_connectycube.conf import ConfigurationError
 from django_connectycube.models import CubeSession, CubeUser, identity
 from django_connectycube.sessions import login as sessions
-from django_connectycube.sync import mapping
+from django_connectycube.sync import mapping, policy
 from django_connectycube.sync import push as sync
 from django_connectycube.sync.connection import shared_client
 
@@ -108,7 +109,7 @@ def test_a_pre_minting_link_keeps_its_password_and_is_adopted_on_proof(cube):
     cube.create_user(
         login="veteran", password=mapping.derive_password(str(user.pk)), external_id=str(user.pk)
     )
-    assert sync.push_user(user.pk) == sync.ADOPTED
+    assert sync.push_user(user.pk) == policy.ADOPTED
     link = CubeUser.objects.get(user=user)
     assert link.external_id == str(user.pk)  # kept: its remote user carries it
     row = sessions.get_session_for_user(user)  # and the derived password still logs in
@@ -123,7 +124,7 @@ def test_adoption_accepts_a_rotated_out_password_version(cube, settings):
     cube.create_user(
         login="rotated", password=mapping.derive_password(external_id, 1), external_id=external_id
     )
-    assert sync.push_user(user.pk) == sync.ADOPTED
+    assert sync.push_user(user.pk) == policy.ADOPTED
     assert CubeUser.objects.get(user=user).password_version == 1
 
 
@@ -138,7 +139,7 @@ def test_several_remote_users_with_one_external_id_adopt_none(cube):
         cube.store._unindex(cube.store.users[second["id"]])
         cube.store.users[second["id"]].external_id = external_id
         cube.store._index(cube.store.users[second["id"]])
-    with pytest.raises(sync.SyncConflict, match=f"Several ConnectyCube users .*{first['id']}"):
+    with pytest.raises(errors.SyncConflict, match=f"Several ConnectyCube users .*{first['id']}"):
         sync.push_user(user.pk)
 
 
@@ -154,7 +155,7 @@ def test_a_taken_external_id_on_update_is_a_conflict_naming_its_holder(cube):
     other = cube.create_user(login="grabber", password="x" * 12, external_id=link.external_id)
     user.first_name = "Changed"
     user.save()
-    with pytest.raises(sync.SyncConflict, match=f"ConnectyCube user {other['id']} carries"):
+    with pytest.raises(errors.SyncConflict, match=f"ConnectyCube user {other['id']} carries"):
         sync.push_user(user.pk)
 
 

@@ -16,10 +16,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from django_connectycube import errors
 from django_connectycube.checks import configuration as checks
 from django_connectycube.emulator import mint_firebase_token
 from django_connectycube.models import CubeSession, CubeUser, identity
-from django_connectycube.sync import mapping
+from django_connectycube.sync import mapping, policy
 from django_connectycube.sync import push as sync
 from django_connectycube.sync.connection import shared_client
 
@@ -146,7 +147,7 @@ def test_password_mode_squatter_does_not_deny_the_victim_a_session_of_her_own(cu
 def test_a_freed_login_is_taken_back_at_the_next_change(cube):
     squatter = cube.create_user(login="victim", password="x" * 12, external_id="squat")
     victim = make_user("victim")
-    assert sync.push_user(victim.pk) == sync.CREATED
+    assert sync.push_user(victim.pk) == policy.CREATED
     assert link_of(victim).withheld == {"login": "victim"}
     cube.store.delete_user(cube.store.users[squatter["id"]])
     victim.username = "victim"  # unchanged: the fallback stays until the mapped login changes
@@ -155,7 +156,7 @@ def test_a_freed_login_is_taken_back_at_the_next_change(cube):
     assert cube.store.users[link_of(victim).cube_id].login.startswith("victim-")
     victim.username = "victoria"
     victim.save()
-    assert sync.push_user(victim.pk) == sync.UPDATED
+    assert sync.push_user(victim.pk) == policy.UPDATED
     link = link_of(victim)
     assert (cube.store.users[link.cube_id].login, link.login, link.withheld) == (
         "victoria",
@@ -207,7 +208,7 @@ def test_a_unique_violation_while_recording_is_a_conflict_not_an_integrity_error
         "django_connectycube.sync.remote_ids.other_holder", lambda link, cube_id: None
     )
     CubeUser.objects.filter(pk=link_of(alice).pk).update(cube_id=cube.users[-1]["id"])
-    with pytest.raises(sync.SyncConflict, match="is linked to ConnectyCube id"):
+    with pytest.raises(errors.SyncConflict, match="is linked to ConnectyCube id"):
         sync.push_user(bob.pk)
     from django_connectycube.sync import tasks
 
@@ -225,7 +226,7 @@ def test_a_reused_pk_gets_a_new_account_while_the_old_one_is_still_deleted(cube)
     old_pk, old_cube_id = old.pk, tombstone.cube_id
     old.delete()  # the remote delete has to wait: no broker
     newcomer = User.objects.create_user(pk=old_pk, username="newcomer")
-    assert sync.push_user(newcomer.pk) == sync.CREATED
+    assert sync.push_user(newcomer.pk) == policy.CREATED
     link = link_of(newcomer)
     assert link.pk != tombstone.pk
     assert link.cube_id != old_cube_id
@@ -240,7 +241,7 @@ def test_a_reused_pk_gets_a_new_account_while_the_old_one_is_still_deleted(cube)
     # The newcomer's session is of her own account.
     assert api_login(newcomer).json()["user_id"] == link.cube_id
     # The delete that had to wait still happens, and only to the old account.
-    assert sync.delete_remote_user(tombstone.pk) == sync.DELETED
+    assert sync.delete_remote_user(tombstone.pk) == policy.DELETED
     assert old_cube_id not in cube.store.users
     assert link.cube_id in cube.store.users
     assert link_of(newcomer).state == "synced"
@@ -349,7 +350,7 @@ def test_remote_identity_edits_are_reported_and_undone_at_the_next_change(cube):
     CubeSession.objects.filter(user=alice).delete()
     alice.first_name = "Alice"
     alice.save()
-    assert sync.push_user(alice.pk) == sync.UPDATED
+    assert sync.push_user(alice.pk) == policy.UPDATED
     remote = cube.store.users[link.cube_id]
     assert (remote.external_id, remote.login) == (link.external_id, "alice")
     assert [u for u in cube.users if not u["external_id"]] == []  # no stray account left
@@ -366,7 +367,7 @@ def test_a_login_after_a_remote_rename_makes_the_row_owed_so_it_is_restored(cube
     assert api_login(alice).json()["user_id"] == session["user_id"]
     link = link_of(alice)
     assert (link.state, link.enqueued_at) == ("pending", None)  # the sweep pushes it
-    assert sync.push_user(alice.pk) == sync.UPDATED
+    assert sync.push_user(alice.pk) == policy.UPDATED
     assert cube.store.users[link.cube_id].login == "alice"
 
 
@@ -393,7 +394,7 @@ def test_a_user_who_edited_her_external_id_is_still_deleted_remotely(cube):
     edit_own_record(session, external_id="not-yours-anymore")
     link_id, cube_id = link_of(mallory).pk, link_of(mallory).cube_id
     mallory.delete()
-    assert sync.delete_remote_user(link_id) == sync.DELETED
+    assert sync.delete_remote_user(link_id) == policy.DELETED
     assert cube_id not in cube.store.users
     assert CubeUser.objects.get(pk=link_id).state == CubeUser.State.DELETED
 
@@ -407,6 +408,6 @@ def test_a_stranger_at_our_old_id_is_never_deleted(cube):
     stranger = cube.create_user(login="stranger", password="12345678", external_id="theirs")
     CubeUser.objects.filter(pk=link.pk).update(cube_id=stranger["id"])
     alice.delete()
-    with pytest.raises(sync.SyncConflict, match="not deleted"):
+    with pytest.raises(errors.SyncConflict, match="not deleted"):
         sync.delete_remote_user(link.pk)
     assert stranger["id"] in cube.store.users

@@ -17,7 +17,7 @@ from django.test import Client
 
 from django_connectycube.admin import resync
 from django_connectycube.models import CubeSession, CubeUser
-from django_connectycube.sync import mapping, tasks
+from django_connectycube.sync import mapping, policy, tasks
 from django_connectycube.sync import push as sync
 
 pytestmark = [pytest.mark.usefixtures("no_broker", "clean_cache"), pytest.mark.django_db]
@@ -57,7 +57,7 @@ def first_run(cube):
     """alice and bob synced, alice with a stored session; then the remote forgets everything."""
     alice, bob = make_user("alice"), make_user("bob")
     for user in (alice, bob):
-        assert sync.push_user(user.pk) == sync.CREATED
+        assert sync.push_user(user.pk) == policy.CREATED
     assert logged_in(alice).post(LOGIN).status_code == 200
     old_ids = {u.username: link_of(u).cube_id for u in (alice, bob)}
     cube.reset()
@@ -67,7 +67,7 @@ def first_run(cube):
 def test_a_new_user_gets_a_remote_id_an_old_link_still_holds(cube, first_run):
     alice, _bob, old_ids = first_run
     carol = make_user("carol")
-    assert tasks.push_user.apply(args=(carol.pk,)).get() == sync.CREATED
+    assert tasks.push_user.apply(args=(carol.pk,)).get() == policy.CREATED
     carol_link = link_of(carol)
     assert carol_link.state == CubeUser.State.SYNCED
     assert carol_link.cube_id == old_ids["alice"]  # the reset emulator numbers from 1 again
@@ -77,7 +77,7 @@ def test_a_new_user_gets_a_remote_id_an_old_link_still_holds(cube, first_run):
     assert alice_link.cube_id is None
     assert alice_link.state == CubeUser.State.PENDING and alice_link.is_dirty
     assert not CubeSession.objects.filter(user=alice).exclude(token="").exists()
-    assert tasks.push_user.apply(args=(alice.pk,)).get() == sync.CREATED
+    assert tasks.push_user.apply(args=(alice.pk,)).get() == policy.CREATED
     assert link_of(alice).state == CubeUser.State.SYNCED
     assert remote_external_ids(cube) == sorted(link_of(u).external_id for u in (alice, carol))
 
@@ -86,7 +86,7 @@ def test_an_edited_old_user_is_created_again(cube, first_run):
     _alice, bob, _old_ids = first_run
     bob.first_name = "Robert"
     bob.save()
-    assert tasks.push_user.apply(args=(bob.pk,)).get() == sync.CREATED
+    assert tasks.push_user.apply(args=(bob.pk,)).get() == policy.CREATED
     link = link_of(bob)
     assert (link.state, link.attempts, link.last_error) == (CubeUser.State.SYNCED, 0, "")
     [remote] = cube.users
@@ -105,7 +105,7 @@ def test_an_old_user_whose_id_was_taken_is_created_again(cube, first_run):
     assert old_ids["bob"] == cube.users[1]["id"]
     bob.first_name = "Robert"
     bob.save()
-    assert tasks.push_user.apply(args=(bob.pk,)).get() == sync.CREATED
+    assert tasks.push_user.apply(args=(bob.pk,)).get() == policy.CREATED
     link = link_of(bob)
     assert link.state == CubeUser.State.SYNCED
     assert link.cube_id not in (stranger["id"], old_ids["bob"])
@@ -167,7 +167,7 @@ def test_a_dead_stored_token_is_renewed_by_the_session_view(cube, first_run):
     # alice's new remote id is bob's old one: bob's claim was released, and he recovers too
     assert link.cube_id == old_ids["bob"]
     assert link_of(bob).cube_id is None
-    assert sync.push_user(bob.pk) == sync.CREATED
+    assert sync.push_user(bob.pk) == policy.CREATED
 
 
 @pytest.mark.django_db(transaction=True)  # the command pushes from a thread pool
@@ -196,7 +196,7 @@ def test_the_recorded_conflict_is_resolved_as_its_message_says(cube, first_run):
     # "Re-sync local user <alice> from the admin first ..., then re-sync this user."
     for user in (alice, dave):
         assert resync(CubeUser.objects.filter(user=user)) == 1
-        assert tasks.push_user.apply(args=(user.pk,)).get() in (sync.CREATED, sync.ADOPTED)
+        assert tasks.push_user.apply(args=(user.pk,)).get() in (policy.CREATED, policy.ADOPTED)
     assert link_of(dave).cube_id == old_ids["alice"]
     assert link_of(alice).cube_id not in (None, old_ids["alice"])
     assert {link_of(u).state for u in (alice, dave)} == {CubeUser.State.SYNCED}

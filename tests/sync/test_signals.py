@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from django_connectycube.models import CubeUser, identity
-from django_connectycube.sync import enqueue, owed, policy, tasks
+from django_connectycube.sync import enqueue, policy, tasks, unlinked
 from tests.messages import tasks_in
 
 pytestmark = pytest.mark.django_db
@@ -187,7 +187,7 @@ def test_sweep_links_a_user_saved_while_sync_was_off(settings, sent):
     assert sent == [("push_user", str(legacy.pk))]
     on_users = [q["sql"] for q in queries if User._meta.db_table in q["sql"]]
     assert on_users and not [sql for sql in on_users if "LEFT OUTER JOIN" in sql]
-    assert owed.link_missing_users() == 0
+    assert unlinked.link_all() == 0
 
 
 def test_sweep_sends_nothing_while_sync_is_disabled(settings, sent):

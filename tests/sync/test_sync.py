@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import close_old_connections
 from django.db.models import Q
 
+from django_connectycube import errors
 from django_connectycube.models import CubeSession, CubeUser, identity
 from django_connectycube.sync import mapping, policy
 from django_connectycube.sync import push as sync
@@ -45,7 +46,7 @@ def make_user(username="alice", **fields):
 
 def test_first_push_creates_the_remote_user(cube):
     user = make_user(first_name="Alice", last_name="Liddell", phone="+441234", tags="a,b")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     [remote] = remote_of(cube, user)
     assert remote["login"] == "alice"
     assert remote["email"] == "alice@example.com"
@@ -76,13 +77,13 @@ def test_update_pushes_only_when_mapped_fields_changed(cube):
     cube.reset_counters()
     user.first_name = "Changed"
     user.save()
-    assert sync.push_user(user.pk) == sync.UPDATED
+    assert sync.push_user(user.pk) == policy.UPDATED
     assert remote_of(cube, user)[0]["full_name"] == "Changed"
     assert cube.request_count("PUT /users/{id}") == 1
     # A save with nothing mapped changed: the row is owed, the push costs no remote call.
     user.save()
     cube.reset_counters()
-    assert sync.push_user(user.pk) == sync.UNCHANGED
+    assert sync.push_user(user.pk) == policy.UNCHANGED
     assert cube.request_count() == 0
     assert CubeUser.objects.get(user=user).state == "synced"
 
@@ -133,11 +134,11 @@ def test_ten_saves_one_push_of_the_latest_state(cube):
     for i in range(10):
         user.first_name = f"v{i}"
         user.save()
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     assert remote_of(cube, user)[0]["full_name"] == "v9"
     link = CubeUser.objects.get(user=user)
     assert link.synced_version == link.dirty_version == 11
-    assert sync.push_user(user.pk) == sync.SKIPPED  # the second queued task finds nothing owed
+    assert sync.push_user(user.pk) == policy.SKIPPED  # the second queued task finds nothing owed
 
 
 def test_a_save_during_the_push_keeps_the_row_owed(cube, monkeypatch):
@@ -166,7 +167,7 @@ def test_retry_after_lost_create_adopts_instead_of_duplicating(cube):
     cube.create_user(
         login="alice", password=mapping.derive_password(external_id), external_id=external_id
     )
-    assert sync.push_user(user.pk) == sync.ADOPTED
+    assert sync.push_user(user.pk) == policy.ADOPTED
     assert len(remote_of(cube, user)) == 1
     assert CubeUser.objects.get(user=user).state == "synced"
 
@@ -183,7 +184,7 @@ def test_timed_out_create_is_not_resent_and_the_retry_adopts(cube):
         sync.push_user(user.pk, client=client)
     assert cube.request_count("POST /users") == 1
     wait_until(lambda: remote_of(cube, user), timeout=5)
-    assert sync.push_user(user.pk, client=client) == sync.ADOPTED
+    assert sync.push_user(user.pk, client=client) == policy.ADOPTED
     assert len(remote_of(cube, user)) == 1
 
 
@@ -196,7 +197,7 @@ def test_concurrent_pushes_create_one_remote_user(cube, postgres_db):
         close_old_connections()
         try:
             results.append(sync.push_user(user.pk))
-        except sync.Busy:
+        except errors.Busy:
             results.append("busy")
         finally:
             close_old_connections()
@@ -207,13 +208,13 @@ def test_concurrent_pushes_create_one_remote_user(cube, postgres_db):
     for t in threads:
         t.join()
     assert len(remote_of(cube, user)) == 1
-    assert results.count(sync.CREATED) == 1
+    assert results.count(policy.CREATED) == 1
 
 
 def test_login_taken_by_someone_else_gets_a_fallback_login_not_a_conflict(cube):
     squatter = cube.create_user(login="bob", password="12345678", external_id="someone-else")
     user = make_user("bob")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     [remote] = remote_of(cube, user)
     link = CubeUser.objects.get(user=user)
     assert remote["login"].startswith("bob-") and len(remote["login"]) == len("bob-") + 8
@@ -224,7 +225,7 @@ def test_login_taken_by_someone_else_gets_a_fallback_login_not_a_conflict(cube):
     user.first_name = "Robert"
     user.save()
     cube.reset_counters()
-    assert sync.push_user(user.pk) == sync.UPDATED
+    assert sync.push_user(user.pk) == policy.UPDATED
     assert remote_of(cube, user)[0]["login"] == link.login
     assert cube.request_count("PUT /users/{id}") == 1
 
@@ -250,7 +251,7 @@ def test_remote_user_deleted_behind_our_back_is_recreated(cube):
     old_external_id = external_id_of(user)
     user.first_name = "Back"
     user.save()
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     [remote] = remote_of(cube, user)
     assert remote["id"] != old_id
     # The old external id was readable by anyone: the new account has a new one.
@@ -263,7 +264,7 @@ def test_delete_removes_the_remote_user(cube):
     sync.push_user(user.pk)
     link_id = CubeUser.objects.get(user=user).pk
     user.delete()
-    assert sync.delete_remote_user(link_id) == sync.DELETED
+    assert sync.delete_remote_user(link_id) == policy.DELETED
     assert remote_by_external_id(cube, CubeUser.objects.get(pk=link_id).external_id) == []
     assert CubeUser.objects.get(pk=link_id).state == "deleted"
 
@@ -273,7 +274,7 @@ def test_delete_of_never_created_user_is_done_without_creating_it(cube):
     link_id = CubeUser.objects.get(user=user).pk
     external_id = external_id_of(user)
     user.delete()
-    assert sync.delete_remote_user(link_id) == sync.GONE
+    assert sync.delete_remote_user(link_id) == policy.GONE
     assert cube.users == []  # the login with a password did not auto-create the user
     assert CubeUser.objects.get(pk=link_id).state == "deleted"
     assert CubeUser.objects.get(pk=link_id).external_id == external_id
@@ -286,7 +287,7 @@ def test_delete_twice_counts_as_done(cube):
     user.delete()
     sync.delete_remote_user(link_id)
     CubeUser.objects.filter(pk=link_id).update(state="deleting")  # redelivered task
-    assert sync.delete_remote_user(link_id) == sync.GONE
+    assert sync.delete_remote_user(link_id) == policy.GONE
 
 
 def test_avatar_upload_and_link(cube):
@@ -316,9 +317,9 @@ def test_lease_makes_a_second_worker_wait(cube):
     user = make_user()
     link = CubeUser.objects.get(user=user)
     with sync.leased(link.pk):
-        with pytest.raises(sync.Busy):
+        with pytest.raises(errors.Busy):
             sync.push_user(user.pk)
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
 
 
 def test_login_after_remote_user_vanished_recreates_it(cube):

@@ -193,7 +193,7 @@ class Command(BaseCommand):
             return iter(found), len(found)
         if scope == "all":
             if not dry_run:
-                owed.link_missing_users()
+                unlinked.link_all()
                 self.make_owed(CubeUser.objects.filter(user__isnull=False), None)
             qs = users.order_by("pk").values_list("pk", flat=True)
             return qs.iterator(chunk_size=CHUNK), qs.count()
