@@ -19,6 +19,7 @@ from benchmarks._common import Row, print_rows
 
 BENCHMARKS = (
     "save_overhead",
+    "session_view",
     "db_scale",
     "backfill_wan",
     "backfill_sharded",
