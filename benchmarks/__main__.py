@@ -28,6 +28,7 @@ BENCHMARKS = (
     "backfill_memory",
     "calls_per_change",
     "worker_throughput",
+    "emulator_lookup",
 )
 
 
