@@ -71,6 +71,7 @@ class KeysetChangeList(ChangeList):
         if not rows:
             return ""
         oldest = min(row.pk for row in rows)
-        if not self.queryset.filter(pk__lt=oldest).exists():  # one row from the index
+        # The next older key, read backwards from the primary key's index: one row.
+        if not self.queryset.filter(pk__lt=oldest).order_by("-pk").values_list("pk")[:1]:
             return ""
         return str(self.get_query_string({OLDER_THAN: oldest}, [PAGE_VAR]))
