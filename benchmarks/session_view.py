@@ -191,7 +191,7 @@ def measure(rounds: int, per_round: int) -> list[Row]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    args = ["--child", "--rounds", "6" if quick else "20", "--per-round", "100" if quick else "300"]
+    args = ["--child", "--rounds", "10" if quick else "20", "--per-round", "200" if quick else "300"]
     return run_child(MODULE, args, child_env(), timeout=600)
 
 
