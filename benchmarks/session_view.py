@@ -191,7 +191,8 @@ def measure(rounds: int, per_round: int) -> list[Row]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    args = ["--child", "--rounds", "10" if quick else "20", "--per-round", "200" if quick else "300"]
+    rounds, per_round = ("10", "200") if quick else ("20", "300")
+    args = ["--child", "--rounds", rounds, "--per-round", per_round]
     return run_child(MODULE, args, child_env(), timeout=600)
 
 
