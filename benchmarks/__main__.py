@@ -14,11 +14,13 @@ import re
 import sys
 import time
 from contextlib import redirect_stdout
+from typing import Any
 
-from benchmarks._common import Row, print_rows
+from benchmarks._common import Row, fmt, print_rows
 
 BENCHMARKS = (
     "save_overhead",
+    "session_view",
     "db_scale",
     "backfill_wan",
     "backfill_sharded",
@@ -27,6 +29,7 @@ BENCHMARKS = (
     "backfill_memory",
     "calls_per_change",
     "worker_throughput",
+    "emulator_lookup",
 )
 
 
@@ -71,6 +74,52 @@ def emulator_rows(quick: bool) -> list[Row]:
     return rows
 
 
+#: The goals of the "fast where users wait" issue: (goal, benchmark, start of the figure's name).
+GOALS = (
+    (
+        "GET session/, valid token: no ConnectyCube call",
+        "session_view",
+        "GET session/, valid stored token: ConnectyCube",
+    ),
+    (
+        "GET session/, valid token: no database write",
+        "session_view",
+        "GET session/, valid stored token: database",
+    ),
+    (
+        "GET session/: CPU ≤ 1.25x a bare DRF view",
+        "session_view",
+        "GET session/, valid stored token: CPU",
+    ),
+    ("every admin page ≤ 50 ms in the database", "db_scale", "admin "),
+    ("emulator GET /users/v2 CPU flat in stored users", "emulator_lookup", "GET /users/v2"),
+    ("backfill at WAN RTT ≥ 0.9 of min(network, CPU) limit", "backfill_wan", ""),
+)
+
+
+def print_goals(rows: list[Row], out: Any = None) -> None:
+    """One line per goal of the issue: the figures that judge it and whether each is met."""
+    out = out or sys.stdout
+    out.write("\n| goal | figure | value | ratio | met? |\n| --- | --- | --- | --- | --- |\n")
+    for goal, benchmark, prefix in GOALS:
+        judged = [
+            r
+            for r in rows
+            if r.benchmark == benchmark
+            and r.figure.startswith(prefix)
+            and r.met is not None
+            and (benchmark != "db_scale" or "in the database" in r.figure)
+            and (benchmark != "backfill_wan" or r.figure.endswith("vs limit"))
+        ]
+        if not judged:
+            out.write(f"| {goal} | not run | - | - | - |\n")
+        for r in judged:
+            ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+            met = "met" if r.met else "**not met**"
+            out.write(f"| {goal} | {r.figure} | {fmt(r.value, r.unit)} | {ratio} | {met} |\n")
+    out.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (CI)")
@@ -92,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({time.monotonic() - started:.0f} s)\n"
     )
     print_rows(rows)
+    print_goals(rows)
     return 0 if all(r.met is not False for r in rows) else 1
 
 

@@ -10,7 +10,10 @@ For each size it times (median of a few repetitions, the owed rows made due agai
   without a link included, and that search alone (``unlinked.sweep_step``: two windows);
 * ``connectycube_sync --dirty``'s database side: linking the users saved since it last looked,
   and reading the owed ones (the pushes themselves are the backfill benchmark's);
-* the admin changelist of ``CubeUser``, the same filtered to the owed rows, its sync-health page;
+* the admin changelist of ``CubeUser``, the same filtered to the owed rows, searched by a login
+  prefix and by a ConnectyCube id, its deepest numbered page and an "older" page by key from the
+  middle of the table, and its sync-health page (goal: ≤ 50 ms in the database each, at the
+  largest size);
 * for contrast, ``link_missing_users``: the whole-table search ``--all`` runs, O(users) by design.
 
 Goal for all but the last: O(owed rows), not O(users), so the largest size costs ≤ 2 times the
@@ -50,6 +53,8 @@ SWEEP = "sweep (enqueue.sweep)"
 SWEEP_GOAL_MS = 50.0
 FLAT_GOAL = 2.0  # the largest size's time over the smallest's: O(owed), not O(users)
 CONTRAST = "link_missing_users (whole table, --all)"
+ADMIN = "admin "
+ADMIN_DB_GOAL_MS = 50.0
 
 
 def _grow(n: int) -> None:
@@ -94,7 +99,8 @@ def _grow(n: int) -> None:
         cursor.execute(f"VACUUM ANALYZE {links}")
 
 
-def _operations() -> dict[str, Callable[[], Any]]:
+def _operations(size: Callable[[], int]) -> dict[str, Callable[[], Any]]:
+    """The timed operations; ``size()`` is the number of users at the moment of the call."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -126,9 +132,9 @@ def _operations() -> dict[str, Callable[[], Any]]:
         if total != OWED or len(list(pks)) != OWED:
             raise RuntimeError(f"--dirty selected {total} users, not {OWED}")
 
-    def get(path: str) -> Callable[[], None]:
+    def get(path: str | Callable[[], str]) -> Callable[[], None]:
         def view() -> None:
-            response = client.get(path)
+            response = client.get(path if isinstance(path, str) else path())
             if response.status_code != 200:
                 raise RuntimeError(f"GET {path}: {response.status_code}")
 
@@ -141,6 +147,16 @@ def _operations() -> dict[str, Callable[[], Any]]:
         "connectycube_sync --dirty (links new users, reads the owed)": dirty,
         "admin changelist": get(changelist),
         "admin changelist, owed rows (?state=pending)": get(f"{changelist}?state=pending"),
+        "admin changelist, search by login prefix (?q=user<n/2>)": get(
+            lambda: f"{changelist}?q=user{size() // 2}"
+        ),
+        "admin changelist, search by ConnectyCube id (?q=<n/3>)": get(
+            lambda: f"{changelist}?q={size() // 3}"
+        ),
+        "admin changelist, deepest numbered page (?p=20)": get(f"{changelist}?p=20"),
+        "admin changelist, older rows by key (?id__lt=<n/2>)": get(
+            lambda: f"{changelist}?id__lt={size() // 2}"
+        ),
         "admin sync-health": get(f"{changelist}sync-health/"),
         CONTRAST: owed.link_missing_users,
     }
@@ -183,14 +199,17 @@ def _publishing_ms(op: Callable[[], Any]) -> float:
     return spent[0] * 1e3
 
 
-def _explained(ops: dict[str, Callable[[], Any]], plans_file: str) -> dict[str, str]:
-    """Each operation's plans at the current size: a summary line each, the full text to a file."""
+def _explained(
+    ops: dict[str, Callable[[], Any]], plans_file: str
+) -> tuple[dict[str, str], dict[str, float]]:
+    """Each operation's plans at the current size: a summary line each, the full text to a file;
+    and each one's time in the database (its statements as it ran them)."""
     from django.contrib.auth import get_user_model
 
     from django_connectycube.models import CubeUser
 
     big = (get_user_model()._meta.db_table, CubeUser._meta.db_table)
-    notes, text = {}, []
+    notes, text, db_ms = {}, [], {}
     for name, op in ops.items():
         prepare = getattr(op, "prepare", lambda: None)
         prepare()
@@ -198,6 +217,7 @@ def _explained(ops: dict[str, Callable[[], Any]], plans_file: str) -> dict[str, 
         prepare()
         plans = db_plans.explain(run)
         notes[name] = db_plans.summary(plans, run, big)
+        db_ms[name] = sum(p.ms for p in run)
         if name == SWEEP:
             publishing = _publishing_ms(op)
             notes[name] += f"; {publishing:.1f} ms in Celery's apply_async ({OWED} messages)"
@@ -205,7 +225,7 @@ def _explained(ops: dict[str, Callable[[], Any]], plans_file: str) -> dict[str, 
     if plans_file:
         Path(plans_file).write_text("".join(text))
         sys.stderr.write(f"db_scale: plans written to {plans_file}\n")
-    return notes
+    return notes, db_ms
 
 
 def measure(sizes: list[int], reps: int, plans_file: str = "") -> list[Row]:
@@ -216,9 +236,11 @@ def measure(sizes: list[int], reps: int, plans_file: str = "") -> list[Row]:
     from django_connectycube.sync import unlinked
 
     curves: dict[str, dict[int, float]] = {}
+    current = [0]
     with override_settings(CONNECTYCUBE={**CONNECTYCUBE, "SYNC_ENABLED": True}):
-        ops = _operations()
+        ops = _operations(lambda: current[0])
         for n in sizes:
+            current[0] = n
             started = time.perf_counter()
             _grow(n)
             built = time.perf_counter() - started
@@ -230,8 +252,24 @@ def measure(sizes: list[int], reps: int, plans_file: str = "") -> list[Row]:
             )
             for name, op in ops.items():
                 curves.setdefault(name, {})[n] = _timed(op, reps)
-        notes = _explained(ops, plans_file)
-    return _rows(curves, sizes, notes)
+        notes, db_ms = _explained(ops, plans_file)
+    return _rows(curves, sizes, notes) + _admin_rows(db_ms, sizes[-1])
+
+
+def _admin_rows(db_ms: dict[str, float], size: int) -> list[Row]:
+    """Each admin page's time in the database at the largest size, against the goal."""
+    return [
+        Row(
+            NAME,
+            f"{name}: time in the database, {size:,} users",
+            ms,
+            "ms",
+            goal=f"≤ {ADMIN_DB_GOAL_MS:.0f} ms",
+            met=ms <= ADMIN_DB_GOAL_MS,
+        )
+        for name, ms in db_ms.items()
+        if name.startswith(ADMIN)
+    ]
 
 
 def _rows(

@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
@@ -15,6 +16,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from django_connectycube.admin.changelist import (
+    MAX_PAGE,
+    OLDER_THAN,
+    KeysetChangeList,
+    refuse_deep_page,
+    search,
+)
 from django_connectycube.admin.counts import BoundedCountPaginator
 from django_connectycube.admin.health import sync_health_view
 from django_connectycube.models import CubeSession, CubeUser
@@ -60,8 +68,9 @@ def resync(links: QuerySet[CubeUser]) -> int:
 
 @admin.register(CubeUser)
 class CubeUserAdmin(admin.ModelAdmin):
+    # The external id is the row's link: short, and unlike __str__ it repeats no other column.
     list_display = (
-        "__str__",
+        "external_id",
         "user",
         "cube_id",
         "state",
@@ -73,7 +82,11 @@ class CubeUserAdmin(admin.ModelAdmin):
         "last_synced_at",
     )
     list_filter = ("state",)
+    # Read by get_search_results as prefixes and an exact id, which indexes serve.
     search_fields = ("login", "external_id", "=cube_id")
+    search_help_text = _(
+        "The start of a ConnectyCube login or external id (case matters), or a ConnectyCube id."
+    )
     list_select_related = ("user",)  # one join for the page's rows, not a query per row
     readonly_fields = ("user", "state", *REMOTE_FIELDS)
     actions = ("resync_selected",)
@@ -83,6 +96,9 @@ class CubeUserAdmin(admin.ModelAdmin):
     # Counts read at most admin_counts.CAP rows; the unfiltered total is not counted again.
     paginator = BoundedCountPaginator
     show_full_result_count = False
+    #: The deepest page by number: page p reads and skips (p - 1) pages of rows, so deeper
+    #: rows are reached by key (the "older" link), a search or a filter.
+    max_page = MAX_PAGE
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rows are created by saving users
@@ -92,9 +108,22 @@ class CubeUserAdmin(admin.ModelAdmin):
         health = path("sync-health/", view, name="django_connectycube_cubeuser_sync_health")
         return [health, *super().get_urls()]
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return KeysetChangeList
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        refused = refuse_deep_page(self, request)
+        return refused or super().changelist_view(request, extra_context)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[CubeUser], search_term: str
+    ) -> tuple[QuerySet[CubeUser], bool]:
+        return search(queryset, search_term), False
+
     def lookup_allowed(self, lookup: str, value: Any, request: Any = None) -> bool:
-        if lookup == "last_error__startswith":
-            return True  # the sync-health page links failures by reason to this filter
+        if lookup in ("last_error__startswith", OLDER_THAN):
+            # The sync-health page links failures by reason; "older" pages by key.
+            return True
         args = (lookup, value) if request is None else (lookup, value, request)
         return super().lookup_allowed(*args)  # Django 4.2 takes no request
 

@@ -13,7 +13,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -49,8 +49,9 @@ class SessionResponseMixin:
         }
 
     def session_response(self, request: Request, row: CubeSession) -> Response:
-        data = SessionSerializer(self.get_post_response_data(request, row)).data
-        response = Response(data)
+        # The body as is (SessionSerializer documents it): a serializer would drop the fields an
+        # override adds, and it costs a page load more CPU than the rest of the view.
+        response = Response(self.get_post_response_data(request, row))
         # A token must never sit in a shared or browser cache.
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
@@ -168,20 +169,58 @@ class LogoutView(ConnectyCubeAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class SessionQuerySerializer(serializers.Serializer):
+    """``GET session/`` options; with neither, the stored token is handed out as is."""
+
+    renew = serializers.BooleanField(
+        required=False, help_text="ConnectyCube refused the token: make a new one."
+    )
+    confirm = serializers.BooleanField(
+        required=False, help_text="Check the token with ConnectyCube first (one remote call)."
+    )
+
+
+_SESSION_ERRORS = {
+    401: OpenApiResponse(ErrorSerializer),
+    409: OpenApiResponse(ErrorSerializer),
+    502: OpenApiResponse(ErrorSerializer),
+    503: OpenApiResponse(ErrorSerializer),
+}
+
+
 class SessionView(SessionResponseMixin, ConnectyCubeAPIView):
-    """``GET session/``: the requester's session, confirmed with ConnectyCube and renewed if
-    ConnectyCube no longer knows it."""
+    """``GET session/``: the requester's session; ``POST session/``: a new one.
+
+    A page asks on every load, so a stored token that is still valid by its recorded expiry is
+    handed out with one read: no remote call, no write. ConnectyCube may drop a token before
+    that (a restart, a logout elsewhere); the SDK then calls its ``sessionExpired`` hook, which
+    reports it here with ``POST`` (or ``?renew=1``) and gets a new token. ``?confirm=1`` checks
+    the token with ConnectyCube first and slides its recorded expiry.
+    """
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
+        parameters=[SessionQuerySerializer],
         responses={
             200: SessionSerializer,
-            401: OpenApiResponse(ErrorSerializer),
-            409: OpenApiResponse(ErrorSerializer),
-            502: OpenApiResponse(ErrorSerializer),
-            503: OpenApiResponse(ErrorSerializer),
-        }
+            400: OpenApiResponse(ErrorSerializer),
+            **_SESSION_ERRORS,
+        },
     )
     def get(self, request: Request) -> Response:
-        return self.session_response(request, sessions.refresh_session(request.user))
+        if not request.query_params:
+            return self.session_response(request, sessions.get_session_for_user(request.user))
+        options = SessionQuerySerializer(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        if options.validated_data.get("renew"):
+            row = sessions.renew_session(request.user)
+        elif options.validated_data.get("confirm"):
+            row = sessions.refresh_session(request.user)
+        else:
+            row = sessions.get_session_for_user(request.user)
+        return self.session_response(request, row)
+
+    @extend_schema(request=None, responses={200: SessionSerializer, **_SESSION_ERRORS})
+    def post(self, request: Request) -> Response:
+        return self.session_response(request, sessions.renew_session(request.user))

@@ -111,6 +111,13 @@ class CubeUser(models.Model):
         indexes = [
             # The sweep: owed rows whose last enqueue is old enough to be presumed lost.
             models.Index(fields=["state", "enqueued_at"], name="cubeuser_sweep_idx"),
+            # The admin's search by the start of a login (PostgreSQL's pattern operators serve
+            # LIKE 'x%'; the unique external_id gets such an index from Django already).
+            models.Index(
+                fields=["login"],
+                name="cubeuser_login_prefix_idx",
+                opclasses=["varchar_pattern_ops"],
+            ),
         ]
 
     def __str__(self) -> str:

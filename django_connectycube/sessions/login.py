@@ -49,6 +49,7 @@ __all__ = [
     "get_session_for_user",
     "get_user_session",
     "refresh_session",
+    "renew_session",
     "store_session",
 ]
 
@@ -198,6 +199,23 @@ def _recreate_and_log_in(
         return get_user_session(link, client=client, wait=wait)
 
 
+def renew_session(user: Any, *, client: ConnectyCubeClient | None = None) -> CubeSession:
+    """A new token now, even when the stored one looks valid: ConnectyCube refused it (the
+    frontend's SDK saw ``Required session does not exist``, or a confirmation did).
+
+    Requests racing with the same report share one new token (the renewal claim).
+    """
+    if reusable_session(user.pk) is None:  # none yet, or one we know is dead: the usual way
+        return get_session_for_user(user, client=client)
+    link = CubeUser.objects.get(user_id=user.pk)
+    wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
+    try:
+        with _recording_conflicts(link):
+            return get_user_session(link, client=client, wait=wait, force=True)
+    except NotFound as exc:  # the token died with its user (a remote that forgot us)
+        return _recreate_and_log_in(user, link, client, exc)
+
+
 def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> CubeSession:
     """Like :func:`get_session_for_user`, but confirmed with ConnectyCube (one ``GET /session``).
 
@@ -211,13 +229,7 @@ def refresh_session(user: Any, *, client: ConnectyCubeClient | None = None) -> C
     except AuthenticationError:
         remote = None
     if remote is None or (row.cube_user_id and remote.user_id != row.cube_user_id):
-        link = CubeUser.objects.get(user_id=user.pk)
-        wait = float(app_settings.SYNC_ON_LOGIN_TIMEOUT)
-        try:
-            with _recording_conflicts(link):
-                return get_user_session(link, client=client, wait=wait, force=True)
-        except NotFound as exc:  # the token died with its user (a remote that forgot us)
-            return _recreate_and_log_in(user, link, client, exc)
+        return renew_session(user, client=client)
     now = timezone.now()
     row.expires_at = remote.expires_at or now + SESSION_TTL
     row.last_used_at = now

@@ -58,16 +58,15 @@ def _is_valid(row: CubeSession | None, now: Any) -> bool:
 
 
 def reusable_session(user_pk: Any) -> CubeSession | None:
-    """The stored session when it can be handed out as is (no remote call, one DB read)."""
+    """The stored session when it can be handed out as is: one read, no write, no remote call.
+
+    It is what a page asks on every load, so it records nothing (``last_used_at`` is when the
+    token was made or last confirmed with ConnectyCube).
+    """
     row = (
         CubeSession.objects.filter(user_id=user_pk, user__connectycube__cube_id__isnull=False)
     ).first()
-    now = timezone.now()
-    if row is None or not _is_valid(row, now):
-        return None
-    CubeSession.objects.filter(pk=row.pk).update(last_used_at=now)
-    row.last_used_at = now
-    return row
+    return row if _is_valid(row, timezone.now()) else None
 
 
 def get_user_session(

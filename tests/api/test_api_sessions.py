@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.db import close_old_connections, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -210,32 +211,108 @@ def test_success_resets_the_account_counter(cube):
 # ---- session, expiry, logout ---------------------------------------------------------------
 
 
+def writes(queries) -> list[str]:
+    """The statements of a captured block that change the database."""
+    verbs = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+    return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(verbs)]
+
+
 @pytest.mark.django_db
-def test_session_view_confirms_and_slides_the_token(cube):
+@pytest.mark.parametrize("url", [SESSION, LOGIN])
+def test_a_valid_stored_token_is_handed_out_without_a_remote_call_or_a_write(cube, url):
     user = make_user()
     client = logged_in(user)
     token = client.post(LOGIN).json()["token"]
     cube.reset_counters()
-    response = client.get(SESSION)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(url) if url == LOGIN else client.get(url)
     assert response.status_code == 200
     assert response.json()["token"] == token
     assert response["Cache-Control"] == "no-store"
-    assert cube.request_count("GET /session") == 1
+    assert cube.request_count() == 0
+    assert writes(queries.captured_queries) == []
 
 
 @pytest.mark.django_db
-def test_expiry_on_the_server_clock_is_renewed_transparently(cube):
+def test_session_view_confirms_and_slides_the_token_when_asked(cube):
+    user = make_user()
+    client = logged_in(user)
+    token = client.post(LOGIN).json()["token"]
+    CubeSession.objects.filter(user=user).update(expires_at=timezone.now() + timedelta(minutes=30))
+    cube.reset_counters()
+    response = client.get(SESSION, {"confirm": "1"})
+    assert response.status_code == 200
+    assert response.json()["token"] == token
+    assert cube.request_count("GET /session") == 1
+    assert cube.request_count() == 1
+    slid = CubeSession.objects.get(user=user).expires_at
+    assert slid > timezone.now() + timedelta(minutes=90)
+
+
+def report_refused(client, how):
+    """The frontend tells the site ConnectyCube refused its token (the SDK's sessionExpired)."""
+    if how == "post":
+        return client.post(SESSION, content_type="application/json")
+    return client.get(SESSION, {how: "1"})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", ["post", "renew", "confirm"])
+def test_expiry_on_the_server_clock_is_renewed_when_the_frontend_reports_it(cube, how):
     user = make_user()
     client = logged_in(user)
     old = client.post(LOGIN).json()["token"]
-    cube.advance_clock(2 * 3600 + 60)  # ConnectyCube dropped the token
-    response = client.get(SESSION)
-    assert response.status_code == 200
+    cube.advance_clock(2 * 3600 + 60)  # ConnectyCube dropped the token; our row says valid
+    assert client.get(SESSION).json()["token"] == old  # no remote call to find out
+    response = report_refused(client, how)
+    assert response.status_code == 200, response.content
     new = response.json()["token"]
     assert new != old
     link = CubeUser.objects.get(user=user)
-    assert [s["token"] for s in user_sessions(cube, link.cube_id)] == [new]
+    assert new in [s["token"] for s in user_sessions(cube, link.cube_id)]
     assert client.post(LOGIN).json()["token"] == new
+    assert client.get(SESSION).json()["token"] == new
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", ["post", "renew"])
+def test_a_reported_refusal_renews_even_a_token_that_looks_valid(cube, how):
+    user = make_user()
+    client = logged_in(user)
+    old = client.post(LOGIN).json()["token"]
+    cube.reset_counters()
+    new = report_refused(client, how).json()["token"]
+    assert new != old
+    assert cube.request_count("POST /session") == 1
+    assert CubeSession.objects.get(user=user).token == new
+
+
+@pytest.mark.django_db
+def test_a_refusal_reported_before_any_session_makes_the_first_one(cube):
+    user = make_user()
+    response = report_refused(logged_in(user), "post")
+    assert response.status_code == 200, response.content
+    assert response.json()["user_id"] == CubeUser.objects.get(user=user).cube_id
+
+
+@pytest.mark.django_db
+def test_a_token_we_know_is_dead_is_renewed_by_the_session_view(cube):
+    user = make_user()
+    client = logged_in(user)
+    old = client.post(LOGIN).json()["token"]
+    CubeSession.objects.filter(user=user).update(expires_at=timezone.now() - timedelta(seconds=1))
+    new = client.get(SESSION).json()
+    assert new["token"] != old
+    assert parse_datetime(new["expires_at"]) > timezone.now()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", [{"renew": "maybe"}, {"confirm": "x"}])
+def test_a_bad_session_flag_is_400_with_the_field(cube, query):
+    user = make_user()
+    response = logged_in(user).get(SESSION, query)
+    assert response.status_code == 400
+    assert set(response.json()) >= set(query)
 
 
 @pytest.mark.django_db
@@ -266,6 +343,7 @@ def test_logout_destroys_the_remote_session(cube):
 def test_logout_and_session_need_authentication(cube):
     assert Client().post(LOGOUT).status_code in (401, 403)
     assert Client().get(SESSION).status_code in (401, 403)
+    assert Client().post(SESSION).status_code in (401, 403)
 
 
 # ---- outages -------------------------------------------------------------------------------

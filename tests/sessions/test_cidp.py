@@ -226,7 +226,7 @@ def test_cidp_renewal_after_expiry_uses_a_new_signed_token(cidp_cube):
     client.force_login(user)
     old = client.post(LOGIN).json()["token"]
     cidp_cube.advance_clock(2 * 3600 + 60)
-    response = client.get("/api/connectycube/session/")
+    response = client.post("/api/connectycube/session/")  # the SDK's sessionExpired report
     assert response.status_code == 200
     assert response.json()["token"] != old
     assert len(cidp_cube.users) == 1
