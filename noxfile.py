@@ -26,8 +26,9 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-# The unit suite without the repository checks, which scripts/test.sh runs once.
-UNIT = ["-m", "not integration and not browser and not meta", "-p", "no:cacheprovider"]
+# The unit suite without the repository checks, which scripts/test.sh runs once, spread over the
+# machine's cores (pytest-xdist): the tests share nothing but the machine.
+UNIT = ["-m", "not integration and not browser and not meta", "-p", "no:cacheprovider", "-n", "auto"]
 
 #: Django release line → the Pythons it supports (and this package supports).
 SUPPORTED = {
