@@ -1,8 +1,8 @@
-"""The README's Quickstart, run as written: a throwaway project built only from its snippets.
+"""The tutorial, run as written: a throwaway project built only from its snippets.
 
-Each ``<!-- quickstart:NAME -->`` comment in README.md marks the code block after it. The test
-starts a project with ``startproject``, adds the snippets where the README says, migrates, creates
-a user (mirrored at once to an emulator, development settings), runs the README's ``curl`` login
+Each ``<!-- quickstart:NAME -->`` comment in docs/tutorial.md marks the code block after it. The
+test starts a project with ``startproject``, adds the snippets where the tutorial says, migrates,
+creates a user (mirrored at once to an emulator, development settings), runs its ``curl`` login
 against ``runserver``, and checks the production settings with ``manage.py check``.
 """
 
@@ -25,19 +25,19 @@ from cryptography.fernet import Fernet
 # About the repository and its tooling: run once per CI run (scripts/test.sh).
 pytestmark = pytest.mark.meta
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 SNIPPET = re.compile(r"<!-- quickstart:(?P<name>[a-z]+) -->\n```[a-z]*\n(?P<code>.*?)```", re.S)
 
 
 def snippets() -> dict[str, str]:
     found: dict[str, str] = {}
-    for match in SNIPPET.finditer(README.read_text()):
+    for match in SNIPPET.finditer(TUTORIAL.read_text()):
         assert match["name"] not in found, f"quickstart:{match['name']} appears twice"
         found[match["name"]] = match["code"]
     return found
 
 
-def test_the_readme_marks_every_quickstart_snippet():
+def test_the_tutorial_marks_every_quickstart_snippet():
     assert set(snippets()) == {"settings", "celery", "init", "urls", "login", "production"}
 
 
