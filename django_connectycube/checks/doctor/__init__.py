@@ -16,6 +16,7 @@ from django_connectycube.checks.doctor.connection import check_clock, check_cred
 from django_connectycube.checks.doctor.context import DoctorContext
 from django_connectycube.checks.doctor.drift import check_drift
 from django_connectycube.checks.doctor.findings import Finding, Status, render_json, render_text
+from django_connectycube.checks.doctor.password_secret import check_password_secret
 from django_connectycube.checks.doctor.sync_health import check_sync_health
 from django_connectycube.checks.doctor.worker import (
     check_broker,
@@ -44,6 +45,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("clock", check_clock),
     ("v1_users_api", check_v1_users_api),
     ("admin_api_key", check_admin_api_key),
+    ("password_secret", check_password_secret),
     ("broker", check_broker),
     ("workers", check_workers),
     ("sweep_schedule", check_sweep_schedule),
