@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 # About the repository and its tooling: run once per CI run (scripts/test.sh).
-pytestmark = pytest.mark.meta
+pytestmark = [
+    pytest.mark.meta,
+    # Each load of the noxfile registers its sessions again with nox.
+    pytest.mark.filterwarnings("ignore:The session .* has already been registered:FutureWarning"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
