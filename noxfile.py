@@ -3,16 +3,20 @@ the lowest versions that ``pyproject.toml`` declares.
 
     nox -l                  # list the sessions
     nox -t ci               # what CI runs: the oldest pair, the newest pair, the lowest versions
-    nox -s "tests-3.12(django='5.2')"
+    nox -s "tests(python='3.12', django='5.2')"
 
-A session whose Python is not installed fails under ``CI`` and is skipped elsewhere (nox's
-``--error-on-missing-interpreters`` default). Extra arguments go to pytest: ``nox -t ci -- -x``.
+Interpreters are found on ``PATH`` as ``python3.X``; pyenv's are found as well, without
+``PYENV_VERSION`` (see :func:`pyenv_interpreters`). A session whose Python is not installed
+fails under ``CI`` and is skipped elsewhere (nox's ``--error-on-missing-interpreters``
+default). Extra arguments go to pytest: ``nox -t ci -- -x``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 try:
@@ -38,6 +42,55 @@ SUPPORTED = {
 }
 PAIRS = [(python, django) for django, pythons in SUPPORTED.items() for python in pythons]
 OLDEST, NEWEST = PAIRS[0], PAIRS[-1]
+
+
+# ---- interpreter discovery --------------------------------------------------------------------
+# pyenv puts one shim per name on PATH, and a shim for a Python that is not the selected version
+# fails instead of running it, so nox would skip every pair but one's. The interpreters pyenv
+# installed are found in its root instead and linked by their versioned names alone (python3.10,
+# ...) into a directory put first on PATH: nothing else (python, pip) is shadowed.
+
+
+def _pyenv_root() -> Path | None:
+    if os.environ.get("PYENV_ROOT"):
+        return Path(os.environ["PYENV_ROOT"])
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    try:
+        done = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=True)  # noqa: S603
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return Path(done.stdout.strip())
+
+
+def pyenv_interpreters(root: Path | None) -> dict[str, Path]:
+    """The newest interpreter pyenv installed for each supported ``3.X`` line."""
+    wanted = {python for python, _ in PAIRS}
+    found: dict[str, tuple[int, Path]] = {}
+    for directory in (root / "versions").glob("*") if root else []:
+        match = re.fullmatch(r"(3\.\d+)\.(\d+)", directory.name)
+        if match is None or match[1] not in wanted:
+            continue
+        binary = directory / "bin" / f"python{match[1]}"
+        if binary.exists() and int(match[2]) > found.get(match[1], (-1, binary))[0]:
+            found[match[1]] = (int(match[2]), binary)
+    return {line: binary for line, (_, binary) in sorted(found.items())}
+
+
+def expose(interpreters: dict[str, Path], directory: Path) -> None:
+    """Link each interpreter as ``python3.X`` into ``directory`` and put it first on PATH."""
+    if not interpreters:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for line, binary in interpreters.items():
+        link = directory / f"python{line}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(binary)
+    os.environ["PATH"] = f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+expose(pyenv_interpreters(_pyenv_root()), ROOT / ".nox" / "pythons")
 
 
 def _embedded_defaults() -> None:

@@ -1,3 +1,3 @@
 """django-connectycube: mirror Django users to ConnectyCube and hand frontends their sessions."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

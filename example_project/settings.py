@@ -8,6 +8,8 @@ from pathlib import Path
 
 import environ
 
+import django_connectycube
+
 BASE_DIR = Path(__file__).resolve().parent
 
 env = environ.Env(
@@ -140,6 +142,7 @@ else:
     SPECTACULAR_SETTINGS = {
         "TITLE": "django-connectycube API",
         "DESCRIPTION": "ConnectyCube sessions, user look-ups and password reset for a frontend.",
+        "VERSION": django_connectycube.__version__,
     }
     try:
         import drf_spectacular_sidecar  # noqa: F401

@@ -4,8 +4,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth
 from django.urls import include, path
 
+import django_connectycube
+
 from .accounts import views as accounts
 from .views import HomeView
+
+admin.site.site_header = f"django-connectycube {django_connectycube.__version__} example site"
 
 urlpatterns = [
     path("", HomeView.as_view(), name="home"),

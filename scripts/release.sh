@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the sdist and wheel for the package index and check them; uploads nothing.
-#   scripts/release.sh [--draft]      (--draft: accept an "(unreleased)" changelog entry)
+#   scripts/release.sh [--draft]      (--draft: accept an "Unreleased" top entry in CHANGELOG.md)
 # Then: twine upload dist/django_connectycube-<version>*
 set -euo pipefail
 cd "$(dirname "$0")/.."

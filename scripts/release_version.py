@@ -1,8 +1,10 @@
 """Refuse a release whose version and changelog disagree.
 
-The version lives in ``django_connectycube/__init__.py``; the changelog is README's "Changelog"
-section, newest entry first (``### 1.2.0 (2026-01-31)``). A release must be that top entry, and
-dated: ``(unreleased)`` passes only with ``--draft`` (a rehearsal of the build).
+The version lives in ``django_connectycube/__init__.py``; the changelog is CHANGELOG.md in the
+Keep a Changelog form, newest version first (``## [1.2.0] - 2026-01-31``, after an optional
+``## [Unreleased]`` heading that collects changes not yet given a version). A release must be
+the top version, and dated: ``Unreleased`` passes only with ``--draft`` (a rehearsal of the
+build).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = re.compile(r'^__version__ = "(?P<version>[^"]+)"$', re.M)
-ENTRY = re.compile(r"^### (?P<version>\S+) \((?P<when>[^)]*)\)$", re.M)
+ENTRY = re.compile(r"^## \[(?P<version>\d[^\]]*)\] - (?P<when>\S+)$", re.M)
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class ReleaseError(Exception):
@@ -28,28 +31,30 @@ def package_version(init: str) -> str:
     return match["version"]
 
 
-def top_changelog_entry(readme: str) -> tuple[str, str]:
-    """The newest changelog entry's version and date (or "unreleased")."""
-    _, found, changelog = readme.partition("\n## Changelog\n")
-    match = ENTRY.search(changelog) if found else None
+def top_changelog_entry(changelog: str) -> tuple[str, str]:
+    """The newest version's number and date (or "Unreleased")."""
+    match = ENTRY.search(changelog)
     if match is None:
-        raise ReleaseError(
-            'README.md has no "## Changelog" section with a "### X.Y.Z (date)" entry'
-        )
+        raise ReleaseError('CHANGELOG.md has no "## [X.Y.Z] - YYYY-MM-DD" entry')
     return match["version"], match["when"]
 
 
-def check(init: str, readme: str, *, draft: bool = False) -> str:
+def check(init: str, changelog: str, *, draft: bool = False) -> str:
     """The version to release, or :class:`ReleaseError` saying what to fix first."""
     version = package_version(init)
-    entry, when = top_changelog_entry(readme)
+    entry, when = top_changelog_entry(changelog)
     if entry != version:
         raise ReleaseError(
             f"__version__ is {version} but the top changelog entry is {entry}: "
             "add an entry for this version (or bump __version__)"
         )
-    if when == "unreleased" and not draft:
-        raise ReleaseError(f"the changelog entry for {version} is not dated: replace (unreleased)")
+    if DATE.match(when):
+        return version
+    if when == "Unreleased" and draft:
+        return version
+    if when == "Unreleased":
+        raise ReleaseError(f"the changelog entry for {version} is not dated: replace Unreleased")
+    raise ReleaseError(f"the changelog entry for {version} is dated {when!r}, not YYYY-MM-DD")
     return version
 
 
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         version = check(
             (ROOT / "django_connectycube" / "__init__.py").read_text(),
-            (ROOT / "README.md").read_text(),
+            (ROOT / "CHANGELOG.md").read_text(),
             draft=args.draft,
         )
     except ReleaseError as exc:

@@ -31,7 +31,11 @@ __all__ = [
 ]
 
 #: The look-ups ``GET users/`` accepts; exactly one per request.
-FILTERS = ("ids", "login", "email", "full_name", "phone", "external_id", "tags")
+FILTERS = ("ids", "login", "login_prefix", "email", "full_name", "phone", "external_id", "tags")
+#: ConnectyCube's ``login[start_with]``: at least this many characters, and at most
+#: :data:`PREFIX_RESULTS` users per answer, whatever the limit asked for.
+PREFIX_MIN_LENGTH = 4
+PREFIX_RESULTS = 5
 #: Sort fields ConnectyCube can order a v1 listing by (``-`` for descending).
 ORDER_FIELDS = ("id", "created_at", "updated_at", "last_request_at", "full_name", "login")
 ORDERINGS = tuple(p + f for f in ORDER_FIELDS for p in ("", "-"))
@@ -101,6 +105,13 @@ class UserQuerySerializer(serializers.Serializer):
 
     ids = serializers.CharField(required=False, help_text="Comma-separated ConnectyCube ids.")
     login = serializers.CharField(required=False, max_length=70)
+    login_prefix = serializers.CharField(
+        required=False,
+        min_length=PREFIX_MIN_LENGTH,
+        max_length=70,
+        help_text=f"The beginning of a login ({PREFIX_MIN_LENGTH}+ characters); at most "
+        f"{PREFIX_RESULTS} users come back.",
+    )
     email = serializers.EmailField(required=False, max_length=254)
     full_name = serializers.CharField(required=False, max_length=200)
     phone = serializers.CharField(required=False, max_length=64)

@@ -27,6 +27,7 @@ from django_connectycube.api.login import LoginView, LogoutView, SessionResponse
 from django_connectycube.api.openapi import OpenApiResponse, extend_schema
 from django_connectycube.api.reset import PasswordResetView
 from django_connectycube.api.serializers import (
+    PREFIX_RESULTS,
     ErrorSerializer,
     ProfilePageSerializer,
     ProfileSerializer,
@@ -136,6 +137,13 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
             return client.get_users_by_full_name(value, page=number, per_page=per_page, **sort)
         if name == "tags":
             return client.get_users_by_tags(value, page=number, per_page=per_page, **sort)
+        if name == "login_prefix":
+            # ConnectyCube answers a start_with query with at most PREFIX_RESULTS users.
+            return client.search_users(
+                offset=(number - 1) * PREFIX_RESULTS,
+                limit=min(per_page, PREFIX_RESULTS),
+                **{"sort_desc" if descending else "sort_asc": field, "login__start_with": value},
+            )
         # login, email, phone, external_id: one v2 query, paged like the others.
         return client.search_users(
             offset=(number - 1) * per_page,

@@ -234,6 +234,9 @@ def test_signup_profile_avatar_chat_identity_and_search(demo, chromium, tmp_path
         expect(page.locator("#sdk-results li")).to_have_count(1)
         expect(page.locator("#sdk-results li")).to_contain_text("Bob Tester")
         page.screenshot(path=str(ARTIFACTS / "4-search.png"), full_page=True)
+        page.fill("#search-input", "bob_brow")  # a prefix: the site's API finds the login
+        page.click("#search-submit")
+        expect(page.locator("#api-results li")).to_contain_text("bob_browser")
         page.fill("#search-input", "nobody_by_that_name")
         page.click("#search-submit")
         for results in ("#api-results", "#sdk-results"):

@@ -151,3 +151,21 @@ def test_an_avatar_over_5_mb_is_a_form_error(avatar_errors: dict[str, Any]) -> N
     [(code, message)] = avatar_errors["big"]
     assert code == "avatar_too_large"
     assert message == "The picture is 5.0\xa0MB; the limit is 5.0\xa0MB."
+
+
+def test_swagger_and_the_admin_show_the_package_version(tmp_path: Path) -> None:
+    result = _run_example(
+        tmp_path,
+        """
+        call_command("migrate", verbosity=0)
+        from django.contrib import admin
+        result["schema"] = Client().get(
+            "/api/schema/", {"format": "json"}, HTTP_HOST="127.0.0.1"
+        ).json()["info"]["version"]
+        result["header"] = str(admin.site.site_header)
+        """,
+    )
+    from django_connectycube import __version__
+
+    assert result["schema"] == __version__
+    assert __version__ in result["header"]

@@ -34,13 +34,14 @@ def test_sdist_ships_the_package_and_no_tests(tmp_path: Path) -> None:
         "django_connectycube",
         "django_connectycube.egg-info",
         "README.md",
+        "CHANGELOG.md",
         "LICENSE",
         "pyproject.toml",
         "MANIFEST.in",
         "PKG-INFO",
         "setup.cfg",
     }, sorted(top)
-    assert {"README.md", "LICENSE", "pyproject.toml"} <= names
+    assert {"README.md", "CHANGELOG.md", "LICENSE", "pyproject.toml"} <= names
     assert "django_connectycube/py.typed" in names
     assert "django_connectycube/emulator/app.py" in names
     assert any(name.startswith("django_connectycube/migrations/0001") for name in names)

@@ -1,8 +1,8 @@
-"""The README's Quickstart, run as written: a throwaway project built only from its snippets.
+"""The tutorial, run as written: a throwaway project built only from its snippets.
 
-Each ``<!-- quickstart:NAME -->`` comment in README.md marks the code block after it. The test
-starts a project with ``startproject``, adds the snippets where the README says, migrates, creates
-a user (mirrored at once to an emulator, development settings), runs the README's ``curl`` login
+Each ``<!-- quickstart:NAME -->`` comment in docs/tutorial.md marks the code block after it. The
+test starts a project with ``startproject``, adds the snippets where the tutorial says, migrates,
+creates a user (mirrored at once to an emulator, development settings), runs its ``curl`` login
 against ``runserver``, and checks the production settings with ``manage.py check``.
 """
 
@@ -22,23 +22,34 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+import django_connectycube
+
 # About the repository and its tooling: run once per CI run (scripts/test.sh).
 pytestmark = pytest.mark.meta
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 SNIPPET = re.compile(r"<!-- quickstart:(?P<name>[a-z]+) -->\n```[a-z]*\n(?P<code>.*?)```", re.S)
 
 
 def snippets() -> dict[str, str]:
     found: dict[str, str] = {}
-    for match in SNIPPET.finditer(README.read_text()):
+    for match in SNIPPET.finditer(TUTORIAL.read_text()):
         assert match["name"] not in found, f"quickstart:{match['name']} appears twice"
         found[match["name"]] = match["code"]
     return found
 
 
-def test_the_readme_marks_every_quickstart_snippet():
-    assert set(snippets()) == {"settings", "celery", "init", "urls", "login", "production"}
+def test_the_tutorial_marks_every_quickstart_snippet():
+    assert set(snippets()) == {
+        "settings",
+        "celery",
+        "init",
+        "urls",
+        "openapi",
+        "openapiurls",
+        "login",
+        "production",
+    }
 
 
 def free_port() -> int:
@@ -122,10 +133,10 @@ def test_a_project_built_from_the_quickstart_mirrors_users_and_logs_in(tmp_path,
     run("-m", "django", "startproject", "mysite", ".")
     package = tmp_path / "mysite"
     with (package / "settings.py").open("a") as settings:
-        settings.write("\n" + code["settings"])
+        settings.write("\n" + code["settings"] + "\n" + code["openapi"])
     (package / "celery.py").write_text(code["celery"])
     (package / "__init__.py").write_text(code["init"])
-    (package / "urls.py").write_text(code["urls"])
+    (package / "urls.py").write_text(code["urls"] + "\n" + code["openapiurls"])
     (package / "settings_production.py").write_text(
         "from .settings import *  # noqa: F403\n\n" + code["production"]
     )
@@ -159,15 +170,47 @@ def test_a_project_built_from_the_quickstart_mirrors_users_and_logs_in(tmp_path,
     assert session["user_id"] == state["users"][0]["id"]
     assert session["api_url"] == f"http://127.0.0.1:{emulator_port}"
     assert session["token"]
+    schema = requests.get(
+        f"http://127.0.0.1:{site_port}/api/schema/", params={"format": "json"}, timeout=30
+    ).json()
+    assert schema["info"]["version"] == django_connectycube.__version__
+    assert "/api/connectycube/login/" in schema["paths"]
 
+    production_env = {
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "DATABASE_NAME": "mysite",
+        "DATABASE_HOST": "127.0.0.1",
+        "DATABASE_USER": "mysite",
+        "DATABASE_PASSWORD": "mysite-password",
+        "EMAIL_HOST": "mail.example.com",
+        "DEFAULT_FROM_EMAIL": "site@example.com",
+        "CONNECTYCUBE_TOKEN_KEY": Fernet.generate_key().decode(),
+        "CONNECTYCUBE_PASSWORD_SECRET": "a-fresh-production-secret",
+    }
     production = run(
-        "manage.py",
-        "check",
-        DJANGO_SETTINGS_MODULE="mysite.settings_production",
-        REDIS_URL="redis://127.0.0.1:6379/0",
-        EMAIL_HOST="mail.example.com",
-        DEFAULT_FROM_EMAIL="site@example.com",
-        CONNECTYCUBE_TOKEN_KEY=Fernet.generate_key().decode(),
-        CONNECTYCUBE_PASSWORD_SECRET="a-long-random-secret",
+        "manage.py", "check", DJANGO_SETTINGS_MODULE="mysite.settings_production", **production_env
     )
     assert "System check identified no issues" in production, production
+
+    # The user created under the development settings still logs in to ConnectyCube under the
+    # production secrets (the doctor's trial login; the site's database and a local cache, so no
+    # PostgreSQL or Redis is needed for it).
+    (package / "settings_production_here.py").write_text(
+        "from . import settings as development\n"
+        "from .settings_production import *  # noqa: F403\n\n"
+        "DATABASES = development.DATABASES\n"
+        'CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}\n'
+    )
+    report = run(
+        "manage.py",
+        "connectycube_doctor",
+        "--json",
+        "--check",
+        "credentials",
+        "--check",
+        "password_secret",
+        DJANGO_SETTINGS_MODULE="mysite.settings_production_here",
+        **production_env,
+    )
+    findings = {item["check"]: item for item in json.loads(report)["checks"]}
+    assert findings["password_secret"]["status"] == "ok", findings["password_secret"]

@@ -1,4 +1,4 @@
-"""The reset pages the README and the example project mount: only the ones the reset e-mail
+"""The reset pages the tutorial and the example project mount: only the ones the reset e-mail
 links to, never Django's own ``password_reset/`` form.
 
 Django's ``PasswordResetView`` looks the address up and sends the mail inside the request, for
@@ -20,9 +20,9 @@ from tests.project.test_readme_quickstart import snippets
 LINK = {"uidb64": "MQ", "token": "set-password"}
 
 
-def test_the_readme_mounts_the_reset_link_but_not_djangos_reset_form():
+def test_the_tutorial_mounts_the_reset_link_but_not_djangos_reset_form():
     urlconf = types.ModuleType("readme_urls")
-    exec(snippets()["urls"], urlconf.__dict__)  # noqa: S102 - the README's own snippet
+    exec(snippets()["urls"], urlconf.__dict__)  # noqa: S102 - the tutorial's own snippet
     assert reverse("password_reset_confirm", urlconf=urlconf, kwargs=LINK)
     assert reverse("password_reset_complete", urlconf=urlconf)
     with pytest.raises(NoReverseMatch):

@@ -23,6 +23,7 @@ from django_connectycube.checks.doctor.application import check_admin_api_key, c
 from django_connectycube.checks.doctor.connection import check_clock, check_credentials
 from django_connectycube.checks.doctor.context import DoctorContext
 from django_connectycube.checks.doctor.findings import Finding, Status, render_json, render_text
+from django_connectycube.checks.doctor.password_secret import check_password_secret
 from django_connectycube.checks.doctor.sync_health import check_drift, check_sync_health
 from django_connectycube.checks.doctor.worker import (
     check_broker,
@@ -72,6 +73,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("clock", check_clock),
     ("users_api", check_users_api),
     ("admin_api_key", check_admin_api_key),
+    ("password_secret", check_password_secret),
     ("broker", check_broker),
     ("workers", check_workers),
     ("sweep_schedule", check_sweep_schedule),

@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DataError
 from django.utils import timezone
+from tqdm import tqdm
 
 from django_connectycube.client import ConnectyCubeError
 from django_connectycube.conf import app_settings
@@ -114,6 +115,7 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be between 1 and 64.")
         self.check_distribute(options)
         self.stdout_is_tty = bool(getattr(self.stdout, "isatty", lambda: False)())
+        self.bar: tqdm | None = None
         if options["verify"]:
             if options["repair"]:
                 raise CommandError("--verify writes nothing; --repair repairs: use one of them.")
@@ -287,8 +289,7 @@ class Command(BaseCommand):
                     "(or the sweep, or this command without --distribute) push them."
                 )
             _sleep(WAIT_POLL_SECONDS)
-        if self.stdout_is_tty and total:
-            self.stdout.write("")
+        self.end_progress()
         links = CubeUser.objects.filter(user__isnull=False)
         failed = links.filter(state=CubeUser.State.FAILED).count()
         waiting = links.filter(state=CubeUser.State.PENDING).count()
@@ -310,8 +311,7 @@ class Command(BaseCommand):
             on_progress=lambda done: self.progress(done, total),
         )
         done = sum(counts.values())
-        if self.stdout_is_tty and total:
-            self.stdout.write("")
+        self.end_progress()
         elapsed = time.monotonic() - started
         summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing to do"
         self.stdout.write(f"Pushed {done} user(s) in {elapsed:.1f}s: {summary}.")
@@ -328,12 +328,21 @@ class Command(BaseCommand):
             )
 
     def progress(self, done: int, total: int) -> None:
+        """Move the bar to ``done`` of ``total`` (a terminal only: logs and pipes get the
+        summary line alone); tqdm works out the rate and the time left."""
         if not self.stdout_is_tty or not total:
             return
-        width = 30
-        filled = int(width * done / total)
-        self.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending="")
-        self.stdout.flush()
+        if self.bar is None:
+            # tqdm writes its own carriage returns: the stream itself, not Django's wrapper,
+            # which would end every redraw with a newline.
+            stream = getattr(self.stdout, "_out", self.stdout)
+            self.bar = tqdm(total=total, unit="users", file=stream, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def end_progress(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     # ---- verifying ------------------------------------------------------------------------
 
