@@ -48,11 +48,13 @@ def test_app(redis_url: str) -> Iterator[Any]:
     """The suite's Celery app (the one the doctor finds), on Redis."""
     from tests.celery import app
 
-    previous = app.conf.broker_write_url
+    previous, eager = app.conf.broker_write_url, app.conf.task_always_eager
     use_broker(app, redis_url)
+    app.conf.task_always_eager = False  # the unit settings run tasks in process
     try:
         yield app
     finally:
+        app.conf.task_always_eager = eager
         use_broker(app, previous)
 
 

@@ -37,6 +37,7 @@ TITLES = {
     "credentials": "Credentials",
     "clock": "Clock",
     "users_api": "Users API",
+    "password_secret": "Password secret",
     "admin_api_key": "Admin API key",
     "broker": "Celery broker",
     "workers": "Celery workers",

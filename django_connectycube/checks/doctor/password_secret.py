@@ -29,7 +29,6 @@ from django_connectycube.sync import logins, mapping
 __all__ = ["check_password_secret"]
 
 NAME = "password_secret"
-TITLE = "Password secret"
 SECRETS = setting_path("PASSWORD_SECRETS")
 
 
@@ -43,7 +42,7 @@ def _oldest_synced_link() -> CubeUser | None:
 
 
 def _skip(message: str) -> Finding:
-    return Finding(NAME, TITLE, Status.SKIP, message)
+    return Finding(NAME, Status.SKIP, message)
 
 
 def check_password_secret(ctx: DoctorContext) -> Finding:
@@ -65,7 +64,7 @@ def check_password_secret(ctx: DoctorContext) -> Finding:
         candidates = mapping.password_candidates(link.external_id, link.password_version or None)
         login = ctx.client.get_user(link.cube_id).login or link.login
     except ConfigurationError as exc:
-        return Finding(NAME, TITLE, Status.FAIL, str(exc), f"Fix {SECRETS}.")
+        return Finding(NAME, Status.FAIL, str(exc), f"Fix {SECRETS}.")
     except NotFound:
         return _skip(
             f"Not checked: ConnectyCube user {link.cube_id} (local user {link.user_id}) is gone; "
@@ -74,7 +73,6 @@ def check_password_secret(ctx: DoctorContext) -> Finding:
     except ConnectyCubeError as exc:
         return Finding(
             NAME,
-            TITLE,
             Status.WARN,
             f"Could not read ConnectyCube user {link.cube_id}: {exc}",
             "Run the doctor again; if it persists, see the Credentials check.",
@@ -86,7 +84,7 @@ def check_password_secret(ctx: DoctorContext) -> Finding:
             session = ctx.client.create_user_session(login=login, password=password)
         except SessionExpired as exc:
             return Finding(
-                NAME, TITLE, Status.WARN, f"The trial login failed: {exc}", "Run the doctor again."
+                NAME, Status.WARN, f"The trial login failed: {exc}", "Run the doctor again."
             )
         except AuthenticationError as exc:
             refused = exc
@@ -94,7 +92,6 @@ def check_password_secret(ctx: DoctorContext) -> Finding:
         except ConnectyCubeError as exc:
             return Finding(
                 NAME,
-                TITLE,
                 Status.WARN,
                 f"The trial login of {login!r} failed: {exc}",
                 "Run the doctor again; if it persists, see the Credentials check.",
@@ -103,7 +100,6 @@ def check_password_secret(ctx: DoctorContext) -> Finding:
             ctx.client.destroy_session(session.token)
         return Finding(
             NAME,
-            TITLE,
             Status.OK,
             f"ConnectyCube accepts the password derived for {login!r} under version {version}.",
             details={**details, "version": version},
@@ -111,7 +107,6 @@ def check_password_secret(ctx: DoctorContext) -> Finding:
     recorded = link.password_version or mapping.current_password_version()
     return Finding(
         NAME,
-        TITLE,
         Status.FAIL,
         f"ConnectyCube refused the password derived for {login!r} (local user {link.user_id}, "
         f"password version {recorded}, tried every version configured): {refused}. Every "
