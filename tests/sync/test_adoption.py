@@ -1,0 +1,99 @@
+"""What adoption accepts as proof that a remote user is the link's, and how an update ends when
+the user's login keeps being taken (:mod:`django_connectycube.sync.adoption`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from django_connectycube.client import ValidationError
+from django_connectycube.errors import SyncConflict
+from django_connectycube.models import CubeUser
+from django_connectycube.sync import adoption, mapping
+from django_connectycube.sync.connection import shared_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+User = get_user_model()
+
+
+@pytest.fixture
+def cube(connectycube_emulator, settings, no_broker, clean_cache):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRIES": 0}
+    return connectycube_emulator
+
+
+@pytest.fixture
+def cidp(cube, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "AUTH_MODE": "cidp"}
+    return cube
+
+
+def legacy_link(username: str) -> CubeUser:
+    """A link from before minting: its external id is the user's primary key."""
+    user = User.objects.create(username=username)
+    CubeUser.objects.filter(user=user).update(external_id=str(user.pk))
+    return CubeUser.objects.get(user=user)
+
+
+def test_cidp_mode_adopts_an_unminted_external_id_only_on_password_proof(cidp):
+    # Anyone can sign up carrying a guessable pk-form external id: in CIdP mode, too, only the
+    # password this site derives proves the account is ours.
+    link = legacy_link("veteran")
+    before = link.password_version
+    planted = shared_client().create_user(
+        login="veteran", password="mallory-knows-it", external_id=link.external_id
+    )
+    with pytest.raises(SyncConflict, match="does not accept the password"):
+        adoption.adopt(link, planted, shared_client())
+    assert link.password_version == before  # nothing was taken as proven
+
+
+def test_cidp_mode_adopts_an_unminted_external_id_that_accepts_the_derived_password(cidp):
+    link = legacy_link("proven")
+    ours = shared_client().create_user(
+        login="proven",
+        password=mapping.derive_password(link.external_id),
+        external_id=link.external_id,
+    )
+    assert adoption.adopt(link, ours, shared_client()).id == ours.id
+    assert link.password_version == mapping.current_password_version()
+
+
+def test_cidp_mode_adopts_a_minted_external_id_without_a_password(cidp):
+    # Nobody can know a minted id before its remote user exists: the id is the proof, and the
+    # remote user (made by a CIdP login) has no password of ours to try.
+    user = User.objects.create(username="minted")
+    link = CubeUser.objects.get(user=user)
+    remote = shared_client().create_user(
+        login="minted", password="not-derived-1", external_id=link.external_id
+    )
+    assert adoption.adopt(link, remote, shared_client()).id == remote.id
+    assert link.password_version == mapping.current_password_version()
+
+
+class _TakenEveryTime:
+    """A user client whose every update is refused: the login is taken (again and again)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def update_user(self, cube_id: int, fields: dict[str, Any]) -> Any:
+        self.sent.append(dict(fields))
+        raise ValidationError(
+            "login has already been taken", status=422, errors={"login": ["has already been taken"]}
+        )
+
+
+def test_an_update_whose_login_is_taken_twice_is_refused_with_the_servers_error(cube, monkeypatch):
+    user = User.objects.create(username="squatted")
+    link = CubeUser.objects.get(user=user)
+    link.login = "squatted"
+    user_client = _TakenEveryTime()
+    monkeypatch.setattr(adoption, "call_as_user", lambda link, func, client: func(user_client))
+    with pytest.raises(ValidationError, match="already been taken"):
+        adoption.update(link, {"login": "squatted", "full_name": "S"}, shared_client())
+    # Sent once as asked, once more without the login it was told is taken; then given up.
+    assert len(user_client.sent) == 2
+    assert link.withheld == {"login": "squatted"}
