@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-unit test-integration lint benchmarks clean
+.PHONY: setup demo test test-unit test-integration lint mutation benchmarks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed; run with PYTHON=python3.X")'
@@ -36,5 +36,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+## Mutation testing of the critical modules, each against its own tests (docs/mutation.md);
+## one unit: make mutation MODULE=sync/policy.py. Long: it runs under nice, one mutant at a time.
+mutation: $(STAMP)
+	nice -n 19 $(BIN)/python scripts/mutation.py $(MODULE)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info mutants
