@@ -10,10 +10,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from django_connectycube.client import RateLimited, ServerError
+from django_connectycube.client import ConnectyCubeError, RateLimited, ServerError, TransportError
 from django_connectycube.errors import Busy
 from django_connectycube.models import CubeUser
-from django_connectycube.sync import policy
+from django_connectycube.sync import breaker, policy
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -129,3 +129,128 @@ def test_a_held_retry_longer_than_the_countdown_max_is_left_to_the_sweep(longest
     )
     assert result.countdown is None
     assert CubeUser.objects.get(link_filter).enqueued_at is None
+
+
+def test_the_longest_wait_is_the_backoff_cap_but_never_under_a_second(longest, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_BACKOFF_MAX": 0.5}
+    link_filter = owed_link()
+    policy.record(link_filter, RateLimited("slow down", status=429, retry_after=30))
+    assert waited(link_filter) == 1.0
+
+
+def test_a_retry_is_left_to_the_sweep_unless_the_caller_holds_it(longest):
+    link_filter = owed_link()
+    result = policy.record(link_filter, ServerError("down", status=503))
+    assert result.countdown is None
+    assert CubeUser.objects.get(link_filter).enqueued_at is None
+
+
+# ---- what each answer means ------------------------------------------------------------------
+
+STATED = {"base": ["refused"]}  # a body that states errors
+
+
+@pytest.mark.parametrize(
+    ("status", "errors", "kind"),
+    [
+        (400, STATED, policy.Kind.PERMANENT),  # the first refusal status
+        (499, STATED, policy.Kind.PERMANENT),  # the last one
+        (404, None, policy.Kind.PERMANENT),  # a refusal with no body is still a refusal
+        (408, STATED, policy.Kind.TRANSIENT),  # the 4xx that mean "later"
+        (425, STATED, policy.Kind.TRANSIENT),
+        (429, STATED, policy.Kind.TRANSIENT),
+        (500, STATED, policy.Kind.TRANSIENT),  # a 5xx is never a refusal
+        (300, STATED, policy.Kind.TRANSIENT),  # nor is a 3xx
+        (200, None, policy.Kind.TRANSIENT),  # a success with no body: malformed
+        (299, None, policy.Kind.TRANSIENT),
+        (200, STATED, policy.Kind.PERMANENT),  # a success whose body states errors: a refusal
+        (299, STATED, policy.Kind.PERMANENT),
+        (None, None, policy.Kind.TRANSIENT),  # no answer at all
+    ],
+)
+def test_an_answer_is_permanent_only_when_it_is_a_refusal(status, errors, kind):
+    assert policy.classify(ConnectyCubeError("answer", status=status, errors=errors)) is kind
+
+
+@pytest.mark.parametrize(
+    ("error", "failing"),
+    [
+        (ServerError("down", status=503), True),
+        (RateLimited("slow down", status=429), True),
+        (TransportError("no answer"), True),
+        (ConnectyCubeError("malformed", status=200), True),
+        (ConnectyCubeError("malformed", status=299), True),
+        (ConnectyCubeError("moved", status=300), False),
+        (ConnectyCubeError("refused", status=400, errors=STATED), False),
+        (ConnectyCubeError("refused", status=200, errors=STATED), False),
+        (Busy("held"), False),
+    ],
+)
+def test_only_unavailability_and_malformed_successes_count_against_the_breaker(error, failing):
+    assert policy.remote_failed(error) is failing
+
+
+# ---- what a failure does to its row ----------------------------------------------------------
+
+
+def test_a_failure_of_a_user_never_linked_is_skipped(longest):
+    error = ServerError("down", status=503)
+    result = policy.record(Q(user_id=987_654), error)
+    assert (result.outcome, result.kind, result.error) == (
+        policy.SKIPPED,
+        policy.Kind.TRANSIENT,
+        error,
+    )
+
+
+def test_a_failure_on_a_row_no_longer_owed_changes_nothing_and_is_said(longest, caplog):
+    link_filter = owed_link("done")
+    CubeUser.objects.filter(link_filter).update(state=CubeUser.State.SYNCED)
+    result = policy.record(link_filter, ServerError("down", status=503), hold=True)
+    link = CubeUser.objects.get(link_filter)
+    assert (result.outcome, result.countdown) == (policy.FAILED, None)
+    assert (link.state, link.attempts, link.last_error) == (CubeUser.State.SYNCED, 0, "")
+    assert (
+        f"ConnectyCube sync of {link.external_id} failed (transient) on a row no longer owed "
+        "(synced): ServerError: down"
+    ) in caplog.messages
+
+
+def test_task_max_attempts_gives_up_after_that_many_failures(longest, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_MAX_ATTEMPTS": 2}
+    link_filter = owed_link()
+    assert policy.record(link_filter, ServerError("down", status=503)).outcome == policy.RETRYING
+    result = policy.record(link_filter, ServerError("down", status=503))
+    assert (result.outcome, result.gave_up, result.attempts) == (policy.FAILED, True, 2)
+
+
+def test_a_held_retry_of_exactly_the_countdown_max_is_still_held(longest):
+    link_filter = owed_link()
+    result = policy.record(
+        link_filter, RateLimited("slow down", status=429, retry_after=60), hold=True
+    )
+    assert result.countdown == 60.0
+
+
+def test_while_the_circuit_is_open_a_row_is_due_at_once_uncounted_and_never_held(longest):
+    link_filter = owed_link()
+    result = policy.record(link_filter, breaker.CircuitOpen(30), hold=True)
+    link = CubeUser.objects.get(link_filter)
+    assert (result.outcome, result.countdown) == (policy.RETRYING, None)
+    assert (link.attempts, link.next_attempt_at, link.enqueued_at) == (0, NOW, None)
+
+
+def test_a_remote_failure_while_the_circuit_is_open_is_paced_by_the_breaker(longest, monkeypatch):
+    monkeypatch.setattr(policy.breaker, "is_open", lambda: 30.0)
+    link_filter = owed_link()
+    result = policy.record(link_filter, ServerError("down", status=503), hold=True)
+    link = CubeUser.objects.get(link_filter)
+    assert result.countdown is None
+    assert (link.attempts, link.next_attempt_at) == (1, NOW)
+
+
+def test_a_refusal_while_the_circuit_is_open_still_fails_the_row(longest, monkeypatch):
+    monkeypatch.setattr(policy.breaker, "is_open", lambda: 30.0)
+    link_filter = owed_link()
+    refused = ConnectyCubeError("refused", status=422, errors=STATED)
+    assert policy.record(link_filter, refused).outcome == policy.FAILED
