@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_connectycube.client import ConnectyCubeError, RateLimited, ServerError, TransportError
 from django_connectycube.errors import Busy
 from django_connectycube.models import CubeUser
+from django_connectycube.signals import user_sync_failed
 from django_connectycube.sync import breaker, policy
 
 pytestmark = pytest.mark.django_db
@@ -208,7 +209,12 @@ def test_a_failure_on_a_row_no_longer_owed_changes_nothing_and_is_said(longest, 
     CubeUser.objects.filter(link_filter).update(state=CubeUser.State.SYNCED)
     result = policy.record(link_filter, ServerError("down", status=503), hold=True)
     link = CubeUser.objects.get(link_filter)
-    assert (result.outcome, result.countdown) == (policy.FAILED, None)
+    assert (result.outcome, result.kind, result.countdown) == (
+        policy.FAILED,
+        policy.Kind.TRANSIENT,
+        None,
+    )
+    assert isinstance(result.error, ServerError)
     assert (link.state, link.attempts, link.last_error) == (CubeUser.State.SYNCED, 0, "")
     assert (
         f"ConnectyCube sync of {link.external_id} failed (transient) on a row no longer owed "
@@ -254,3 +260,50 @@ def test_a_refusal_while_the_circuit_is_open_still_fails_the_row(longest, monkey
     link_filter = owed_link()
     refused = ConnectyCubeError("refused", status=422, errors=STATED)
     assert policy.record(link_filter, refused).outcome == policy.FAILED
+
+
+def test_a_busy_failure_on_a_row_no_longer_owed_stays_busy(longest):
+    link_filter = owed_link("done")
+    CubeUser.objects.filter(link_filter).update(state=CubeUser.State.SYNCED)
+    assert policy.record(link_filter, Busy("held")).outcome == policy.BUSY
+
+
+def test_a_failure_on_a_row_deleted_meanwhile_is_said_as_gone(longest, monkeypatch, caplog):
+    link_filter = owed_link("leaving")
+
+    def deleted_meanwhile(rows, *args, **kwargs):
+        rows.delete()
+        return 0
+
+    monkeypatch.setattr(type(CubeUser.objects.all()), "record_failure", deleted_meanwhile)
+    result = policy.record(link_filter, ServerError("down", status=503))
+    assert result.outcome == policy.FAILED
+    assert (
+        f"ConnectyCube sync of {link_filter} failed (transient) on a row no longer owed "
+        "(gone): ServerError: down"
+    ) in caplog.messages
+
+
+def test_giving_up_is_logged_and_signalled_with_the_link_and_its_error(longest, caplog):
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append((sender, kwargs["link"].pk, kwargs["error"]))
+
+    user_sync_failed.connect(receiver)
+    try:
+        link_filter = owed_link("refused")
+        refused = ConnectyCubeError("refused", status=422, errors=STATED)
+        result = policy.record(link_filter, refused)
+    finally:
+        user_sync_failed.disconnect(receiver)
+    link = CubeUser.objects.get(link_filter)
+    assert (result.outcome, result.gave_up, link.state) == (
+        policy.FAILED,
+        True,
+        CubeUser.State.FAILED,
+    )
+    assert received == [(CubeUser, link.pk, refused)]
+    assert f"Giving up on ConnectyCube sync of {link.external_id}: ConnectyCubeError: refused" in (
+        caplog.messages
+    )
