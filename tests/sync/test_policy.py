@@ -109,9 +109,10 @@ def test_a_busy_row_waits_a_second_more_than_the_backoff(longest):
 
 def test_a_held_short_retry_is_a_task_countdown(longest):
     link_filter = owed_link()
-    result = policy.record(link_filter, ServerError("down", status=503), hold=True)
+    error = ServerError("down", status=503)
+    result = policy.record(link_filter, error, hold=True)
     link = CubeUser.objects.get(link_filter)
-    assert result.countdown == 2.0
+    assert result == policy.Result(policy.RETRYING, policy.Kind.TRANSIENT, error, 1, countdown=2.0)
     assert link.enqueued_at == link.next_attempt_at == NOW + timedelta(seconds=2)
 
 
@@ -298,12 +299,107 @@ def test_giving_up_is_logged_and_signalled_with_the_link_and_its_error(longest, 
     finally:
         user_sync_failed.disconnect(receiver)
     link = CubeUser.objects.get(link_filter)
-    assert (result.outcome, result.gave_up, link.state) == (
-        policy.FAILED,
-        True,
-        CubeUser.State.FAILED,
-    )
+    assert result == policy.Result(policy.FAILED, policy.Kind.PERMANENT, refused, 1, gave_up=True)
+    assert link.state == CubeUser.State.FAILED
     assert received == [(CubeUser, link.pk, refused)]
     assert f"Giving up on ConnectyCube sync of {link.external_id}: ConnectyCubeError: refused" in (
         caplog.messages
     )
+
+
+# ---- attempt: the push under the policy and the breaker --------------------------------------
+
+
+class FakeBreaker:
+    """What :func:`policy.attempt` tells the breaker; ``probe`` is what ``probe_or_wait`` says."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, probe: bool) -> None:
+        self.told: list[tuple[str, object]] = []
+        self.probe = probe
+        monkeypatch.setattr(policy.breaker, "probe_or_wait", lambda: self.probe)
+        monkeypatch.setattr(
+            policy.breaker, "record_failure", lambda probe: self.told.append(("failure", probe))
+        )
+        monkeypatch.setattr(
+            policy.breaker, "record_success", lambda: self.told.append(("success", None))
+        )
+        monkeypatch.setattr(
+            policy.breaker, "release_probe", lambda: self.told.append(("release", None))
+        )
+
+
+def push_that(calls: int, raises: BaseException | None = None):
+    """A push making ``calls`` requests to ConnectyCube, then raising ``raises`` if given."""
+
+    def push() -> str:
+        policy.lease._local.calls = policy.lease.calls_made() + calls
+        if raises is not None:
+            raise raises
+        return "created"
+
+    return push
+
+
+def test_a_push_while_sync_is_disabled_is_not_run(longest, settings):
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "SYNC_ENABLED": False}
+    ran = []
+    result = policy.attempt(owed_link(), lambda: ran.append(1) or "created")
+    assert (result, ran) == (policy.Result(policy.DISABLED, policy.Kind.DONE), [])
+
+
+def test_a_push_that_answered_is_done_and_closes_the_circuit(longest, monkeypatch):
+    told = FakeBreaker(monkeypatch, probe=True).told
+    assert policy.attempt(owed_link(), push_that(1)) == policy.Result("created", policy.Kind.DONE)
+    assert told == [("success", None)]
+
+
+def test_a_probe_that_sent_nothing_is_handed_back(longest, monkeypatch):
+    told = FakeBreaker(monkeypatch, probe=True).told
+    assert policy.attempt(owed_link(), push_that(0)).outcome == "created"
+    assert told == [("release", None)]
+
+
+def test_a_failed_probe_is_told_to_the_breaker_as_a_probe(longest, monkeypatch):
+    told = FakeBreaker(monkeypatch, probe=True).told
+    error = ServerError("down", status=503)
+    result = policy.attempt(owed_link(), push_that(1, error), hold=True)
+    assert result == policy.Result(policy.RETRYING, policy.Kind.TRANSIENT, error, 1, countdown=2.0)
+    assert told == [("failure", True)]
+
+
+def test_a_refusal_closes_the_circuit_since_connectycube_answered(longest, monkeypatch):
+    told = FakeBreaker(monkeypatch, probe=False).told
+    refused = ConnectyCubeError("refused", status=422, errors=STATED)
+    assert policy.attempt(owed_link(), push_that(1, refused)).outcome == policy.FAILED
+    assert told == [("success", None)]
+
+
+def test_a_push_failing_before_any_request_tells_the_breaker_nothing(longest, monkeypatch):
+    told = FakeBreaker(monkeypatch, probe=False).told
+    result = policy.attempt(owed_link(), push_that(0, ValueError("a mapping bug")))
+    assert (result.outcome, told) == (policy.RETRYING, [])
+
+
+def test_a_probe_failing_before_any_request_is_handed_back(longest, monkeypatch):
+    told = FakeBreaker(monkeypatch, probe=True).told
+    policy.attempt(owed_link(), push_that(0, ValueError("a mapping bug")))
+    assert told == [("release", None)]
+
+
+def test_an_attempt_is_left_to_the_sweep_unless_the_caller_holds_it(longest, monkeypatch):
+    FakeBreaker(monkeypatch, probe=False)
+    result = policy.attempt(owed_link(), push_that(1, ServerError("down", status=503)))
+    assert (result.outcome, result.countdown) == (policy.RETRYING, None)
+
+
+def test_a_push_while_the_circuit_is_open_is_not_run_and_is_recorded(longest, monkeypatch):
+    def circuit_open() -> bool:
+        raise breaker.CircuitOpen(30)
+
+    monkeypatch.setattr(policy.breaker, "probe_or_wait", circuit_open)
+    link_filter = owed_link()
+    ran = []
+    result = policy.attempt(link_filter, lambda: ran.append(1) or "created", hold=True)
+    assert (result.outcome, result.kind, ran) == (policy.RETRYING, policy.Kind.TRANSIENT, [])
+    assert isinstance(result.error, breaker.CircuitOpen)
+    assert "circuit open" in CubeUser.objects.get(link_filter).last_error
