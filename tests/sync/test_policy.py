@@ -3,6 +3,7 @@ attempt, and who holds that wait (:mod:`django_connectycube.sync.policy`)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -403,3 +404,30 @@ def test_a_push_while_the_circuit_is_open_is_not_run_and_is_recorded(longest, mo
     assert (result.outcome, result.kind, ran) == (policy.RETRYING, policy.Kind.TRANSIENT, [])
     assert isinstance(result.error, breaker.CircuitOpen)
     assert "circuit open" in CubeUser.objects.get(link_filter).last_error
+
+
+def failure_logged(link_filter: Q, error: BaseException, caplog) -> logging.LogRecord:
+    """Record ``error`` the way a push does, from inside its ``except`` block."""
+    caplog.clear()
+    try:
+        raise error
+    except Exception as exc:
+        policy.record(link_filter, exc)
+    (logged,) = [r for r in caplog.records if r.name == "django_connectycube"]
+    return logged
+
+
+def test_a_retry_is_logged_with_its_attempt_kind_wait_and_error(longest, caplog):
+    link_filter = owed_link()
+    logged = failure_logged(link_filter, ServerError("down", status=503), caplog)
+    external_id = CubeUser.objects.get(link_filter).external_id
+    assert logged.getMessage() == (
+        f"ConnectyCube sync of {external_id} failed (attempt 1, transient); due again in 2.0 s: "
+        "ServerError: down"
+    )
+    assert not logged.exc_info  # a known error needs no traceback
+
+
+def test_an_unknown_error_is_logged_with_its_traceback(longest, caplog):
+    logged = failure_logged(owed_link(), ValueError("a mapping bug"), caplog)
+    assert logged.exc_info is not None and logged.exc_info[0] is ValueError
