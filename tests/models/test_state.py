@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.utils import timezone
 
-from django_connectycube.models import CubeUser
+from django_connectycube.models import CubeUser, state
 from django_connectycube.models.state import State
 
 pytestmark = pytest.mark.django_db
@@ -108,15 +110,15 @@ def test_a_row_not_owed_records_no_failure(link):
 
 
 def test_only_pending_and_deleting_rows_are_owed(link):
-    for state, owed in [
+    for value, owed in [
         (State.PENDING, True),
         (State.DELETING, True),
         (State.SYNCED, False),
         (State.FAILED, False),
         (State.DELETED, False),
     ]:
-        set_row(link, state=state)
-        assert link.owed().exists() is owed, state
+        set_row(link, state=value)
+        assert link.owed().exists() is owed, value
 
 
 def test_a_row_is_retry_due_with_no_due_time_or_once_its_time_has_come(link):
@@ -172,7 +174,8 @@ def test_a_new_local_version_is_owed_afresh(link):
     assert (got.attempts, got.failing_since, got.next_attempt_at) == (0, None, None)
 
 
-def test_the_save_path_marks_only_its_users_row_owed(no_broker):
+def test_the_save_path_marks_only_its_users_row_owed(no_broker, monkeypatch):
+    monkeypatch.setattr(state, "_MARK_OWED", {})  # compiled afresh, then reused
     now = timezone.now()
     first, second = User.objects.create(username="a"), User.objects.create(username="b")
     rows = CubeUser.objects.filter(user__in=[first, second])
@@ -181,6 +184,25 @@ def test_the_save_path_marks_only_its_users_row_owed(no_broker):
     got = CubeUser.objects.get(user=first)
     assert (got.state, got.attempts, got.enqueued_at) == (State.PENDING, 0, now)
     assert CubeUser.objects.get(user=second).state == State.SYNCED
+    later = now + timedelta(seconds=1)
+    CubeUser.objects.filter(user=second).update(state=State.SYNCED)
+    assert CubeUser.objects.mark_user_owed(second.pk, later, using="default") == 1
+    assert CubeUser.objects.get(user=second).updated_at == later
+    assert CubeUser.objects.get(user=first).updated_at == now
+
+
+@pytest.mark.parametrize(
+    ("field", "kind"),
+    [
+        (models.UUIDField(), uuid.UUID),
+        (models.AutoField(primary_key=True), int),
+        (models.BigAutoField(primary_key=True), int),
+        (models.PositiveIntegerField(), int),
+        (models.CharField(max_length=40), str),
+    ],
+)
+def test_the_save_path_compiles_for_integer_uuid_and_text_user_keys(field, kind):
+    assert isinstance(state._sentinel_pk(field), kind)
 
 
 def test_a_deleted_user_leaves_a_tombstone_owing_the_remote_delete(link):
@@ -194,6 +216,7 @@ def test_a_deleted_user_leaves_a_tombstone_owing_the_remote_delete(link):
         now,
         0,
     )
+    assert got.updated_at == now
     set_row(link, state=State.DELETED)
     assert link.mark_deleting(now) == 0
 
@@ -225,9 +248,15 @@ def test_a_resync_owes_every_row_again_but_a_finished_tombstone(no_broker):
 def test_a_link_whose_remote_user_is_gone_owes_a_create_at_once(link):
     now = timezone.now()
     before = set_row(
-        link, cube_id=5, pushed_digest="d", avatar_uid="u", avatar_digest="a", state=State.SYNCED
+        link,
+        cube_id=5,
+        pushed_digest="d",
+        avatar_uid="u",
+        avatar_digest="a",
+        state=State.SYNCED,
+        attempts=3,
     ).dirty_version
-    link.forget_remote("forgotten", now)
+    link.forget_remote("forgotten", now, login="renamed")
     got = row(link)
     assert (got.cube_id, got.pushed_digest, got.avatar_uid, got.avatar_digest) == (None, "", "", "")
     assert (got.state, got.dirty_version, got.last_error, got.enqueued_at) == (
@@ -236,6 +265,7 @@ def test_a_link_whose_remote_user_is_gone_owes_a_create_at_once(link):
         "forgotten",
         None,
     )
+    assert (got.updated_at, got.attempts, got.login) == (now, 0, "renamed")
 
 
 def test_a_pushed_version_is_synced_unless_a_save_or_delete_came_since(link):
@@ -249,7 +279,9 @@ def test_a_pushed_version_is_synced_unless_a_save_or_delete_came_since(link):
         "",
         now,
     )
-    assert got.attempts == 0
+    assert (got.attempts, got.updated_at) == (0, now)
+    link.record_pushed(version, now, login="pushed")
+    assert row(link).login == "pushed"
     set_row(link, dirty_version=version + 1, state=State.PENDING)
     link.record_pushed(version, now)
     assert row(link).state == State.PENDING
@@ -272,3 +304,11 @@ def test_only_a_tombstone_is_marked_deleted(link):
         now,
         0,
     )
+    assert got.updated_at == now
+
+
+def test_task_max_attempts_does_not_outlast_the_horizon(link):
+    start = timezone.now()
+    fail(link, now=start, max_attempts=10)
+    fail(link, now=start + DAY, max_attempts=10)
+    assert row(link).state == State.FAILED
