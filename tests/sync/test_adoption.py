@@ -9,9 +9,10 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from django_connectycube.client import ValidationError
-from django_connectycube.errors import SyncConflict
+from django_connectycube.errors import Busy, SyncConflict
 from django_connectycube.models import CubeUser
 from django_connectycube.sync import adoption, mapping
+from django_connectycube.sync import push as sync
 from django_connectycube.sync.connection import shared_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,3 +98,60 @@ def test_an_update_whose_login_is_taken_twice_is_refused_with_the_servers_error(
     # Sent once as asked, once more without the login it was told is taken; then given up.
     assert len(user_client.sent) == 2
     assert link.withheld == {"login": "squatted"}
+
+
+# ---- what is never adopted -------------------------------------------------------------------
+
+
+def test_a_remote_user_another_link_holds_is_never_adopted(cube):
+    holder = CubeUser.objects.get(user=User.objects.create(username="holder"))
+    remote = shared_client().create_user(
+        login="holder", password=mapping.derive_password(holder.external_id), external_id="x1"
+    )
+    CubeUser.objects.filter(pk=holder.pk).update(cube_id=remote.id)
+    link = CubeUser.objects.get(user=User.objects.create(username="second"))
+    with pytest.raises(SyncConflict, match=str(remote.id)):
+        adoption.adopt(link, remote, shared_client())
+
+
+# ---- a login or e-mail someone else holds ----------------------------------------------------
+
+
+def test_a_login_held_by_a_stranger_gives_the_user_a_fallback_login(cube, caplog):
+    squatter = shared_client().create_user(login="bob", password="s" * 12)
+    user = User.objects.create(username="bob", email="bob@example.com")
+    assert sync.push_user(user.pk) == sync.CREATED
+    link = CubeUser.objects.get(user=user)
+    remote = cube.store.users[link.cube_id]
+    assert remote.login.startswith("bob-") and remote.email == "bob@example.com"
+    assert link.withheld == {"login": "bob"}
+    assert (
+        f"The login 'bob' of {link.external_id} is held by ConnectyCube user {squatter.id}, "
+        "which is not this user's; using a fallback login."
+    ) in caplog.messages
+
+
+def test_an_email_held_by_a_stranger_is_left_off(cube, caplog):
+    squatter = shared_client().create_user(
+        login="other", password="s" * 12, email="ann@example.com"
+    )
+    user = User.objects.create(username="ann", email="ann@example.com")
+    assert sync.push_user(user.pk) == sync.CREATED
+    link = CubeUser.objects.get(user=user)
+    remote = cube.store.users[link.cube_id]
+    assert (remote.login, remote.email) == ("ann", None)
+    assert link.withheld == {"email": "ann@example.com"}
+    assert (
+        f"The email 'ann@example.com' of {link.external_id} is held by ConnectyCube user "
+        f"{squatter.id}, which is not this user's; left off."
+    ) in caplog.messages
+
+
+def test_a_login_held_by_a_link_whose_delete_is_owed_makes_the_push_wait(cube):
+    leaving = User.objects.create(username="carol")
+    sync.push_user(leaving.pk)
+    old = CubeUser.objects.get(user=leaving)
+    leaving.delete()  # its remote delete is owed, not run (no broker)
+    newcomer = User.objects.create(username="carol")
+    with pytest.raises(Busy, match=f"still held on ConnectyCube by {old.external_id}, whose"):
+        sync.push_user(newcomer.pk)
