@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from django_connectycube.client import ValidationError
 from django_connectycube.errors import Busy, SyncConflict
-from django_connectycube.models import CubeUser
+from django_connectycube.models import CubeUser, identity
 from django_connectycube.sync import adoption, mapping
 from django_connectycube.sync import push as sync
 from django_connectycube.sync.connection import shared_client
@@ -155,3 +155,30 @@ def test_a_login_held_by_a_link_whose_delete_is_owed_makes_the_push_wait(cube):
     newcomer = User.objects.create(username="carol")
     with pytest.raises(Busy, match=f"still held on ConnectyCube by {old.external_id}, whose"):
         sync.push_user(newcomer.pk)
+
+
+def test_an_adopted_user_whose_fields_differ_is_updated_to_the_users_own(cube):
+    user = User.objects.create(username="dana", first_name="Dana")
+    link = CubeUser.objects.get(user=user)
+    made = shared_client().create_user(
+        login="dana",
+        password=mapping.derive_password(link.external_id),
+        external_id=link.external_id,
+        full_name="Stale Name",
+    )
+    assert sync.push_user(user.pk) == sync.ADOPTED
+    link.refresh_from_db()
+    assert (link.cube_id, link.login) == (made.id, "dana")
+    assert cube.store.users[made.id].full_name != "Stale Name"
+
+
+def test_a_fallback_login_for_no_wanted_login_still_reads_as_a_user():
+    assert identity.fallback_login("").startswith("user-")
+
+
+def test_a_value_no_longer_withheld_does_not_stop_the_others_being_withheld():
+    fields = {"login": "new", "email": "e@example.com"}
+    withheld = {"login": "old", "email": "e@example.com"}
+    sent, still = identity.sent_fields(fields, withheld, "old-1a2b3c4d")
+    assert sent == {"login": "new"}
+    assert still == {"email": "e@example.com"}
