@@ -3,12 +3,13 @@ the user's login keeps being taken (:mod:`django_connectycube.sync.adoption`).""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from django_connectycube.client import ValidationError
+from django_connectycube.client import ServerError, ValidationError
 from django_connectycube.errors import Busy, SyncConflict
 from django_connectycube.models import CubeUser, identity
 from django_connectycube.sync import adoption, mapping
@@ -182,3 +183,39 @@ def test_a_value_no_longer_withheld_does_not_stop_the_others_being_withheld():
     sent, still = identity.sent_fields(fields, withheld, "old-1a2b3c4d")
     assert sent == {"login": "new"}
     assert still == {"email": "e@example.com"}
+
+
+def test_a_password_that_logs_in_to_another_user_proves_nothing(cube, monkeypatch):
+    # The derived password opened a session, but for someone else (the login moved meanwhile):
+    # no proof that the user found by external id is ours.
+    link = legacy_link("moved")
+    found = shared_client().create_user(
+        login="moved",
+        password=mapping.derive_password(link.external_id),
+        external_id=link.external_id,
+    )
+    client = shared_client()
+    real = client.create_user_session
+
+    def someone_elses_session(**credentials):
+        return dataclasses.replace(real(**credentials), user_id=found.id + 1000)
+
+    monkeypatch.setattr(client, "create_user_session", someone_elses_session)
+    with pytest.raises(SyncConflict, match="does not accept the password"):
+        adoption.adopt(link, found, client)
+
+
+def test_the_proof_does_not_fail_when_its_session_cannot_be_ended(cube, monkeypatch):
+    link = legacy_link("proof")
+    found = shared_client().create_user(
+        login="proof",
+        password=mapping.derive_password(link.external_id),
+        external_id=link.external_id,
+    )
+    client = shared_client()
+
+    def unavailable(token):
+        raise ServerError("down", status=503)
+
+    monkeypatch.setattr(client, "destroy_session", unavailable)
+    assert adoption.adopt(link, found, client).id == found.id
