@@ -219,3 +219,18 @@ def test_the_proof_does_not_fail_when_its_session_cannot_be_ended(cube, monkeypa
 
     monkeypatch.setattr(client, "destroy_session", unavailable)
     assert adoption.adopt(link, found, client).id == found.id
+
+
+def test_a_create_refused_because_a_concurrent_push_made_the_user_adopts_it(cube):
+    # The bulk look-up said "absent"; by the time of the create, another push had made the user.
+    user = User.objects.create(username="erin")
+    link = CubeUser.objects.get(user=user)
+    made = shared_client().create_user(
+        login="erin",
+        password=mapping.derive_password(link.external_id),
+        external_id=link.external_id,
+    )
+    fields = mapping.get_user_fields(user, link.external_id)
+    remote, outcome = adoption.establish(link, fields, shared_client(), absent={link.external_id})
+    assert (remote.id, outcome, link.cube_id) == (made.id, adoption.ADOPTED, made.id)
+    assert len(cube.store.users) == 1  # no second user
