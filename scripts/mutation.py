@@ -123,6 +123,7 @@ def main(argv: list[str]) -> int:
         tallies.append(tally)
         for name in tally.survived:
             print(f"   survived: {name}  (mutmut show {name})")
+        print(f"   {tally.row()}", flush=True)
     print(f"\nCommand: python scripts/mutation.py {' '.join(argv)}".rstrip() + f"; {date.today()}")
     print("| module | mutants | killed | equivalent | survived | of which | killed % |")
     print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
