@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-unit test-integration lint docs benchmarks clean
+.PHONY: setup demo test test-unit test-integration lint docs mutation benchmarks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed; run with PYTHON=python3.X")'
@@ -43,5 +43,10 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(VENV)/docs-site
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
+## Mutation testing of the critical modules, each against its own tests (docs/mutation.md);
+## one unit: make mutation MODULE=sync/policy.py. Long: it runs under nice, one mutant at a time.
+mutation: $(STAMP)
+	nice -n 19 $(BIN)/python scripts/mutation.py $(MODULE)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info site
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info site mutants

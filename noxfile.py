@@ -4,6 +4,7 @@ the lowest versions that ``pyproject.toml`` declares.
     nox -l                  # list the sessions
     nox -t ci               # what CI runs: the oldest pair, the newest pair, the lowest versions
     nox -s "tests(python='3.12', django='5.2')"
+    nox -s mutation -- sync/policy.py   # mutation testing (docs/mutation.md); no unit: all
 
 Interpreters are found on ``PATH`` as ``python3.X``; pyenv's are found as well, without
 ``PYENV_VERSION`` (see :func:`pyenv_interpreters`). A session whose Python is not installed
@@ -136,3 +137,21 @@ def lowest(session: nox.Session) -> None:
     session.install("-e", ".[test]", *lowest_requirements())
     session.run("python", "-m", "pip", "freeze", silent=False)
     session.run("python", "-m", "pytest", *UNIT, *session.posargs)
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the critical modules, each against its own tests (docs/mutation.md).
+
+    Not tagged ``ci``: it takes long, and runs one mutant at a time (``MUTATION_JOBS``)."""
+    session.install("-e", ".[test]", *_requirements("dev", "mutmut"))
+    session.run(
+        "nice", "-n", "19", "python", "scripts/mutation.py", *session.posargs, external=True
+    )
+
+
+def _requirements(extra: str, name: str) -> list[str]:
+    """The requirement on ``name`` that the ``extra`` of pyproject.toml declares."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["optional-dependencies"][extra]
+    return [req for req in wanted if re.match(rf"^{re.escape(name)}\b", req)]
