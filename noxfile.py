@@ -33,7 +33,14 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 # The unit suite without the repository checks, which scripts/test.sh runs once, spread over the
 # machine's cores (pytest-xdist): the tests share nothing but the machine.
-UNIT = ["-m", "not integration and not browser and not meta", "-p", "no:cacheprovider", "-n", "auto"]
+UNIT = [
+    "-m",
+    "not integration and not browser and not meta",
+    "-p",
+    "no:cacheprovider",
+    "-n",
+    "auto",
+]
 
 #: Django release line → the Pythons it supports (and this package supports).
 SUPPORTED = {

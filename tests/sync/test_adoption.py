@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django_connectycube.client import ServerError, ValidationError
 from django_connectycube.errors import Busy, SyncConflict
 from django_connectycube.models import CubeUser, identity
-from django_connectycube.sync import adoption, mapping
+from django_connectycube.sync import adoption, mapping, policy
 from django_connectycube.sync import push as sync
 from django_connectycube.sync.connection import shared_client
 
@@ -121,7 +121,7 @@ def test_a_remote_user_another_link_holds_is_never_adopted(cube):
 def test_a_login_held_by_a_stranger_gives_the_user_a_fallback_login(cube, caplog):
     squatter = shared_client().create_user(login="bob", password="s" * 12)
     user = User.objects.create(username="bob", email="bob@example.com")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     link = CubeUser.objects.get(user=user)
     remote = cube.store.users[link.cube_id]
     assert remote.login.startswith("bob-") and remote.email == "bob@example.com"
@@ -137,7 +137,7 @@ def test_an_email_held_by_a_stranger_is_left_off(cube, caplog):
         login="other", password="s" * 12, email="ann@example.com"
     )
     user = User.objects.create(username="ann", email="ann@example.com")
-    assert sync.push_user(user.pk) == sync.CREATED
+    assert sync.push_user(user.pk) == policy.CREATED
     link = CubeUser.objects.get(user=user)
     remote = cube.store.users[link.cube_id]
     assert (remote.login, remote.email) == ("ann", None)
@@ -167,7 +167,7 @@ def test_an_adopted_user_whose_fields_differ_is_updated_to_the_users_own(cube):
         external_id=link.external_id,
         full_name="Stale Name",
     )
-    assert sync.push_user(user.pk) == sync.ADOPTED
+    assert sync.push_user(user.pk) == policy.ADOPTED
     link.refresh_from_db()
     assert (link.cube_id, link.login) == (made.id, "dana")
     assert cube.store.users[made.id].full_name != "Stale Name"

@@ -28,11 +28,11 @@ def longest(monkeypatch, settings, no_broker):
     """Every jittered wait at its upper bound, the clock stopped, the breaker out of the way."""
     monkeypatch.setattr(policy.random, "uniform", lambda low, high: high)
     monkeypatch.setattr(timezone, "now", lambda: NOW)
+    monkeypatch.setattr(policy, "BACKOFF_BASE", 2.0)
+    monkeypatch.setattr(policy, "COUNTDOWN_MAX", 60.0)
     settings.CONNECTYCUBE = {
         **settings.CONNECTYCUBE,
-        "TASK_BACKOFF_BASE": 2.0,
-        "TASK_BACKOFF_MAX": 3600.0,
-        "RETRY_COUNTDOWN_MAX": 60.0,
+        "RETRY_HORIZON": 3 * 24 * 3600,  # a backoff cap of an hour (a 72nd of it)
         "CIRCUIT_BREAKER_THRESHOLD": 0,
     }
 
@@ -61,7 +61,7 @@ def test_backoff_never_exceeds_its_cap(longest):
 
 
 def test_backoff_is_full_jitter_from_zero_to_the_ceiling(monkeypatch, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_BACKOFF_BASE": 2.0}
+    monkeypatch.setattr(policy, "BACKOFF_BASE", 2.0)
     bounds = []
     monkeypatch.setattr(policy.random, "uniform", lambda low, high: bounds.append((low, high)))
     policy.backoff(3)
@@ -85,8 +85,8 @@ def test_a_retry_after_longer_than_the_backoff_is_honoured(longest):
     assert waited(link_filter) == 30.0
 
 
-def test_a_retry_after_shorter_than_the_backoff_does_not_shorten_it(longest, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_BACKOFF_BASE": 100.0}
+def test_a_retry_after_shorter_than_the_backoff_does_not_shorten_it(longest, monkeypatch):
+    monkeypatch.setattr(policy, "BACKOFF_BASE", 100.0)
     link_filter = owed_link()
     policy.record(link_filter, RateLimited("slow down", status=429, retry_after=5))
     assert waited(link_filter) == 100.0
@@ -135,7 +135,7 @@ def test_a_held_retry_longer_than_the_countdown_max_is_left_to_the_sweep(longest
 
 
 def test_the_longest_wait_is_the_backoff_cap_but_never_under_a_second(longest, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_BACKOFF_MAX": 0.5}
+    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "RETRY_HORIZON": 36}  # a 72nd: 0.5 s
     link_filter = owed_link()
     policy.record(link_filter, RateLimited("slow down", status=429, retry_after=30))
     assert waited(link_filter) == 1.0
@@ -222,14 +222,6 @@ def test_a_failure_on_a_row_no_longer_owed_changes_nothing_and_is_said(longest, 
         f"ConnectyCube sync of {link.external_id} failed (transient) on a row no longer owed "
         "(synced): ServerError: down"
     ) in caplog.messages
-
-
-def test_task_max_attempts_gives_up_after_that_many_failures(longest, settings):
-    settings.CONNECTYCUBE = {**settings.CONNECTYCUBE, "TASK_MAX_ATTEMPTS": 2}
-    link_filter = owed_link()
-    assert policy.record(link_filter, ServerError("down", status=503)).outcome == policy.RETRYING
-    result = policy.record(link_filter, ServerError("down", status=503))
-    assert (result.outcome, result.gave_up, result.attempts) == (policy.FAILED, True, 2)
 
 
 def test_a_held_retry_of_exactly_the_countdown_max_is_still_held(longest):
@@ -333,7 +325,7 @@ def push_that(calls: int, raises: BaseException | None = None):
     """A push making ``calls`` requests to ConnectyCube, then raising ``raises`` if given."""
 
     def push() -> str:
-        policy.lease._local.calls = policy.lease.calls_made() + calls
+        policy.breaker._calls.made = policy.breaker.calls_made() + calls
         if raises is not None:
             raise raises
         return "created"

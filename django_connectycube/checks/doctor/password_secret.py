@@ -62,7 +62,10 @@ def check_password_secret(ctx: DoctorContext) -> Finding:
     assert link.cube_id is not None
     try:
         candidates = mapping.password_candidates(link.external_id, link.password_version or None)
-        login = ctx.client.get_user(link.cube_id).login or link.login
+        # The trial logs in under the login the remote user has now (read by id), so it can
+        # never create a user; nothing learned here is recorded (remote_ids.learn is the push's).
+        current = ctx.client.get_user(link.cube_id).login
+        login = current if current else link.login
     except ConfigurationError as exc:
         return Finding(NAME, Status.FAIL, str(exc), f"Fix {SECRETS}.")
     except NotFound:
