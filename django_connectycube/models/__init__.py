@@ -11,6 +11,8 @@ link mints its own ``external_id`` (see :mod:`.identity`).
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -29,7 +31,7 @@ class CubeUser(models.Model):
     remote one, and outlives the local user as a tombstone.
     """
 
-    State = State  # the states and their transitions live in .state
+    State: TypeAlias = State  # the states and their transitions live in .state
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
