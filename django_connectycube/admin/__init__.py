@@ -62,7 +62,7 @@ def resync(links: QuerySet[CubeUser]) -> int:
         if user_id is None:
             transaction.on_commit(lambda pk=pk: enqueue.enqueue_delete(pk))
         else:
-            transaction.on_commit(lambda user_id=user_id: enqueue.enqueue_push(user_id))
+            transaction.on_commit(lambda user_id=user_id: enqueue.enqueue_push(user_id))  # type: ignore[misc]  # a lambda's bound default
     return len(rows)
 
 

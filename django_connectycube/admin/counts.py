@@ -75,6 +75,6 @@ class BoundedCountPaginator(Paginator):
         return bounded_count(self.object_list)
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         found = self.bounded
         return found.value if found.exact or found.estimated else found.value + 1

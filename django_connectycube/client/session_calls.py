@@ -98,6 +98,7 @@ class SessionCalls:
             return {"application_id": self.application_id, "auth_key": self._auth_key, **extra_}
 
         extra_ = dict(extra or {})
+        response: requests.Response | None
         try:
             response = self.transport.request("POST", "session", json=signed, safe=True)
         except ValidationError as exc:
@@ -136,7 +137,7 @@ class SessionCalls:
         """Log a user in with login or email and password; returns a user session."""
         if bool(login) == bool(email):
             raise ValueError("Pass exactly one of login= or email=.")
-        user = {"login": login} if login else {"email": email}
+        user: dict[str, str | None] = {"login": login} if login else {"email": email}
         user["password"] = password
         return self._create_session({"user": user})
 

@@ -270,7 +270,7 @@ class Transport:
                     if unprocessed or safe
                     else ("The server may have processed this request, so it was not repeated")
                 )
-                error = transport_error(
+                error: ConnectyCubeError = transport_error(
                     exc, method=method, path=shown, maybe_processed=not unprocessed, hint=hint
                 )
                 retryable = isinstance(exc, _RETRYABLE_EXCEPTIONS) and (safe or unprocessed)

@@ -5,6 +5,8 @@ Shapes are documented in the package docstring (:mod:`django_connectycube.emulat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import NOT_FOUND, EmulatorBase
 from .dates import iso
 from .transport import Request, Response
@@ -15,6 +17,16 @@ __all__ = ["ControlHandlers"]
 
 class ControlHandlers(EmulatorBase):
     """Handlers of the control routes; they call the Python-side helpers of ``Emulator``."""
+
+    if TYPE_CHECKING:
+        # The helpers ``Emulator`` defines, which these handlers call.
+        def reset(self) -> None: ...
+        def state(self) -> dict[str, Any]: ...
+        @property
+        def config(self) -> dict[str, Any]: ...
+        def configure(self, **changes: Any) -> dict[str, Any]: ...
+        def request_counts(self) -> dict[str, int]: ...
+        def reset_counters(self) -> None: ...
 
     def control_health(self, request: Request) -> Response:
         return Response(200, {"ok": True, "now": iso(self.store.now())})

@@ -42,7 +42,7 @@ def route_matches(pattern: str, template: str, concrete: str) -> bool:
     """Whether a fault/counter pattern selects a request (see the module docstring)."""
     if pattern in ("*", ""):
         return True
-    candidates = (template, concrete)
+    candidates: tuple[str, ...] = (template, concrete)
     if pattern.startswith("/"):
         candidates = tuple(c.split(" ", 1)[-1] for c in candidates)
     if pattern in candidates:

@@ -48,7 +48,9 @@ Predicate = Callable[[User], bool]
 class UserIndex(Protocol):
     """The store, as a v2 page reads it."""
 
-    users: Mapping[int, User]
+    @property
+    def users(self) -> Mapping[int, User]:
+        """Every user by id."""
 
     def users_with(self, name: str, values: Collection[Any]) -> Iterable[User]:
         """Every user whose ``name`` (one of :data:`V2_INDEXED`) may equal one of ``values``."""
@@ -85,10 +87,10 @@ def _tag_predicates(value: Any) -> tuple[list[Predicate], bool]:
     for op, operand in value.items():
         tags = set(_values("user_tags", operand))
         if op == "in":
-            predicates.append(lambda u, t=tags: bool(t.intersection(u.tags)))
+            predicates.append(lambda u, t=tags: bool(t.intersection(u.tags)))  # type: ignore[misc]  # a lambda's bound default
             primary = True
         elif op == "nin":
-            predicates.append(lambda u, t=tags: not t.intersection(u.tags))
+            predicates.append(lambda u, t=tags: not t.intersection(u.tags))  # type: ignore[misc]  # a lambda's bound default
         else:
             raise ApiError(422, [f"Unsupported operator '{op}' for 'user_tags'"])
     return predicates, primary
@@ -104,11 +106,11 @@ def _field_predicates(name: str, value: Any) -> tuple[list[Predicate], bool, boo
     for op, operand in value.items():
         if op == "in":
             allowed = set(_values(name, operand))
-            predicates.append(lambda u, a=allowed: _user_value(u, name) in a)
+            predicates.append(lambda u, a=allowed: _user_value(u, name) in a)  # type: ignore[misc]  # a lambda's bound default
             primary = True
         elif op == "nin":
             denied = set(_values(name, operand))
-            predicates.append(lambda u, d=denied: _user_value(u, name) not in d)
+            predicates.append(lambda u, d=denied: _user_value(u, name) not in d)  # type: ignore[misc]  # a lambda's bound default
         elif op == "start_with":
             prefix = str(_scalar(name, operand)).lower()
             if len(prefix) < START_WITH_MIN:
@@ -116,7 +118,7 @@ def _field_predicates(name: str, value: Any) -> tuple[list[Predicate], bool, boo
                     422, [f"'{name}[start_with]' needs at least {START_WITH_MIN} characters"]
                 )
             predicates.append(
-                lambda u, p=prefix: (_user_value(u, name) or "").lower().startswith(p)
+                lambda u, p=prefix: (_user_value(u, name) or "").lower().startswith(p)  # type: ignore[misc]  # a lambda's bound default
             )
             primary = start_with = True
         else:
@@ -142,7 +144,7 @@ def _date_predicates(name: str, value: Any) -> list[Predicate]:
             raise ApiError(422, [f"Unsupported operator '{op}' for '{name}'"])
         moment = parse_filter_date(operand, name)
         predicates.append(
-            lambda u, m=moment, c=compare: getattr(u, name) is not None and c(getattr(u, name), m)
+            lambda u, m=moment, c=compare: getattr(u, name) is not None and c(getattr(u, name), m)  # type: ignore[misc]  # a lambda's bound default
         )
     return predicates
 

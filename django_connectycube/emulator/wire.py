@@ -219,9 +219,9 @@ def parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], dict[st
             raise ApiError(400, ["Malformed multipart body: unterminated part headers"])
         headers: dict[str, str] = {}
         for line in body[position:header_end].split(b"\r\n"):
-            name, sep, value = line.decode("utf-8", "replace").partition(":")
+            key, sep, value = line.decode("utf-8", "replace").partition(":")
             if sep:
-                headers[name.strip().lower()] = value.strip()
+                headers[key.strip().lower()] = value.strip()
         next_delimiter = body.find(b"\r\n" + delimiter, header_end + 4)
         if next_delimiter < 0:
             raise ApiError(400, ["Malformed multipart body: missing closing boundary"])

@@ -30,7 +30,7 @@ def _bounded(
             value = convert(text)
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"{name} must be {kind}, got {text!r}") from None
-        if not low <= value <= high:  # type: ignore[operator]  # also refuses nan
+        if not low <= value <= high:  # also refuses nan
             raise argparse.ArgumentTypeError(_range_error(name, low, high, text))
         return value
 

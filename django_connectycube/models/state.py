@@ -61,7 +61,7 @@ def _unless(gives_up: Q, when: datetime | None) -> Case | None:
     that as text)."""
     if when is None:
         return None
-    field = models.DateTimeField()
+    field: models.DateTimeField[Any, Any] = models.DateTimeField()
     return Case(When(gives_up, then=Value(None)), default=Value(when), output_field=field)
 
 

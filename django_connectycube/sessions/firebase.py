@@ -62,7 +62,7 @@ def phone_lookup() -> PhoneLookup | str | None:
     if lookup in (None, ""):
         return None
     if callable(lookup):
-        return lookup  # type: ignore[no-any-return]
+        return lookup
     if not isinstance(lookup, str):
         raise ConfigurationError(
             f"{SETTING} must be a dotted path to a callable(phone), a user model field name, or "
@@ -76,7 +76,7 @@ def phone_lookup() -> PhoneLookup | str | None:
             raise ConfigurationError(problem) from exc
         if not callable(func):
             raise ConfigurationError(f"{SETTING} = {lookup!r} is not callable.")
-        return func  # type: ignore[no-any-return]
+        return func
     model = get_user_model()
     try:
         model._meta.get_field(lookup)

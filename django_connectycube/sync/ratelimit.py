@@ -114,7 +114,7 @@ class SharedRateLimit:
                 self._sleep_until(self._paused_until, deadline)
                 continue
             window = math.floor(now)
-            n = self._safe(None, lambda w=window: self._count(w))
+            n = self._safe(None, lambda w=window: self._count(w))  # type: ignore[misc]  # a lambda's bound default
             if n is None:  # no cache: let the request through
                 return window
             if n > self.limit:

@@ -58,7 +58,7 @@ def check_can_listen(host: str, port: int) -> None:
 
 class Command(BaseCommand):
     help = "Serve a local ConnectyCube REST emulator until stopped (prints its URL first)."
-    requires_system_checks: list[str] = []  # type: ignore[assignment]
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_arguments(parser, _settings_defaults())
