@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## The documentation site (mkdocs.yml), checked as CI checks it, then served on
 ## http://127.0.0.1:$(DOCS_PORT)/ with live reload.

@@ -180,4 +180,4 @@ def add_inline_to_user_admin() -> None:
     model_admin = admin.site._registry.get(user_model)
     if model_admin is None or CubeUserInline in model_admin.inlines:
         return
-    model_admin.inlines = [*model_admin.inlines, CubeUserInline]
+    model_admin.inlines = [*model_admin.inlines, CubeUserInline]  # type: ignore[misc]

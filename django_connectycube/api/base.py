@@ -156,7 +156,7 @@ class ConnectyCubeAPIView(APIView):
         )
         return response
 
-    def get_authenticate_header(self, request: Request) -> str | None:
+    def get_authenticate_header(self, request: Request) -> str | None:  # type: ignore[override]
         """The challenge of a 401, so an unauthenticated call is a 401, not DRF's 403.
 
         DRF answers 401 only when the *first* authentication class offers a challenge, and

@@ -130,7 +130,7 @@ class UserListView(ProfileMixin, ConnectyCubeAPIView):
         number, per_page = params["page"], params["per_page"]
         ordering: str = params["ordering"]
         descending, field = ordering.startswith("-"), ordering.lstrip("-")
-        sort = {"order_by": field, "descending": descending}
+        sort: dict[str, Any] = {"order_by": field, "descending": descending}
         if name == "ids":
             return client.get_users_by_ids(value, page=number, per_page=per_page, **sort)
         if name == "full_name":

@@ -58,7 +58,7 @@ def build_server(app: WSGIApp, host: str, port: int, *, threads: int = THREADS) 
         timeout=KEEPALIVE_TIMEOUT,
     )
     server.ConnectionClass = _Connection
-    server.keep_alive_conn_limit = None
+    server.keep_alive_conn_limit = None  # type: ignore[assignment]  # None: no limit
     # The connection loop notices a stop at its next wake-up: at cheroot's 0.5 s, every test
     # that starts its own server would wait that long for its ``stop()``.
     server.expiration_interval = STOP_LATENCY

@@ -113,7 +113,9 @@ def update(link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient) -
         sent, link.withheld = identity.sent_fields(fields, link.withheld, link.login)
         try:
             return call_as_user(
-                link, lambda uc, sent=sent: uc.update_user(cube_id, sent), client=client  # type: ignore[misc]  # a lambda's bound default
+                link,
+                lambda uc, sent=sent: uc.update_user(cube_id, sent),
+                client=client,  # type: ignore[misc]  # a lambda's bound default
             )
         except ValidationError as exc:
             taken = _taken_fields(exc)

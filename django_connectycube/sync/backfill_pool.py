@@ -48,7 +48,7 @@ def push_many(
 ) -> Counter[str]:
     """Push these users with ``concurrency`` threads; the outcomes counted (``created``,
     ``retrying``, ``failed`` …). ``on_progress(done)`` is called as pushes finish."""
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():  # type: ignore[attr-defined]
         concurrency = 1  # shared-cache SQLite locks whole tables: threads would collide
     counts: Counter[str] = Counter()
     done = 0

@@ -73,6 +73,7 @@ def log_in(link: CubeUser, client: ConnectyCubeClient) -> Session:
         if link.cube_id is None:
             raise NotFound(f"User {link.external_id} has no ConnectyCube identity yet.")
         link.login = client.get_user(link.cube_id).login or ""
+    refused: AuthenticationError | None
     try:
         session: Session | None
         session, version, password = _password_login(link, link.login, client)

@@ -113,7 +113,7 @@ def default_user_fields(user: models.Model) -> dict[str, Any]:
         if name in names:
             fields[name] = getattr(user, name) or ""
     if "tags" in names:
-        tags = user.tags or []
+        tags = user.tags or []  # type: ignore[attr-defined]  # a custom user model's
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",")]
         fields["tag_list"] = ",".join(t for t in tags if t)

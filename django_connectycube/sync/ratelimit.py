@@ -146,7 +146,9 @@ class SharedRateLimit:
         now = self.clock()
         until = now + pause
         self._paused_until = max(self._paused_until, until)
-        full = {self._key(w): self.limit for w in range(math.floor(now), math.ceil(until))}
+        full: dict[str, float] = {
+            self._key(w): self.limit for w in range(math.floor(now), math.ceil(until))
+        }
         full[self._key("paused")] = until
         timeout = math.ceil(pause) + WINDOW_TTL
         self._safe(None, lambda: self._cache().set_many(full, timeout=timeout))
