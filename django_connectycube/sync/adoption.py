@@ -114,8 +114,8 @@ def update(link: CubeUser, fields: dict[str, Any], client: ConnectyCubeClient) -
         try:
             return call_as_user(
                 link,
-                lambda uc, sent=sent: uc.update_user(cube_id, sent),
-                client=client,  # type: ignore[misc]  # a lambda's bound default
+                lambda uc, sent=sent: uc.update_user(cube_id, sent),  # type: ignore[misc]
+                client=client,
             )
         except ValidationError as exc:
             taken = _taken_fields(exc)
