@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the suite in three parts:
-#   1. the unit tests on the embedded default (SQLite in memory, no broker), with the repository
-#      checks (`meta`: the import contracts of docs/architecture.md, packaging, README, scripts)
-#      and the whole property-test budget;
+#   1. the unit tests on the embedded default (SQLite in memory, no broker), spread over the
+#      cores (pytest-xdist), with the repository checks (`meta`: the import contracts of
+#      docs/architecture.md, packaging, the docs, scripts) and the whole property-test budget;
 #   2. the mirroring tests again with a UUID-pk user model;
 #   3. on real PostgreSQL and Redis, every test that touches the database, a broker or the
 #      browser, integration tests included (real Celery worker processes, on Redis and on
@@ -32,7 +32,7 @@ timed() {
 if [ "$part" = all ] || [ "$part" = unit ]; then
   echo "== unit tests (SQLite, in-memory broker)"
   timed "unit tests (SQLite)" env -u DATABASE_URL -u CELERY_BROKER_URL \
-    "$PY" -m pytest -m "not integration and not browser" "$@"
+    "$PY" -m pytest -m "not integration and not browser" -n auto "$@"
   echo "== mirroring tests with a UUID-pk user model"
   timed "UUID-pk tests" env -u DATABASE_URL -u CELERY_BROKER_URL HYPOTHESIS_PROFILE=quick \
     "$PY" -m pytest -m "not integration" --ds=tests.settings_uuid -p no:cacheprovider \

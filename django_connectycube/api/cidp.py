@@ -8,8 +8,6 @@ its answer mapping expects these exact bodies (``{"uid", …}`` or 422 ``{"error
 
 from __future__ import annotations
 
-import json
-
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
@@ -17,7 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from django_connectycube.api.errors import NestedTooDeep, input_refusal
+from django_connectycube.api.errors import input_refusal
+from django_connectycube.api.parsers import load_json
 from django_connectycube.errors import Refused
 from django_connectycube.sync import cidp
 
@@ -36,11 +35,9 @@ def _token_from(request: HttpRequest) -> str | None:
         return token
     if request.method == "POST" and request.content_type == "application/json":
         try:
-            body = json.loads(request.body.decode("utf-8") or "{}")
+            body = load_json(request.body.decode("utf-8") or "{}")
         except (UnicodeDecodeError, ValueError):
             return None
-        except RecursionError as exc:
-            raise NestedTooDeep() from exc
         value = body.get("token") if isinstance(body, dict) else None
         return value if isinstance(value, str) and value else None
     return None

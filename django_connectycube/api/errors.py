@@ -38,7 +38,7 @@ def error_response(detail: Any, code: str, status_code: int, **headers: str) -> 
 
 
 class NestedTooDeep(ParseError):
-    """JSON nested deeper than :mod:`json` can decode (it raises ``RecursionError``)."""
+    """JSON nested deeper than any body of the API (:data:`.parsers.MAX_DEPTH`)."""
 
     default_detail = _("JSON parse error - nested too deeply.")
 
