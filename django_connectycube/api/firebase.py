@@ -28,7 +28,7 @@ from django_connectycube.conf import ConfigurationError, app_settings
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sessions import firebase
 from django_connectycube.sessions import login as sessions
-from django_connectycube.sync import policy
+from django_connectycube.sync import policy, user_sessions
 from django_connectycube.sync.connection import shared_client
 from django_connectycube.sync.secrecy import hide_secrets
 
@@ -116,7 +116,7 @@ class FirebasePhoneLoginMixin:
             return None
         link = CubeUser.objects.filter(user_id=user.pk).first()
         if link is not None and link.cube_id is not None and link.cube_id == remote.user_id:
-            return sessions.store_session(user, remote)
+            return user_sessions.store_session(user, remote)
         self._discard(client, remote)
         return sessions.get_session_for_user(user)
 

@@ -29,6 +29,7 @@ from django_connectycube.api.throttling import LoginGuard
 from django_connectycube.conf import app_settings
 from django_connectycube.models import CubeSession
 from django_connectycube.sessions import login as sessions
+from django_connectycube.sync import user_sessions
 from django_connectycube.sync.secrecy import SENSITIVE_POST_PARAMETERS, hide_secrets
 
 logger = logging.getLogger("django_connectycube")
@@ -165,7 +166,7 @@ class LogoutView(ConnectyCubeAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        sessions.destroy_session(request.user.pk)
+        user_sessions.destroy_session(request.user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -36,22 +36,13 @@ from django_connectycube.sync.owed import mark_dirty
 from django_connectycube.sync.remote_ids import forget_remote_user
 from django_connectycube.sync.user_sessions import (
     SESSION_TTL,
-    destroy_session,
     get_user_session,
     reusable_session,
-    store_session,
 )
 
 logger = logging.getLogger("django_connectycube")
 
-__all__ = [
-    "destroy_session",
-    "get_session_for_user",
-    "get_user_session",
-    "refresh_session",
-    "renew_session",
-    "store_session",
-]
+__all__ = ["get_session_for_user", "refresh_session", "renew_session"]
 
 
 def _ensure_link(user: Any) -> CubeUser:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -146,12 +146,8 @@ def verify_all(*, client: ConnectyCubeClient | None = None) -> Counter[str]:
     """Verify every live link now (``connectycube_sync --repair`` and ``--all``); errors
     propagate. Counts as :func:`verify_window`'s."""
     counts: Counter[str] = Counter()
-    _verify(_iterate(_verifiable()), client or shared_client(), counts)
+    _verify(_verifiable().iterator(chunk_size=500), client or shared_client(), counts)
     del counts["last"]
     DriftScan.objects.get_or_create(pk=1)
     DriftScan.objects.filter(pk=1).update(last_run_at=timezone.now())
     return counts
-
-
-def _iterate(links: Any) -> Iterator[CubeUser]:
-    return links.iterator(chunk_size=500)

@@ -14,8 +14,7 @@ from django.db.models.query import QuerySet
 
 from django_connectycube import errors
 from django_connectycube.models import CubeSession, CubeUser
-from django_connectycube.sessions import login as sessions
-from django_connectycube.sync import policy
+from django_connectycube.sync import policy, user_sessions
 from django_connectycube.sync import push as sync
 from tests.conftest import unavailable
 
@@ -81,7 +80,7 @@ def test_user_deleted_while_its_session_is_made_is_transient_not_a_crash(cube):
     link = CubeUser.objects.get(user=user)  # what the push holds in memory
     User.objects.filter(pk=user.pk).delete()
     with pytest.raises(errors.SessionUnavailable, match="deleted"):
-        sessions.get_user_session(link)
+        user_sessions.get_user_session(link)
 
 
 @pytest.mark.integration

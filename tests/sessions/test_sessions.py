@@ -14,6 +14,7 @@ from django_connectycube.conf import ConfigurationError
 from django_connectycube.models import CubeSession, CubeUser
 from django_connectycube.sessions import login as sessions
 from django_connectycube.sync import push as sync
+from django_connectycube.sync import user_sessions
 
 User = get_user_model()
 pytestmark = [pytest.mark.usefixtures("no_broker"), pytest.mark.django_db]
@@ -161,7 +162,7 @@ def test_store_session_replaces_the_stored_token(cube):
     cube_id = CubeUser.objects.get(user=user).cube_id
     from django_connectycube.client import Session
 
-    stored = sessions.store_session(user, Session(token="abc", user_id=cube_id))
+    stored = user_sessions.store_session(user, Session(token="abc", user_id=cube_id))
     assert CubeSession.objects.get(user=user).token == "abc"
     assert stored.expires_at > timezone.now()
     assert sessions.get_session_for_user(user).token == "abc"
